@@ -1,0 +1,69 @@
+"""The reference interpreter: the ground truth every compiled path is checked against.
+
+It evaluates a graph node by node in topological order, one NumPy call per node (the op table's
+reference implementation), and casts each result to the node's declared dtype. It is deliberately
+unfused and unoptimised: every intermediate is a full array in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fusec.errors import FusecInputError
+from fusec.ir.dtypes import dtype_of_numpy
+from fusec.ir.graph import Graph
+
+
+def check_inputs(graph: Graph, arrays: tuple[Any, ...]) -> list[np.ndarray]:
+    """Match arrays to the graph's inputs by position; return them as NumPy arrays."""
+    if len(arrays) != len(graph.inputs):
+        names = ", ".join(graph.inputs)
+        raise FusecInputError(f"graph '{graph.name}' takes {len(graph.inputs)} inputs ({names}), got {len(arrays)}")
+    out = []
+    for name, value in zip(graph.inputs, arrays):
+        want = graph.type_of(name)
+        arr = np.asarray(value)
+        if arr.dtype != want.dtype.numpy:
+            try:
+                got = dtype_of_numpy(arr.dtype).name
+            except Exception:
+                got = str(arr.dtype)
+            raise FusecInputError(f"input '{name}' must be {want}, got an array of dtype {got}")
+        if arr.shape != want.shape:
+            raise FusecInputError(f"input '{name}' must be {want}, got shape [{', '.join(map(str, arr.shape))}]")
+        out.append(arr)
+    return out
+
+
+def evaluate(graph: Graph, arrays: list[np.ndarray] | tuple, keep_all: bool = False) -> dict[str, np.ndarray]:
+    """Evaluate every node; returns a name -> value map (of the outputs only, unless keep_all)."""
+    values: dict[str, np.ndarray] = dict(zip(graph.inputs, check_inputs(graph, tuple(arrays))))
+    remaining_uses = {n: len(graph.consumers(n)) for n in graph.nx.nodes}
+    keep = set(graph.outputs)
+    with np.errstate(all="ignore"):  # NaN and inf are computed, not reported
+        for node in graph.nodes():
+            if node.op == "input":
+                continue
+            args = [values[a] for a in node.args]
+            result = node.opdef.numpy(args, node.attrs)
+            values[node.name] = np.asarray(result).astype(node.type.dtype.numpy, copy=False)
+            if not keep_all:  # free intermediates as soon as nothing needs them
+                for a in set(node.args):
+                    remaining_uses[a] -= 1
+                    if remaining_uses[a] == 0 and a not in keep and a not in graph.inputs:
+                        del values[a]
+    if keep_all:
+        return values
+    return {o: values[o] for o in graph.outputs}
+
+
+def interpret(graph: Graph, *arrays: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Run the graph on arrays given in the order of its inputs.
+
+    Returns one array for a single output, or a tuple in the order of the outputs.
+    """
+    values = evaluate(graph, arrays)
+    results = tuple(np.ascontiguousarray(values[o]) for o in graph.outputs)
+    return results[0] if len(results) == 1 else results

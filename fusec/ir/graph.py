@@ -1,0 +1,318 @@
+"""The op graph: a dataflow graph of typed values over `networkx.DiGraph`.
+
+Every value is a node, named by a string: graph inputs (op `input`), constants (op `const`) and op
+results. A node's operands are kept in order in `Node.args`; the DiGraph's edges (producer ->
+consumer) mirror them so networkx can answer reachability, cycles and topological order.
+
+Names that the user wrote (`y = ...`) are kept. Temporaries the compiler makes are named `%N`,
+which the .fg printer turns into readable `tN` names.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
+
+import networkx as nx
+import numpy as np
+
+from fusec.errors import FusecError, FusecTypeError, SourceLocation
+from fusec.ir.dtypes import DType, TensorType, literal_dtype
+from fusec.ir.ops import OPS, OpDef, check_arity, check_attrs, literal_context_dtype, op_named
+
+Scalar = (bool, int, float)
+
+
+def check_literal_fits(value: bool | int | float, dtype: DType) -> None:
+    """Refuse a literal its dtype cannot hold, rather than wrapping or overflowing silently."""
+    if isinstance(value, bool):
+        return
+    if dtype.is_int:
+        info = np.iinfo(dtype.numpy)
+        if isinstance(value, float) and not value.is_integer():
+            raise FusecTypeError(f"literal {value!r} is not an integer, but it is used as {dtype}")
+        if not info.min <= int(value) <= info.max:
+            raise FusecTypeError(f"literal {value} does not fit {dtype} (range {info.min}..{info.max})")
+    elif dtype.is_float:
+        try:
+            f = float(value)
+        except OverflowError:
+            raise FusecTypeError(f"literal {value} overflows {dtype}") from None
+        with np.errstate(over="ignore"):
+            overflows = math.isfinite(f) and not math.isfinite(float(dtype.numpy.type(f)))
+        if overflows:
+            raise FusecTypeError(f"literal {value!r} overflows {dtype} (largest is {np.finfo(dtype.numpy).max})")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: str
+    args: tuple[str, ...]
+    attrs: dict[str, Any]
+    type: TensorType
+    loc: SourceLocation | None = field(default=None, compare=False)
+    # attributes as written in source when they named a dimension (shape=[S, S]), for the printer
+    written_attrs: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def opdef(self) -> OpDef:
+        return OPS[self.op]
+
+    @property
+    def kind(self) -> str:
+        return OPS[self.op].kind
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """`assert kernels <= 2` in source: a promise about the compiled graph, checked by the planner."""
+
+    what: str
+    cmp: str  # one of == <= < >= >
+    value: int
+    loc: SourceLocation | None = field(default=None, compare=False)
+
+    def holds(self, actual: int) -> bool:
+        return {
+            "==": actual == self.value,
+            "<=": actual <= self.value,
+            "<": actual < self.value,
+            ">=": actual >= self.value,
+            ">": actual > self.value,
+        }[self.cmp]
+
+
+class Graph:
+    def __init__(self, name: str = "main"):
+        self.name = name
+        self.nx = nx.DiGraph()
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.dims: dict[str, int] = {}  # named dimensions and their values
+        self.input_dims: dict[str, tuple[str | int, ...]] = {}  # an input's shape as written
+        self.expectations: list[Expectation] = []
+        self._counter = itertools.count()
+
+    # ----------------------------------------------------------------------------- building
+
+    def fresh_name(self) -> str:
+        while True:
+            name = f"%{next(self._counter)}"
+            if name not in self.nx:
+                return name
+
+    def _insert(self, node: Node) -> str:
+        if node.name in self.nx:
+            raise FusecError(f"'{node.name}' is already defined", node.loc)
+        self.nx.add_node(node.name, node=node, order=len(self.nx))
+        for a in set(node.args):
+            self.nx.add_edge(a, node.name)
+        return node.name
+
+    def add_input(self, name: str, dtype: DType, shape: tuple[int, ...], written=None, loc=None) -> str:
+        self._insert(Node(name, "input", (), {}, TensorType(dtype, tuple(shape)), loc))
+        self.inputs.append(name)
+        if written is not None:
+            self.input_dims[name] = tuple(written)
+        return name
+
+    def const(self, value: bool | int | float, dtype: DType, name: str | None = None, loc=None) -> str:
+        attrs = check_attrs(OPS["const"], {"value": value, "dtype": dtype})
+        check_literal_fits(value, dtype)
+        if dtype.is_float:
+            attrs["value"] = float(value)
+        elif dtype.is_int:
+            attrs["value"] = int(value)
+        else:
+            attrs["value"] = bool(value)
+        return self._insert(Node(name or self.fresh_name(), "const", (), attrs, TensorType(dtype, ()), loc))
+
+    def infer(self, op: str | OpDef, args: list[str], attrs: dict[str, Any]) -> tuple[dict, TensorType]:
+        """Validate arity and attributes and compute the result type, without adding anything."""
+        opdef = op if isinstance(op, OpDef) else op_named(op)
+        check_arity(opdef, len(args))
+        full = check_attrs(opdef, attrs)
+        for a in args:
+            if a not in self.nx:
+                raise FusecError(f"'{a}' is not defined")
+        return full, opdef.infer([self.type_of(a) for a in args], full)
+
+    def add(self, op: str, *args: str | bool | int | float, name: str | None = None, loc=None, **attrs) -> str:
+        """Add `op(args, attrs)` and return the name of its result.
+
+        Python scalars among `args` become weak literals that take the dtype of the other operands.
+        """
+        opdef = op_named(op)
+        if opdef.kind == "leaf":
+            raise FusecTypeError(f"'{op}' is not an op that can be applied")
+        tensor_dtypes = [None if isinstance(a, Scalar) else self.type_of(a).dtype for a in args]
+        ctx = literal_context_dtype(opdef, tensor_dtypes)
+        names = [self.const(a, literal_dtype(a, ctx), loc=loc) if isinstance(a, Scalar) else a for a in args]
+        full, ty = self.infer(opdef, names, attrs)
+        return self._insert(Node(name or self.fresh_name(), opdef.name, tuple(names), full, ty, loc))
+
+    def expand_composite(self, name: str) -> str:
+        """Replace a composite op (softmax, layernorm, ...) by its primitives; returns the new result."""
+        node = self.node(name)
+        result = node.opdef.expand(self, list(node.args), node.attrs)
+        self.replace_uses(name, result)
+        self.remove(name)
+        return result
+
+    def set_outputs(self, names: Iterable[str]) -> None:
+        names = list(names)
+        for n in names:
+            if n not in self.nx:
+                raise FusecError(f"output '{n}' is not defined")
+        self.outputs = names
+
+    # ----------------------------------------------------------------------------- queries
+
+    def node(self, name: str) -> Node:
+        try:
+            return self.nx.nodes[name]["node"]
+        except KeyError:
+            raise FusecError(f"'{name}' is not defined") from None
+
+    def type_of(self, name: str) -> TensorType:
+        return self.node(name).type
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.nx
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def nodes(self) -> list[Node]:
+        """All nodes in a deterministic topological order (ties broken by insertion order)."""
+        order = nx.get_node_attributes(self.nx, "order")
+        return [self.node(n) for n in nx.lexicographical_topological_sort(self.nx, key=lambda n: order[n])]
+
+    def topo_order(self) -> list[str]:
+        return [n.name for n in self.nodes()]
+
+    def ops(self) -> list[Node]:
+        """Nodes that compute something (not inputs or constants), in topological order."""
+        return [n for n in self.nodes() if n.kind != "leaf"]
+
+    def consumers(self, name: str) -> list[str]:
+        order = nx.get_node_attributes(self.nx, "order")
+        return sorted(self.nx.successors(name), key=lambda n: order[n])
+
+    def producers(self, name: str) -> list[str]:
+        return list(dict.fromkeys(self.node(name).args))
+
+    # ----------------------------------------------------------------------------- editing
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Make every consumer of `old` (and the outputs) use `new` instead."""
+        if old == new:
+            return
+        for c in list(self.nx.successors(old)):
+            node = self.node(c)
+            args = tuple(new if a == old else a for a in node.args)
+            self.nx.nodes[c]["node"] = replace(node, args=args)
+            self.nx.remove_edge(old, c)
+            self.nx.add_edge(new, c)
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def remove(self, name: str) -> None:
+        if any(True for _ in self.nx.successors(name)):
+            raise FusecError(f"cannot remove '{name}': it still has consumers")
+        if name in self.inputs:
+            raise FusecError(f"cannot remove the input '{name}'")
+        self.nx.remove_node(name)
+
+    def rename(self, old: str, new: str) -> None:
+        if new in self.nx:
+            raise FusecError(f"'{new}' is already defined")
+        nx.relabel_nodes(self.nx, {old: new}, copy=False)
+        for n in self.nx.nodes:
+            node = self.nx.nodes[n]["node"]
+            if n == new or old in node.args:
+                self.nx.nodes[n]["node"] = replace(
+                    node, name=n, args=tuple(new if a == old else a for a in node.args)
+                )
+        self.inputs = [new if i == old else i for i in self.inputs]
+        self.outputs = [new if o == old else o for o in self.outputs]
+        if old in self.input_dims:
+            self.input_dims[new] = self.input_dims.pop(old)
+
+    def dead_code_elimination(self) -> int:
+        """Remove nodes that no output depends on (inputs are kept). Returns how many were removed."""
+        live = set(self.outputs)
+        for o in self.outputs:
+            live |= nx.ancestors(self.nx, o)
+        dead = [n for n in self.nx.nodes if n not in live and n not in self.inputs]
+        self.nx.remove_nodes_from(dead)
+        return len(dead)
+
+    def copy(self) -> Graph:
+        g = Graph(self.name)
+        g.nx = self.nx.copy()
+        g.inputs = list(self.inputs)
+        g.outputs = list(self.outputs)
+        g.dims = dict(self.dims)
+        g.input_dims = dict(self.input_dims)
+        g.expectations = list(self.expectations)
+        temps = [int(n[1:]) for n in self.nx.nodes if n.startswith("%") and n[1:].isdigit()]
+        g._counter = itertools.count(max(temps, default=-1) + 1)
+        return g
+
+    # ----------------------------------------------------------------------------- checking
+
+    def verify(self) -> None:
+        """Check the graph is well formed: acyclic, every operand defined, every type consistent."""
+        if not nx.is_directed_acyclic_graph(self.nx):
+            cycle = nx.find_cycle(self.nx)
+            raise FusecError(f"graph '{self.name}' has a cycle through {' -> '.join(a for a, _ in cycle)}")
+        for name in self.nx.nodes:
+            data = self.nx.nodes[name]
+            if "node" not in data:
+                raise FusecError(f"'{name}' is used but never defined")
+            node: Node = data["node"]
+            if node.name != name:
+                raise FusecError(f"node '{name}' carries the name '{node.name}'")
+            if node.op == "input":
+                if name not in self.inputs:
+                    raise FusecError(f"'{name}' is an input node but not a graph input")
+                continue
+            for a in node.args:
+                if a not in self.nx:
+                    raise FusecError(f"'{name}' uses '{a}', which is not defined", node.loc)
+            if set(self.nx.predecessors(name)) != set(node.args):
+                raise FusecError(f"the edges into '{name}' do not match its operands", node.loc)
+            _, ty = self.infer(node.op, list(node.args), node.attrs)
+            if ty != node.type:
+                raise FusecError(f"'{name}' is typed {node.type} but {node.op} gives {ty}", node.loc)
+        for i in self.inputs:
+            if i not in self.nx or self.node(i).op != "input":
+                raise FusecError(f"input '{i}' is missing")
+        if not self.outputs:
+            raise FusecError(f"graph '{self.name}' has no outputs")
+        for o in self.outputs:
+            if o not in self.nx:
+                raise FusecError(f"output '{o}' is not defined")
+
+    # ----------------------------------------------------------------------------- display
+
+    def __eq__(self, other: object) -> bool:
+        """Two graphs are equal when they print to the same canonical .fg text."""
+        if not isinstance(other, Graph):
+            return NotImplemented
+        from fusec.ir.printer import print_graph
+
+        return print_graph(self) == print_graph(other)
+
+    __hash__ = None  # mutable
+
+    def __str__(self) -> str:
+        from fusec.ir.printer import print_graph
+
+        return print_graph(self)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.ops())} ops, {len(self.outputs)} outputs>"
