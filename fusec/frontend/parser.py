@@ -241,12 +241,17 @@ class _Builder:
         return DTYPES[str(dtype_tok)], shape, written
 
     def _param(self, tree) -> None:
-        name_tok, ttree = tree.children
+        name_tok, ttree, *value_range = tree.children
         name = str(name_tok)
         if name in self.scope:
             raise self.fail(f"'{name}' is already defined", _pos(name_tok))
         dtype, shape, written = self._tensor_type(ttree)
         self.graph.add_input(name, dtype, shape, written=written, loc=self.loc(_pos(name_tok)))
+        if value_range:
+            low, high = (lit.value for lit in value_range[0].children)
+            if not low < high:
+                raise self.fail(f"the range of '{name}' is empty: [{low}, {high}]", _pos(name_tok))
+            self.graph.input_ranges[name] = (low, high)
         self.scope[name] = name
 
     # -- statements

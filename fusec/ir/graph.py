@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -94,6 +95,7 @@ class Graph:
         self.dims: dict[str, int] = {}  # named dimensions and their values
         self.input_dims: dict[str, tuple[str | int, ...]] = {}  # an input's shape as written
         self.expectations: list[Expectation] = []
+        self.input_ranges: dict[str, tuple[float, float]] = {}  # where `fusec run` draws random inputs
         self._counter = itertools.count()
 
     # ----------------------------------------------------------------------------- building
@@ -240,6 +242,8 @@ class Graph:
         self.outputs = [new if o == old else o for o in self.outputs]
         if old in self.input_dims:
             self.input_dims[new] = self.input_dims.pop(old)
+        if old in self.input_ranges:
+            self.input_ranges[new] = self.input_ranges.pop(old)
 
     def dead_code_elimination(self) -> int:
         """Remove nodes that no output depends on (inputs are kept). Returns how many were removed."""
@@ -258,6 +262,7 @@ class Graph:
         g.dims = dict(self.dims)
         g.input_dims = dict(self.input_dims)
         g.expectations = list(self.expectations)
+        g.input_ranges = dict(self.input_ranges)
         temps = [int(n[1:]) for n in self.nx.nodes if n.startswith("%") and n[1:].isdigit()]
         g._counter = itertools.count(max(temps, default=-1) + 1)
         return g

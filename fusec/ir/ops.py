@@ -14,8 +14,9 @@ Graph leaves are the pseudo-ops `input` and `const` (kind `leaf`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

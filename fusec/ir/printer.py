@@ -107,13 +107,20 @@ def _shape_text(g: Graph, name: str) -> str:
     return ", ".join(str(d) for d in dims)
 
 
+def _range_text(g: Graph, name: str) -> str:
+    if name not in g.input_ranges:
+        return ""
+    low, high = g.input_ranges[name]
+    return f" in [{format_scalar(low)}, {format_scalar(high)}]"
+
+
 def print_graph(g: Graph) -> str:
     inline = _inline_consts(g)
     names = _display_names(g, inline)
     dims = ""
     if g.dims:
         dims = "<" + ", ".join(f"{k}={v}" for k, v in g.dims.items()) + ">"
-    params = ", ".join(f"{names[i]}: {g.type_of(i).dtype.name}[{_shape_text(g, i)}]" for i in g.inputs)
+    params = ", ".join(f"{names[i]}: {g.type_of(i).dtype.name}[{_shape_text(g, i)}]{_range_text(g, i)}" for i in g.inputs)
     lines = [f"graph {g.name}{dims}({params}) {{"]
     for node in g.nodes():
         if node.op == "input" or node.name in inline:

@@ -1,0 +1,5 @@
+import sys
+
+from fusec.cli.main import main
+
+sys.exit(main())

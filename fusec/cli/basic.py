@@ -1,0 +1,84 @@
+"""Commands on the language itself: check, fmt, run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fusec.cli.common import add_file_args, load_graph, summarize
+from fusec.errors import FusecError
+from fusec.inputs import load_npz, random_inputs, save_npz
+from fusec.interp import evaluate
+from fusec.ir.printer import print_graph
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    g = load_graph(args)
+    outs = ", ".join(f"{o}: {g.type_of(o)}" for o in g.outputs)
+    print(f"ok: {args.file}: graph {g.name}, {len(g.inputs)} inputs, {len(g.ops())} ops -> {outs}")
+    return 0
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    g = load_graph(args)
+    text = print_graph(g)
+    if args.check:
+        same = Path(args.file).read_text() == text
+        if not same:
+            print(f"{args.file}: not in canonical form", file=sys.stderr)
+        return 0 if same else 1
+    if args.in_place:
+        path = Path(args.file)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise FusecError(f"{path}: cannot write: {err.strerror}") from None
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+def run_inputs(g, args):
+    if args.inputs:
+        return load_npz(g, args.inputs)
+    return random_inputs(g, seed=args.seed)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    g = load_graph(args)
+    inputs = run_inputs(g, args)
+    values = evaluate(g, inputs)
+    print(f"graph {g.name} (backend interp)")
+    for o in g.outputs:
+        print("  " + summarize(o, values[o]))
+    if args.out:
+        save_npz(args.out, {o: values[o] for o in g.outputs})
+        print(f"wrote {args.out}")
+    return 0
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    add_file_args(p)
+    p.add_argument("--inputs", metavar="IN.npz", help="input arrays by input name (default: seeded random)")
+    p.add_argument("--out", metavar="OUT.npz", help="write the outputs to this .npz file")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="parse and type-check a .fg file", description="Parse and type-check a .fg file.")
+    add_file_args(p)
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("fmt", help="print a .fg file in canonical form", description="Print a .fg file in canonical form.")
+    add_file_args(p)
+    p.add_argument("-i", "--in-place", action="store_true", help="rewrite the file instead of printing")
+    p.add_argument("--check", action="store_true", help="exit 1 if the file is not in canonical form")
+    p.set_defaults(handler=cmd_fmt)
+
+    p = sub.add_parser("run", help="run a graph and summarise its outputs", description="Run a graph and summarise its outputs.")
+    add_run_args(p)
+    p.set_defaults(handler=cmd_run)

@@ -1,0 +1,62 @@
+"""Arguments and helpers shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from fusec.errors import FusecError
+from fusec.frontend import load
+from fusec.ir.dtypes import dtype_of_numpy
+from fusec.ir.graph import Graph
+
+
+def parse_sizes(items: list[str] | None) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise FusecError(f"--set expects NAME=VALUE, got '{item}'")
+        try:
+            sizes[name.strip()] = int(value)
+        except ValueError:
+            raise FusecError(f"--set {item}: '{value}' is not an integer") from None
+    return sizes
+
+
+def add_file_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a .fg source file")
+    p.add_argument(
+        "--set",
+        dest="sizes",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a named dimension, e.g. --set N=64 (repeatable)",
+    )
+
+
+def load_graph(args: argparse.Namespace) -> Graph:
+    return load(args.file, sizes=parse_sizes(args.sizes))
+
+
+def summarize(name: str, a: np.ndarray) -> str:
+    """One line per array: shape, dtype and summary statistics."""
+    shape = "[" + ", ".join(map(str, a.shape)) + "]"
+    head = f"{name}: {dtype_of_numpy(a.dtype).name}{shape}"
+    if a.size == 0:
+        return f"{head}  (empty)"
+    if a.dtype == np.bool_:
+        return f"{head}  true={int(a.sum())} false={int(a.size - a.sum())}"
+    f = a.astype(np.float64)
+    finite = np.isfinite(f)
+    stats = f[finite]
+    extra = ""
+    if not finite.all():
+        extra = f" nan={int(np.isnan(f).sum())} inf={int(np.isinf(f).sum())}"
+    if stats.size == 0:
+        return f"{head}  (no finite values){extra}"
+    return (
+        f"{head}  min={stats.min():.6g} max={stats.max():.6g} mean={stats.mean():.6g} "
+        f"std={stats.std():.6g}{extra}"
+    )
