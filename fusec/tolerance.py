@@ -1,0 +1,93 @@
+"""How close a compiled result must be to the interpreter's, and how far off it is.
+
+The policy (docs/tolerances.md explains the numbers):
+
+* integers and bools must match exactly;
+* NaN must appear exactly where the reference has NaN, and +-inf exactly where it has the same inf;
+* finite floats must satisfy |actual - expected| <= atol + rtol * |expected|, with rtol and atol per
+  dtype. f32's rtol of 1e-4 covers what a fused kernel legitimately changes: reductions summed in
+  another order (error grows with sqrt(n) * eps) and the C backend's polynomial exp/tanh/erf (a few
+  ulps). Approx-class rewrites (reassociation) are held to the same bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RTOL = {"f32": 1e-4, "f64": 1e-9}
+ATOL = {"f32": 1e-5, "f64": 1e-12}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why two arrays differ beyond the tolerance: the worst element and how far it is off."""
+
+    reason: str
+    index: tuple[int, ...] | None = None
+    actual: float | None = None
+    expected: float | None = None
+    max_abs_error: float = float("nan")
+    max_ulp_error: float = float("nan")
+
+    def __str__(self) -> str:
+        where = f" at index {list(self.index)}" if self.index is not None else ""
+        vals = f": got {self.actual!r}, expected {self.expected!r}" if self.actual is not None else ""
+        return f"{self.reason}{where}{vals} (max abs error {self.max_abs_error:.3g}, {self.max_ulp_error:.3g} ulps)"
+
+
+def ulp_distance(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Distance in units in the last place, by ordering the floats' bit patterns as integers."""
+    if actual.dtype == np.float32:
+        ints, signed = np.int32, np.int64
+    else:
+        ints, signed = np.int64, np.float64
+
+    def ordered(x: np.ndarray) -> np.ndarray:
+        i = x.view(ints).astype(signed)
+        return np.where(i < 0, np.iinfo(ints).min - i, i)
+
+    return np.abs(ordered(np.ascontiguousarray(actual)) - ordered(np.ascontiguousarray(expected))).astype(np.float64)
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, rtol: float | None = None, atol: float | None = None) -> Mismatch | None:
+    """None if `actual` matches `expected` under the policy, else the worst mismatch."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    if actual.shape != expected.shape:
+        return Mismatch(f"shape {list(actual.shape)} differs from the expected {list(expected.shape)}")
+    if actual.dtype != expected.dtype:
+        return Mismatch(f"dtype {actual.dtype} differs from the expected {expected.dtype}")
+    if actual.size == 0:
+        return None
+    if expected.dtype.kind != "f":
+        bad = actual != expected
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            return Mismatch("values differ", idx, actual[idx].item(), expected[idx].item(), float("nan"), float("nan"))
+        return None
+    name = "f32" if expected.dtype == np.float32 else "f64"
+    rtol = RTOL[name] if rtol is None else rtol
+    atol = ATOL[name] if atol is None else atol
+    a64 = actual.astype(np.float64)
+    e64 = expected.astype(np.float64)
+    nan_a, nan_e = np.isnan(a64), np.isnan(e64)
+    inf_e = np.isinf(e64)
+    special_bad = (nan_a != nan_e) | (inf_e & (a64 != e64)) | (np.isinf(a64) & ~inf_e & ~nan_e)
+    finite = np.isfinite(e64) & np.isfinite(a64)
+    with np.errstate(all="ignore"):
+        err = np.where(finite, np.abs(a64 - e64), 0.0)
+        bad = special_bad | (err > atol + rtol * np.abs(e64))
+        ulps = np.where(finite, ulp_distance(actual, expected), 0.0)
+    if not bad.any():
+        return None
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(bad, err + special_bad * np.inf, -1.0))), bad.shape))
+    return Mismatch(
+        "values differ beyond the tolerance" if not special_bad[idx] else "NaN or inf in a different place",
+        idx,
+        actual[idx].item(),
+        expected[idx].item(),
+        float(err.max()),
+        float(ulps.max()),
+    )
