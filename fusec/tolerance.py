@@ -82,7 +82,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, rtol: float | None = None,
         ulps = np.where(finite, ulp_distance(actual, expected), 0.0)
     if not bad.any():
         return None
-    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(bad, err + special_bad * np.inf, -1.0))), bad.shape))
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(bad, np.where(special_bad, np.inf, err), -1.0))), bad.shape))
     return Mismatch(
         "values differ beyond the tolerance" if not special_bad[idx] else "NaN or inf in a different place",
         idx,
