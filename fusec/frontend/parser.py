@@ -20,8 +20,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from fusec.errors import FusecError, FusecSyntaxError, SourceLocation
 from fusec.ir.dtypes import DTYPES, literal_dtype
-from fusec.ir.graph import Expectation, Graph
-from fusec.ir.ops import BINARY_INFIX, OPS
+from fusec.ir.graph import Expectation, Graph, check_literal_fits
+from fusec.ir.ops import BINARY_INFIX, OPS, literal_context_dtype
 
 _GRAMMAR = (Path(__file__).with_name("fusec.lark")).read_text()
 _PARSER = Lark(_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
@@ -317,6 +317,7 @@ class _Builder:
                 args.append(a.value)  # weak literal: Graph.add gives it the operands' dtype
             else:
                 args.append(self.emit(a, target=None))
+        self._check_weak_literals(expr, args)
         attrs, written = {}, {}
         for key, value in expr.kwargs.items():
             attrs[key], text = self._attr(value)
@@ -332,6 +333,18 @@ class _Builder:
 
             g.nx.nodes[name]["node"] = replace(g.node(name), written_attrs=written)
         return name
+
+    def _check_weak_literals(self, expr: Call, args: list) -> None:
+        """Point at the literal itself when it does not fit the dtype it takes from its operands."""
+        opdef = OPS[expr.op]
+        tensor_dtypes = [None if isinstance(a, (bool, int, float)) else self.graph.type_of(a).dtype for a in args]
+        ctx = literal_context_dtype(opdef, tensor_dtypes)
+        for a, value in zip(expr.args, args):
+            if isinstance(value, (bool, int, float)):
+                try:
+                    check_literal_fits(value, literal_dtype(value, ctx))
+                except FusecError as err:
+                    raise self.located(err, a.pos) from None
 
     def _attr(self, value) -> tuple[Any, str | None]:
         """An attribute value, plus its written form if it mentions a dimension name."""
@@ -382,7 +395,8 @@ def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> FusecSynt
     lines = source.splitlines()
     line = getattr(err, "line", None)
     column = getattr(err, "column", None)
-    if isinstance(err, UnexpectedEOF) or line is None or line < 1:
+    at_end = isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END")
+    if at_end or line is None or line < 1:
         line = max(len(lines), 1)
         column = len(lines[-1]) + 1 if lines else 1
     text = lines[line - 1] if 0 < line <= len(lines) else ""
@@ -390,7 +404,7 @@ def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> FusecSynt
     if isinstance(err, UnexpectedCharacters):
         ch = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
         return FusecSyntaxError(f"unexpected character {ch!r}", loc)
-    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+    if at_end:
         return FusecSyntaxError(f"unexpected end of file; expected {_describe_expected(err.expected)}", loc)
     if isinstance(err, UnexpectedToken):
         return FusecSyntaxError(f"unexpected '{err.token}'; expected {_describe_expected(err.expected)}", loc)
