@@ -39,7 +39,8 @@ def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
             a = rng.integers(int(low), int(high), size=t.shape, endpoint=True)
         else:
             a = rng.random(size=t.shape) < 0.5
-        arrays.append(np.ascontiguousarray(a, dtype=t.dtype.numpy))
+        # np.require, not np.ascontiguousarray, which turns a 0-d array into shape [1]
+        arrays.append(np.require(a, dtype=t.dtype.numpy, requirements="C"))
     return arrays
 
 

@@ -7,6 +7,7 @@ unfused and unoptimised: every intermediate is a full array in memory.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,10 @@ def evaluate(graph: Graph, arrays: list[np.ndarray] | tuple, keep_all: bool = Fa
     values: dict[str, np.ndarray] = dict(zip(graph.inputs, check_inputs(graph, tuple(arrays))))
     remaining_uses = {n: len(graph.consumers(n)) for n in graph.nx.nodes}
     keep = set(graph.outputs)
-    with np.errstate(all="ignore"):  # NaN and inf are computed, not reported
+    # NaN and inf are computed, not reported (errstate); nor is the NaN of a mean over an empty axis
+    # (NumPy reports that one through the warnings module)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         for node in graph.nodes():
             if node.op == "input":
                 continue
@@ -65,5 +69,6 @@ def interpret(graph: Graph, *arrays: Any) -> np.ndarray | tuple[np.ndarray, ...]
     Returns one array for a single output, or a tuple in the order of the outputs.
     """
     values = evaluate(graph, arrays)
-    results = tuple(np.ascontiguousarray(values[o]) for o in graph.outputs)
+    # np.require, not np.ascontiguousarray, which turns a 0-d array into shape [1]
+    results = tuple(np.require(values[o], requirements="C") for o in graph.outputs)
     return results[0] if len(results) == 1 else results

@@ -48,7 +48,8 @@ def ulp_distance(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
         i = x.view(ints).astype(signed)
         return np.where(i < 0, np.iinfo(ints).min - i, i)
 
-    return np.abs(ordered(np.ascontiguousarray(actual)) - ordered(np.ascontiguousarray(expected))).astype(np.float64)
+    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them shape [1])
+    return np.abs(ordered(np.require(actual, requirements="C")) - ordered(np.require(expected, requirements="C"))).astype(np.float64)
 
 
 def compare(actual: np.ndarray, expected: np.ndarray, rtol: float | None = None, atol: float | None = None) -> Mismatch | None:

@@ -204,9 +204,12 @@ def _need_numeric(op: str, t: TensorType) -> None:
 
 
 def _binary(result: str) -> Callable:
-    """Broadcasting binary op. result: 'promote', 'bool' (comparisons) or 'float' (true division)."""
+    """Broadcasting binary op. result: 'promote', 'bool' (comparisons), 'float' (true division) or
+    'numeric' (promote, but not bool with bool: NumPy has no boolean subtract)."""
 
     def infer(ts: list[TensorType], attrs: dict) -> TensorType:
+        if result == "numeric" and ts[0].dtype == BOOL and ts[1].dtype == BOOL:
+            raise FusecTypeError("cannot subtract bool from bool; cast the operands first")
         shape = broadcast_shapes(ts[0].shape, ts[1].shape)
         if result == "bool":
             return TensorType(BOOL, shape)
@@ -589,7 +592,7 @@ def _defs() -> None:
     el = "elementwise"
     binary = [
         ("add", np.add, "+", True, "promote", 1),
-        ("sub", np.subtract, "-", False, "promote", 1),
+        ("sub", np.subtract, "-", False, "numeric", 1),
         ("mul", np.multiply, "*", True, "promote", 1),
         ("div", np.true_divide, "/", False, "float", 1),
         ("maximum", np.maximum, None, True, "promote", 1),

@@ -85,7 +85,10 @@ def _expr(g: Graph, node: Node, names: dict[str, str], inline: set[str]) -> str:
     if node.op == "neg":
         return f"-{arg(node.args[0])}"
     if op.infix and op.arity == 2:
-        return f"{arg(node.args[0])} {op.infix} {arg(node.args[1])}"
+        left = arg(node.args[0])
+        if op.infix == "**" and left.startswith("-"):
+            left = f"({left})"  # unary minus binds looser than **: -2.0 ** x would parse as -(2.0 ** x)
+        return f"{left} {op.infix} {arg(node.args[1])}"
     parts = [arg(a) for a in node.args]
     written = node.written_attrs or {}
     for spec in op.attrs:
