@@ -97,6 +97,7 @@ class Graph:
         self.expectations: list[Expectation] = []
         self.input_ranges: dict[str, tuple[float, float]] = {}  # where `fusec run` draws random inputs
         self._counter = itertools.count()
+        self._insertion = itertools.count()
 
     # ----------------------------------------------------------------------------- building
 
@@ -109,7 +110,8 @@ class Graph:
     def _insert(self, node: Node) -> str:
         if node.name in self.nx:
             raise FusecError(f"'{node.name}' is already defined", node.loc)
-        self.nx.add_node(node.name, node=node, order=len(self.nx))
+        # "order" breaks ties in the topological sort, so printing and lowering are deterministic
+        self.nx.add_node(node.name, node=node, order=next(self._insertion))
         for a in set(node.args):
             self.nx.add_edge(a, node.name)
         return node.name
@@ -201,8 +203,8 @@ class Graph:
         return [n for n in self.nodes() if n.kind != "leaf"]
 
     def consumers(self, name: str) -> list[str]:
-        order = nx.get_node_attributes(self.nx, "order")
-        return sorted(self.nx.successors(name), key=lambda n: order[n])
+        nodes = self.nx.nodes
+        return sorted(self.nx.successors(name), key=lambda n: nodes[n]["order"])
 
     def producers(self, name: str) -> list[str]:
         return list(dict.fromkeys(self.node(name).args))
@@ -265,6 +267,8 @@ class Graph:
         g.input_ranges = dict(self.input_ranges)
         temps = [int(n[1:]) for n in self.nx.nodes if n.startswith("%") and n[1:].isdigit()]
         g._counter = itertools.count(max(temps, default=-1) + 1)
+        orders = [d["order"] for _, d in self.nx.nodes(data=True)]
+        g._insertion = itertools.count(max(orders, default=-1) + 1)
         return g
 
     # ----------------------------------------------------------------------------- checking
