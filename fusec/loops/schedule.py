@@ -1,0 +1,312 @@
+"""Schedules: pure functions that restructure a loop nest without changing what it computes.
+
+Primitives (each returns a new LoopNest and raises ScheduleError when the change would be illegal):
+
+    split(nest, var, factor)        var -> var_o, var_i with var = var_o*factor + var_i; a tail loop
+                                    runs min(factor, extent - var_o*factor) iterations
+    reorder(nest, [v1, v2, ...])    permute a band of perfectly nested loops (outermost first)
+    tile(nest, v1, v2, f1, f2)      split both, then order v1_o, v2_o, v1_i, v2_i
+    vectorize(nest, var)            mark an innermost loop `vector`
+    unroll(nest, var)               mark a loop with a small constant trip count `unrolled`
+    parallel(nest, var)             mark a loop whose iterations are independent `parallel`
+
+A `Schedule` is a small frozen record of parameters (what the tuner searches over);
+`apply_schedule(nest, schedule)` turns it into primitive calls. `default_schedule` picks one per
+group kind and backend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from fusec.loops.ir import (
+    AccInit,
+    AccUpdate,
+    Index,
+    LetIndex,
+    Loop,
+    LoopNest,
+    Min,
+    SplitInfo,
+    Stmt,
+    Store,
+    bounds,
+    walk,
+)
+
+
+class ScheduleError(Exception):
+    """A schedule primitive was asked for something illegal (a bug in the caller, or a bad tuner knob)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# rewriting helpers
+
+
+def _map_loop(stmts: tuple[Stmt, ...], var: str, fn) -> tuple[tuple[Stmt, ...], bool]:
+    """Replace the loop over `var` by fn(loop) (which returns a statement)."""
+    out: list[Stmt] = []
+    found = False
+    for s in stmts:
+        if isinstance(s, Loop):
+            if s.var == var:
+                out.append(fn(s))
+                found = True
+                continue
+            body, f = _map_loop(s.body, var, fn)
+            found |= f
+            s = replace(s, body=body)
+        out.append(s)
+    return tuple(out), found
+
+
+def _update_loop(nest: LoopNest, var: str, fn) -> LoopNest:
+    body, found = _map_loop(nest.body, var, fn)
+    if not found:
+        raise ScheduleError(f"{nest.name}: no loop over '{var}'")
+    return nest.with_body(body)
+
+
+def _ranges(nest: LoopNest) -> dict[str, int]:
+    """Upper bounds of every loop variable (for simplifying and bounding extents)."""
+    r = {d.var: d.extent for d in nest.dims}
+    for s in walk(nest.body):
+        if isinstance(s, Loop):
+            r[s.var] = bounds(s.extent, r)[1]
+    return r
+
+
+def _all_vars(nest: LoopNest) -> set[str]:
+    return {s.var for s in walk(nest.body) if isinstance(s, (Loop, LetIndex))}
+
+
+# ----------------------------------------------------------------------------------------------
+# primitives
+
+
+def split(nest: LoopNest, var: str, factor: int) -> LoopNest:
+    if factor < 1:
+        raise ScheduleError(f"split factor must be >= 1, got {factor}")
+    outer, inner = f"{var}_o", f"{var}_i"
+    taken = _all_vars(nest)
+    if outer in taken or inner in taken:
+        raise ScheduleError(f"{nest.name}: '{var}' is already split")
+
+    def fn(lp: Loop) -> Loop:
+        if not lp.extent.is_const:
+            raise ScheduleError(f"split of '{var}' needs a loop with a constant extent, not {lp.extent}")
+        n = lp.extent.const
+        trips = -(-n // factor)
+        if n % factor == 0:
+            inner_extent = Index.of(factor)
+        else:  # the last outer iteration runs a shorter tail
+            inner_extent = Index(((Min(Index.of(factor), Index.of(n) - Index.of(outer) * factor), 1),))
+        define = LetIndex(var, Index.of(outer) * factor + Index.of(inner))
+        inner_loop = Loop(inner, inner_extent, (define,) + lp.body, "serial", SplitInfo(var, factor, "inner"))
+        return Loop(outer, Index.of(trips), (inner_loop,), lp.kind if lp.kind == "parallel" else "serial",
+                    SplitInfo(var, factor, "outer"))
+
+    return _update_loop(nest, var, fn)
+
+
+def _band(stmts: tuple[Stmt, ...], first: str) -> list[Loop]:
+    """The perfectly nested loops starting at `first` (a body may hold LetIndex besides the loop)."""
+    for s in walk(stmts):
+        if isinstance(s, Loop) and s.var == first:
+            band = [s]
+            while True:
+                inner = [b for b in band[-1].body if not isinstance(b, LetIndex)]
+                if len(inner) == 1 and isinstance(inner[0], Loop):
+                    band.append(inner[0])
+                else:
+                    return band
+    return []
+
+
+def reorder(nest: LoopNest, order: list[str]) -> LoopNest:
+    """Permute perfectly nested loops; `order` lists them outermost first (any band order)."""
+    order = list(order)
+    if len(set(order)) != len(order):
+        raise ScheduleError(f"reorder lists a loop twice: {order}")
+    if not order:
+        return nest
+    # find the band: the outermost of the named loops starts it
+    all_loops = [s for s in walk(nest.body) if isinstance(s, Loop)]
+    named = [lp for lp in all_loops if lp.var in order]
+    if len(named) != len(order):
+        missing = set(order) - {lp.var for lp in named}
+        raise ScheduleError(f"{nest.name}: no loop over {sorted(missing)}")
+    band = _band(nest.body, named[0].var)
+    band_vars = [lp.var for lp in band]
+    if set(order) - set(band_vars):
+        raise ScheduleError(f"{nest.name}: loops {order} are not perfectly nested (band: {band_vars})")
+    band = band[: max(band_vars.index(v) for v in order) + 1]
+    if {lp.var for lp in band} != set(order):
+        raise ScheduleError(f"{nest.name}: reorder must name every loop of the band {[lp.var for lp in band]}")
+    by_var = {lp.var: lp for lp in band}
+    lets = [s for lp in band for s in lp.body if isinstance(s, LetIndex)]
+    innermost_body = tuple(s for s in band[-1].body if not isinstance(s, LetIndex))
+    # an extent may only use variables of loops outside it
+    for pos, v in enumerate(order):
+        if by_var[v].extent.variables() & set(order[pos:]):
+            raise ScheduleError(f"reorder would put '{v}' outside the loop its extent {by_var[v].extent} uses")
+    body: tuple[Stmt, ...] = tuple(lets) + innermost_body
+    for v in reversed(order):
+        body = (replace(by_var[v], body=body),)
+
+    def fn(_: Loop) -> Stmt:
+        return body[0]
+
+    return _update_loop(nest, band[0].var, fn)
+
+
+def tile(nest: LoopNest, v1: str, v2: str, f1: int, f2: int) -> LoopNest:
+    nest = split(split(nest, v1, f1), v2, f2)
+    return reorder(nest, [f"{v1}_o", f"{v2}_o", f"{v1}_i", f"{v2}_i"])
+
+
+def _is_reduction_loop(lp: Loop) -> bool:
+    """True if the loop updates an accumulator declared outside it."""
+    declared = {s.name for s in walk(lp.body) if isinstance(s, AccInit)}
+    return any(isinstance(s, AccUpdate) and s.name not in declared for s in walk(lp.body))
+
+
+def vectorize(nest: LoopNest, var: str) -> LoopNest:
+    def fn(lp: Loop) -> Loop:
+        if any(isinstance(s, Loop) for s in lp.body):
+            raise ScheduleError(f"only an innermost loop can be vectorized, and '{var}' holds loops")
+        if lp.kind == "parallel":
+            raise ScheduleError(f"'{var}' is already parallel")
+        return replace(lp, kind="vector")
+
+    return _update_loop(nest, var, fn)
+
+
+MAX_UNROLL = 64
+
+
+def unroll(nest: LoopNest, var: str) -> LoopNest:
+    ranges = _ranges(nest)
+
+    def fn(lp: Loop) -> Loop:
+        hi = bounds(lp.extent, ranges)[1]
+        if hi > MAX_UNROLL:
+            raise ScheduleError(f"'{var}' runs up to {hi} iterations; unroll needs at most {MAX_UNROLL} (split it first)")
+        if lp.kind == "parallel":
+            raise ScheduleError(f"'{var}' is parallel and cannot also be unrolled")
+        return replace(lp, kind="unrolled")
+
+    return _update_loop(nest, var, fn)
+
+
+def parallel(nest: LoopNest, var: str) -> LoopNest:
+    for s in walk(nest.body):
+        if isinstance(s, Loop) and s.kind == "parallel" and s.var != var:
+            raise ScheduleError(f"'{s.var}' is already parallel; nested parallel loops are not supported")
+
+    def fn(lp: Loop) -> Loop:
+        if _is_reduction_loop(lp):
+            raise ScheduleError(f"'{var}' carries a reduction and cannot run in parallel")
+        derived = {var} | {s.var for s in walk(lp.body) if isinstance(s, LetIndex) and var in s.value.variables()}
+        for s in walk(lp.body):
+            if isinstance(s, Store) and not (s.index.variables() & derived):
+                raise ScheduleError(f"iterations of '{var}' all write {s.buffer}[{s.index}]; they are not independent")
+        if lp.kind in ("vector", "unrolled"):
+            raise ScheduleError(f"'{var}' is already {lp.kind}")
+        return replace(lp, kind="parallel")
+
+    return _update_loop(nest, var, fn)
+
+
+# ----------------------------------------------------------------------------------------------
+# the schedule record
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The knobs of one kernel.
+
+    tiles:     a tile size for each kept (not reduced) dimension, outermost first; 0 leaves the
+               dimension whole. The tiled dimensions' outer loops walk tile by tile; everything
+               inside is one block (the NumPy backend computes a block with whole-array operations).
+    parallel:  run the outermost tile loop in parallel (threads)
+    vectorize: mark the innermost loops vector
+    unroll:    split each innermost loop by this factor and unroll it (1: no unrolling)
+    """
+
+    tiles: tuple[int, ...] = ()
+    parallel: bool = False
+    vectorize: bool = False
+    unroll: int = 1
+
+    def __str__(self) -> str:
+        return (f"tiles={list(self.tiles)} parallel={self.parallel} vectorize={self.vectorize} "
+                f"unroll={self.unroll}")
+
+
+def kept_dims(nest: LoopNest) -> list[str]:
+    return [d.var for d in nest.dims if not d.reduced]
+
+
+def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
+    kept = kept_dims(nest)
+    if len(schedule.tiles) > len(kept):
+        raise ScheduleError(f"{nest.name} has {len(kept)} kept dimensions, the schedule tiles {len(schedule.tiles)}")
+    tiled = [(v, t) for v, t in zip(kept, schedule.tiles) if t > 0]
+    for v, t in tiled:
+        nest = split(nest, v, t)
+    if tiled:
+        outers = [f"{v}_o" for v, _ in tiled]
+        band = [lp.var for lp in _band(nest.body, outers[0])]
+        rest = [v for v in band if v not in outers]
+        nest = reorder(nest, outers + rest)
+        if schedule.parallel:
+            nest = parallel(nest, outers[0])
+    elif schedule.parallel and kept:
+        nest = parallel(nest, kept[0])
+    innermost = [lp.var for lp in (s for s in walk(nest.body) if isinstance(s, Loop))
+                 if not any(isinstance(b, Loop) for b in lp.body) and lp.kind == "serial"]
+    if schedule.unroll > 1:
+        for v in innermost:
+            nest = split(nest, v, schedule.unroll)
+            nest = unroll(nest, f"{v}_i")
+        innermost = [f"{v}_o" for v in innermost]
+    if schedule.vectorize and schedule.unroll <= 1:
+        for v in innermost:
+            nest = vectorize(nest, v)
+    return nest
+
+
+# elements per block the NumPy backend aims for: big enough to amortise Python's per-call cost,
+# small enough that a block's temporaries stay in the L2 cache
+NUMPY_BLOCK_ELEMENTS = 16384
+NUMPY_MATMUL_TILE_ELEMENTS = 1 << 18
+
+
+def default_schedule(nest: LoopNest, backend: str = "numpy") -> Schedule:
+    """A sensible schedule for each group kind.
+
+    NumPy: tile the kept dimensions so that one block holds about NUMPY_BLOCK_ELEMENTS elements
+    (reductions: whole rows, as many rows as fit; matmul: row tiles of the output). C: the same
+    tiling as a parallel outer loop, with the innermost loops vectorized.
+    """
+    kept = [d for d in nest.dims if not d.reduced]
+    row = math.prod(d.extent for d in nest.dims if d.reduced)
+    target = NUMPY_MATMUL_TILE_ELEMENTS if nest.kind == "matmul" else NUMPY_BLOCK_ELEMENTS
+    if nest.kind == "matmul":
+        row = 1  # the k dimension is not part of the output tile
+    tiles = [0] * len(kept)
+    inner = max(row, 1)
+    # walk from the innermost kept dim outwards; the first dim whose rows overflow the target is tiled
+    for pos in range(len(kept) - 1, -1, -1):
+        ext = kept[pos].extent
+        if inner * ext > target or pos == 0:
+            tiles[pos] = max(1, min(ext, target // max(inner, 1)))
+            for outer in range(pos):
+                tiles[outer] = 1
+            break
+        inner *= ext
+    if backend == "c":
+        return Schedule(tuple(tiles), parallel=bool(kept), vectorize=True)
+    return Schedule(tuple(tiles), parallel=False)
