@@ -7,6 +7,7 @@ unfused framework runs); the planners live beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from fusec.ir.graph import Graph
 
@@ -36,6 +37,7 @@ class NotFused:
     producer: str
     consumer: str
     reason: str
+    rule: str = ""  # short name of the legality rule, "unprofitable", "forbidden", ... ("" if unknown)
 
 
 @dataclass
@@ -43,7 +45,10 @@ class Plan:
     graph: Graph
     groups: list[Group]  # in an order that respects the dependences between groups
     not_fused: list[NotFused] = field(default_factory=list)
-    policy: str = "none"
+    policy: str = "none"  # the policy whose grouping this is
+    requested: str = ""  # the policy asked for ("auto" picks one of the others)
+    model: Any = None  # the MachineModel the plan was costed with (None: defaults)
+    candidates: dict[str, float] = field(default_factory=dict)  # auto: predicted ms of each policy's plan
 
     @property
     def kernels(self) -> int:
@@ -54,6 +59,12 @@ class Plan:
             if node in grp.nodes:
                 return grp
         return None
+
+    def _repr_svg_(self) -> str:
+        """Jupyter shows a plan as the graph with one colour per group (see fusec.fusion.dot)."""
+        from fusec.fusion.dot import plan_svg
+
+        return plan_svg(self)
 
 
 def make_group(graph: Graph, gid: int, members: list[str], kind: str) -> Group:
@@ -74,13 +85,17 @@ def make_group(graph: Graph, gid: int, members: list[str], kind: str) -> Group:
 
 
 def group_kind(graph: Graph, members: list[str]) -> str:
-    """The loop shape of a group: matmul if it holds one, else reduce, else the members' kind."""
+    """The loop shape of a group: matmul if it holds one, else reduce, else elementwise.
+
+    A lone layout op (transpose, reshape, ...) is a layout kernel; layout ops inside a larger group
+    are index maps on its loads, so that group is elementwise.
+    """
     kinds = {graph.node(n).kind for n in members}
     if "opaque" in kinds:
         return "matmul" if any(graph.node(n).op == "matmul" for n in members) else "opaque"
     if "reduce" in kinds:
         return "reduce"
-    if kinds <= {"layout"}:
+    if kinds <= {"layout"} and len(members) == 1:
         return "layout"
     return "elementwise"
 
@@ -91,7 +106,7 @@ def unfused_plan(graph: Graph) -> Plan:
     for node in graph.ops():
         groups.append(make_group(graph, len(groups), [node.name], group_kind(graph, [node.name])))
     not_fused = [
-        NotFused(a, node.name, "unfused plan: every op is its own kernel")
+        NotFused(a, node.name, "unfused plan: every op is its own kernel", "unfused")
         for node in graph.ops()
         for a in dict.fromkeys(node.args)
         if graph.node(a).kind != "leaf"

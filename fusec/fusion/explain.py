@@ -1,0 +1,132 @@
+"""The explain report: what each kernel holds, what it costs, and why each cut edge is cut.
+
+`explain(plan)` gives a JSON-ready dict; `format_report` turns it into text for a terminal;
+`compare` plans a graph with every policy and lines them up.
+"""
+
+from __future__ import annotations
+
+from fusec.fusion.cost import group_cost
+from fusec.fusion.legality import analyze
+from fusec.fusion.machine import MachineModel
+from fusec.fusion.plan import Plan, unfused_plan
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1e3, 6)
+
+
+def explain(plan: Plan, model: MachineModel | None = None) -> dict:
+    """A JSON-ready report on `plan`, costed with `model` (default: the model the plan was made with)."""
+    model = model or plan.model or MachineModel()
+    g = plan.graph
+    groups = []
+    fused_bytes, fused_s = 0, 0.0
+    for grp in plan.groups:
+        c = group_cost(g, grp.nodes, model)
+        shape = analyze(g, grp.nodes)
+        fused_bytes += c.nbytes
+        fused_s += c.seconds
+        groups.append(
+            {
+                "id": grp.id,
+                "kind": grp.kind,
+                "ops": list(grp.nodes),
+                "op_kinds": [f"{g.node(n).op}:{g.node(n).kind}" for n in grp.nodes],
+                "inputs": list(grp.inputs),
+                "outputs": list(grp.outputs),
+                "iteration_space": list(shape.space),
+                "reduce_axes": list(shape.axes),
+                "bytes": c.nbytes,
+                "flops": c.flops,
+                "predicted_ms": _ms(c.seconds),
+                "bound": c.bound,
+            }
+        )
+    unfused_bytes, unfused_s = 0, 0.0
+    for grp in unfused_plan(g).groups:
+        c = group_cost(g, grp.nodes, model)
+        unfused_bytes += c.nbytes
+        unfused_s += c.seconds
+    return {
+        "graph": g.name,
+        "policy": plan.policy,
+        "requested_policy": plan.requested or plan.policy,
+        "kernels": plan.kernels,
+        "ops": len(g.ops()),
+        "groups": groups,
+        "not_fused": [{"producer": n.producer, "consumer": n.consumer, "rule": n.rule, "reason": n.reason}
+                      for n in plan.not_fused],
+        "bytes_unfused": unfused_bytes,
+        "bytes_fused": fused_bytes,
+        "predicted_ms_unfused": _ms(unfused_s),
+        "predicted_ms_fused": _ms(fused_s),
+        "predicted_speedup": round(unfused_s / fused_s, 3) if fused_s > 0 else None,
+        "policy_candidates_ms": {k: round(v, 6) for k, v in plan.candidates.items()},
+        "model": model.to_dict(),
+    }
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def format_report(report: dict) -> str:
+    chosen = report["policy"]
+    if report["requested_policy"] == "auto":
+        chosen += " (chosen by auto: " + ", ".join(f"{k} {v:.3f} ms" for k, v in report["policy_candidates_ms"].items()) + ")"
+    m = report["model"]
+    lines = [
+        f"graph {report['graph']}: {report['ops']} ops -> {report['kernels']} kernels, policy {chosen}",
+        f"machine model ({m['source']}): {m['bandwidth_gbs']:g} GB/s, {m['peak_gflops']:g} GFLOP/s, "
+        f"{m['kernel_overhead_us']:g} us per kernel",
+        "",
+    ]
+    for grp in report["groups"]:
+        space = "[" + ", ".join(map(str, grp["iteration_space"])) + "]"
+        axes = f" over axes {grp['reduce_axes']}" if grp["kind"] == "reduce" else ""
+        lines.append(
+            f"kernel {grp['id']} ({grp['kind']} {space}{axes}): {_mib(grp['bytes'])}, {grp['flops']:.3g} flops, "
+            f"{grp['predicted_ms']:.3f} ms ({grp['bound']}-bound)"
+        )
+        lines.append("  ops:     " + ", ".join(grp["op_kinds"]))
+        lines.append("  reads:   " + (", ".join(grp["inputs"]) or "-"))
+        lines.append("  writes:  " + (", ".join(grp["outputs"]) or "-"))
+    if report["not_fused"]:
+        lines += ["", "edges left between kernels:"]
+        for nf in report["not_fused"]:
+            lines.append(f"  {nf['producer']} -> {nf['consumer']}: {nf['rule']}: {nf['reason']}")
+    lines += [
+        "",
+        f"bytes moved:    unfused {_mib(report['bytes_unfused'])}  fused {_mib(report['bytes_fused'])}",
+        f"predicted time: unfused {report['predicted_ms_unfused']:.3f} ms  fused {report['predicted_ms_fused']:.3f} ms"
+        + (f"  ({report['predicted_speedup']:.2f}x)" if report["predicted_speedup"] else ""),
+    ]
+    return "\n".join(lines)
+
+
+def compare(graph, model: MachineModel | None = None, force_fuse=(), forbid=()) -> list[dict]:
+    """Plan `graph` with every policy; one row per policy with its kernels, bytes and predicted time."""
+    from fusec.fusion.planner import POLICIES, plan
+
+    rows = []
+    for name in POLICIES:
+        r = explain(plan(graph, name, model, force_fuse, forbid), model)
+        rows.append(
+            {
+                "policy": name,
+                "kernels": r["kernels"],
+                "bytes_fused": r["bytes_fused"],
+                "predicted_ms_fused": r["predicted_ms_fused"],
+                "groups": [grp["ops"] for grp in r["groups"]],
+            }
+        )
+    return rows
+
+
+def format_compare(rows: list[dict]) -> str:
+    lines = [f"{'policy':<10} {'kernels':>7} {'bytes':>12} {'predicted':>12}  groups"]
+    for r in rows:
+        groups = " | ".join(" ".join(ops) for ops in r["groups"])
+        lines.append(f"{r['policy']:<10} {r['kernels']:>7} {_mib(r['bytes_fused']):>12} {r['predicted_ms_fused']:>9.3f} ms  {groups}")
+    return "\n".join(lines)

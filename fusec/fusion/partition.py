@@ -1,0 +1,183 @@
+"""The state every fusion policy works on: a partition of a graph's ops into groups.
+
+Policies differ only in which merges they propose and in what order. Whether a merge is allowed is
+decided here, the same way for all of them, in this order:
+
+1. forbidden  the user said two of the ops must stay apart (--forbid A,B);
+2. table      the pairwise fusion table says the edge's kinds never fuse;
+3. contract   the merged ops do not form a kernel lowering can build (legality.analyze), incl. size;
+4. cycle      the graph of groups would get a cycle (a path from one group to the other that leaves
+              both would have to run both before and after itself);
+5. profit     the cost model predicts the merged kernel is not faster than the two apart.
+
+Every check returns a Verdict with the rule that failed and a sentence, which the planner turns
+into the reason explain shows for an edge left unfused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fusec.fusion.cost import KernelCost, group_cost
+from fusec.fusion.kinds import NEVER, edge_verdict
+from fusec.fusion.legality import ContractViolation, analyze
+from fusec.fusion.machine import MachineModel
+from fusec.ir.graph import Graph
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    rule: str = ""  # "" when ok
+    reason: str = ""
+    saved_s: float = 0.0  # predicted seconds saved by the merge (negative: it would be slower)
+
+
+def _fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms"
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+class Partition:
+    def __init__(self, graph: Graph, model: MachineModel, forbid: Iterable[tuple[str, str]] = ()):
+        self.graph = graph
+        self.model = model
+        self.order = {n: i for i, n in enumerate(graph.topo_order())}
+        self.ops = [n.name for n in graph.ops()]
+        self.group_of: dict[str, int] = {n: i for i, n in enumerate(self.ops)}
+        self.members: dict[int, set[str]] = {i: {n} for i, n in enumerate(self.ops)}
+        self.forbid = [tuple(p) for p in forbid]
+        self._costs: dict[frozenset[str], KernelCost] = {}
+
+    # ------------------------------------------------------------------ queries
+
+    def groups(self) -> list[int]:
+        return sorted(self.members, key=lambda g: min(self.order[n] for n in self.members[g]))
+
+    def cost(self, members: Iterable[str]) -> KernelCost:
+        key = frozenset(members)
+        if key not in self._costs:
+            self._costs[key] = group_cost(self.graph, key, self.model)
+        return self._costs[key]
+
+    def successors(self, gid: int) -> set[int]:
+        out = set()
+        for n in self.members[gid]:
+            for c in self.graph.consumers(n):
+                g = self.group_of[c]
+                if g != gid:
+                    out.add(g)
+        return out
+
+    def predecessors(self, gid: int) -> set[int]:
+        out = set()
+        for n in self.members[gid]:
+            for a in self.graph.node(n).args:
+                g = self.group_of.get(a)
+                if g is not None and g != gid:
+                    out.add(g)
+        return out
+
+    def kind_of(self, gid: int) -> str:
+        return analyze(self.graph, self.members[gid]).kind
+
+    def _cycle_through(self, gids: set[int]) -> int | None:
+        """A group outside `gids` on a path from `gids` back into `gids`, if merging them makes a cycle."""
+        start = set()
+        for g in gids:
+            start |= self.successors(g) - gids
+        seen, stack = set(start), list(start)
+        parent = {g: g for g in start}
+        while stack:
+            g = stack.pop()
+            for s in self.successors(g):
+                if s in gids:
+                    return parent[g]
+                if s not in seen:
+                    seen.add(s)
+                    parent[s] = parent[g]
+                    stack.append(s)
+        return None
+
+    def name_of(self, gid: int) -> str:
+        nodes = sorted(self.members[gid], key=self.order.__getitem__)
+        return f"[{nodes[0]}]" if len(nodes) == 1 else f"[{nodes[0]} .. {nodes[-1]}]"
+
+    # ------------------------------------------------------------------ the checks
+
+    def check(self, gids: Iterable[int], edge: tuple[str, str] | None = None, profit: bool = True) -> Verdict:
+        """May these groups become one? `edge` is the producer->consumer edge that proposes it."""
+        gids = set(gids)
+        if len(gids) < 2:
+            return Verdict(True)
+        union = set().union(*(self.members[g] for g in gids))
+        for a, b in self.forbid:
+            if a in union and b in union and self.group_of[a] != self.group_of[b]:
+                return Verdict(False, "forbidden", f"--forbid {a},{b} keeps '{a}' and '{b}' in different kernels")
+        if edge is not None:
+            v, why = edge_verdict(self.graph, *edge)
+            if v == NEVER:
+                pk, ck = self.graph.node(edge[0]).kind, self.graph.node(edge[1]).kind
+                return Verdict(False, "table", f"{pk} -> {ck} never fuses: {why}")
+        try:
+            analyze(self.graph, union)
+        except ContractViolation as err:
+            return Verdict(False, err.rule, err.message)
+        via = self._cycle_through(gids)
+        if via is not None:
+            return Verdict(
+                False, "cycle", f"the kernel {self.name_of(via)} reads one side and feeds the other, so merging would make a cycle"
+            )
+        if not profit:
+            return Verdict(True)
+        apart = [self.cost(self.members[g]) for g in gids]
+        fused = self.cost(union)
+        apart_s = sum(c.seconds for c in apart)
+        saved = apart_s - fused.seconds
+        if saved <= 0:
+            apart_b = sum(c.nbytes for c in apart)
+            return Verdict(
+                False,
+                "unprofitable",
+                f"fused {_fmt_ms(fused.seconds)} ({_fmt_bytes(fused.nbytes)}, {fused.flops:.3g} flops) "
+                f"vs apart {_fmt_ms(apart_s)} ({_fmt_bytes(apart_b)}, {sum(c.flops for c in apart):.3g} flops)",
+                saved,
+            )
+        return Verdict(True, saved_s=saved)
+
+    # ------------------------------------------------------------------ editing
+
+    def merge(self, gids: Iterable[int]) -> int:
+        gids = sorted(set(gids))
+        keep = gids[0]
+        for g in gids[1:]:
+            for n in self.members.pop(g):
+                self.group_of[n] = keep
+                self.members[keep].add(n)
+        return keep
+
+    def try_merge(self, gids: Iterable[int], edge: tuple[str, str] | None = None) -> Verdict:
+        v = self.check(gids, edge)
+        if v.ok:
+            self.merge(gids)
+        return v
+
+    def member_lists(self) -> list[list[str]]:
+        """Groups as member lists, in an order that respects the dependences between groups."""
+        import networkx as nx
+
+        dag = nx.DiGraph()
+        for g in self.members:
+            dag.add_node(g)
+            for s in self.successors(g):
+                dag.add_edge(g, s)
+        first = {g: min(self.order[n] for n in self.members[g]) for g in self.members}
+        ordered = nx.lexicographical_topological_sort(dag, key=first.__getitem__)
+        return [sorted(self.members[g], key=self.order.__getitem__) for g in ordered]

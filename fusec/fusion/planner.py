@@ -1,0 +1,160 @@
+"""plan(): partition a graph into kernels with a chosen policy, and say why each cut edge is cut.
+
+    graph --copy, expand composites, drop dead ops--> Partition --policy--> groups --> Plan
+
+The planner never changes the graph it is given. "auto" runs every policy and keeps the plan the
+cost model predicts fastest (the unfused plan is a candidate too, so fusion never makes the
+prediction worse).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from fusec.errors import FusecError
+from fusec.fusion.greedy import fuse_greedy
+from fusec.fusion.legality import ContractViolation
+from fusec.fusion.machine import MachineModel, load_model
+from fusec.fusion.partition import Partition
+from fusec.fusion.plan import NotFused, Plan, group_kind, make_group
+from fusec.fusion.postdom import fuse_postdom
+from fusec.fusion.table import fuse_table
+from fusec.ir.graph import Graph
+
+
+def _fuse_nothing(part: Partition) -> None:
+    """The unfused plan: one kernel per op, as an eager framework runs it."""
+
+
+POLICIES: dict[str, Callable[[Partition], None]] = {
+    "greedy": fuse_greedy,
+    "postdom": fuse_postdom,
+    "table": fuse_table,
+    "unfused": _fuse_nothing,
+}
+POLICY_HELP = {
+    "greedy": "XLA-like: pull producers into consumers edge by edge, then merge siblings",
+    "postdom": "TVM-like: fuse each op with everything up to its immediate post-dominator",
+    "table": "DNNFusion-like: grow kernels from heavy seeds by the pairwise kind table",
+    "unfused": "one kernel per op (what an eager framework runs)",
+    "auto": "run every policy and keep the plan the cost model predicts fastest",
+}
+
+
+def prepare(graph: Graph) -> Graph:
+    """A copy with composites expanded into primitives (keeping their names) and dead ops dropped."""
+    g = graph.copy()
+    for node in list(g.nodes()):
+        if node.kind != "leaf" and node.opdef.is_composite:
+            result = g.expand_composite(node.name)
+            g.rename(result, node.name)  # keep the user's name on the composite's result
+    g.dead_code_elimination()
+    return g
+
+
+def _pairs(items: Iterable, flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            parts = [p.strip() for p in item.split(",")]
+        else:
+            parts = [str(p).strip() for p in item]
+        if len(parts) != 2 or not all(parts):
+            raise FusecError(f"{flag} expects two op names A,B, got {item!r}")
+        out.append((parts[0], parts[1]))
+    return out
+
+
+def _check_op(g: Graph, name: str, flag: str) -> None:
+    if name not in g:
+        ops = ", ".join(n.name for n in g.ops() if not n.name.startswith("%"))
+        raise FusecError(f"{flag}: graph '{g.name}' has no op named '{name}' (named ops: {ops})")
+    if g.node(name).kind == "leaf":
+        raise FusecError(f"{flag}: '{name}' is an {g.node(name).op}, not an op; only ops are fused")
+
+
+def plan(graph: Graph, policy: str = "auto", model: MachineModel | None = None, force_fuse=(), forbid=()) -> Plan:
+    """Partition `graph` into kernels. See the module docstring; `graph` is not modified.
+
+    force_fuse / forbid: pairs of op names (("a", "b") or "a,b") that must share a kernel / must not.
+    """
+    if policy != "auto" and policy not in POLICIES:
+        known = ", ".join(list(POLICIES) + ["auto"])
+        raise FusecError(f"unknown fusion policy '{policy}' (policies: {known})")
+    model = model or load_model()
+    g = prepare(graph)
+    force = _pairs(force_fuse, "--force-fuse")
+    ban = _pairs(forbid, "--forbid")
+    for a, b in force + ban:
+        _check_op(g, a, "--force-fuse" if (a, b) in force else "--forbid")
+        _check_op(g, b, "--force-fuse" if (a, b) in force else "--forbid")
+    both = {frozenset(p) for p in force} & {frozenset(p) for p in ban}
+    if both:
+        a, b = sorted(next(iter(both)))
+        raise FusecError(f"'{a},{b}' is both forced together and forbidden")
+    names = [p for p in POLICIES if p != "unfused"] + ["unfused"] if policy == "auto" else [policy]
+    best: Plan | None = None
+    candidates: dict[str, float] = {}
+    for name in names:
+        part = _start(g, model, force, ban)
+        POLICIES[name](part)
+        p = _finish(part, name)
+        candidates[name] = _predicted_ms(p)
+        if best is None or (candidates[name], p.kernels) < (candidates[best.policy], best.kernels):
+            best = p
+    assert best is not None
+    best.requested = policy
+    best.candidates = candidates if policy == "auto" else {}
+    return best
+
+
+def _predicted_ms(p: Plan) -> float:
+    from fusec.fusion.cost import group_cost
+
+    return sum(group_cost(p.graph, grp.nodes, p.model).seconds for grp in p.groups) * 1e3
+
+
+def _start(g: Graph, model: MachineModel, force: list[tuple[str, str]], ban: list[tuple[str, str]]) -> Partition:
+    part = Partition(g, model, ban)
+    for a, b in force:
+        ga, gb = part.group_of[a], part.group_of[b]
+        if ga == gb:
+            continue
+        v = part.check([ga, gb], profit=False)
+        if not v.ok:
+            raise FusecError(f"--force-fuse {a},{b}: cannot be one kernel ({v.rule}: {v.reason})")
+        part.merge([ga, gb])
+    return part
+
+
+def _finish(part: Partition, policy: str) -> Plan:
+    g = part.graph
+    groups = [make_group(g, i, members, group_kind(g, members)) for i, members in enumerate(part.member_lists())]
+    where = {n: grp.id for grp in groups for n in grp.nodes}
+    not_fused = []
+    for grp in groups:
+        for c in grp.nodes:
+            for p in g.producers(c):
+                if p in where and where[p] != grp.id:
+                    not_fused.append(_why(part, p, c, policy))
+    return Plan(g, groups, not_fused, policy=policy, model=part.model)
+
+
+def _why(part: Partition, producer: str, consumer: str, policy: str) -> NotFused:
+    """The reason the final plan keeps this edge between kernels, checked against the final groups."""
+    if policy == "unfused":
+        return NotFused(producer, consumer, "the unfused plan runs every op as its own kernel", "unfused")
+    a, b = part.group_of[producer], part.group_of[consumer]
+    try:
+        v = part.check([a, b], edge=(producer, consumer))
+    except ContractViolation as err:  # pragma: no cover - check() turns these into verdicts
+        return NotFused(producer, consumer, err.message, err.rule)
+    if not v.ok:
+        return NotFused(producer, consumer, v.reason, v.rule)
+    return NotFused(
+        producer,
+        consumer,
+        f"legal and predicted {v.saved_s * 1e3:.3f} ms faster, but the {policy} policy did not propose "
+        "this merge (it only merges along its own order; see --compare)",
+        "policy",
+    )

@@ -1,0 +1,56 @@
+"""Post-dominator grouping, in the manner of TVM's FuseOps.
+
+An op's immediate post-dominator is the first op every path from it to the graph's outputs goes
+through. TVM fuses an op together with everything between it and its post-dominator, all at once,
+if every op on those paths can join: so a diamond (x -> a, x -> b, a + b) fuses whole or not at
+all, and never leaves a half-fused region that reads its own intermediate back from memory.
+
+As in TVM, phases go by kind: first matmuls take their epilogues, then elementwise, broadcast and
+layout ops join their post-dominators, then reductions. Siblings merge last.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from fusec.fusion.partition import Partition
+from fusec.fusion.siblings import fuse_siblings
+
+_SINK = "<sink>"
+PHASES = (("opaque",), ("elementwise", "broadcast", "layout"), ("reduce",))
+
+
+def immediate_post_dominators(part: Partition) -> dict[str, str]:
+    """ipdom of every op on the op graph with one virtual sink after all outputs."""
+    g = part.graph
+    rev = nx.DiGraph()
+    rev.add_node(_SINK)
+    outputs = set(g.outputs)
+    for n in part.ops:
+        rev.add_node(n)
+        consumers = g.consumers(n)
+        for c in consumers:
+            rev.add_edge(c, n)
+        if n in outputs or not consumers:
+            rev.add_edge(_SINK, n)
+    idom = nx.immediate_dominators(rev, _SINK)
+    return {n: idom[n] for n in part.ops if n in idom}
+
+
+def fuse_postdom(part: Partition) -> None:
+    ipdom = immediate_post_dominators(part)
+    g = part.graph
+    for kinds in PHASES:
+        for n in part.ops:
+            if g.node(n).kind not in kinds:
+                continue
+            d = ipdom.get(n, _SINK)
+            if d == _SINK:
+                continue
+            region = (nx.descendants(g.nx, n) & nx.ancestors(g.nx, d)) | {n, d}
+            gids = {part.group_of[x] for x in region if x in part.group_of}
+            if len(gids) < 2:
+                continue
+            edge = (n, d) if d in g.consumers(n) else None
+            part.try_merge(gids, edge=edge)
+    fuse_siblings(part)
