@@ -6,9 +6,9 @@
 """
 
 from fusec.errors import FusecError
-from fusec.frontend import load, parse
+from fusec.frontend import fn, load, parse, trace
 from fusec.interp import interpret
 from fusec.ir import Graph
 
 __version__ = "0.1.0"
-__all__ = ["FusecError", "Graph", "interpret", "load", "parse", "__version__"]
+__all__ = ["FusecError", "Graph", "fn", "interpret", "load", "parse", "trace", "__version__"]
