@@ -11,6 +11,10 @@ Flags, and why:
   library call; NumPy never sets errno either, so dropping it changes no result. This is *not*
   `-ffast-math`: NaN, inf, signed zeros and rounding stay IEEE (no reassociation, no
   finite-math assumptions). Fast-math is available, off by default, through `fast_math=True`.
+* `-fno-trapping-math`: promises gcc that no floating-point trap handler is installed (none is; NumPy
+  does not install one either). Under the default `-ftrapping-math` a float clamp or select followed by
+  arithmetic (`c = x < lo ? lo : x; y = c * 2`) is "control flow in loop" and the loop stays scalar.
+  Values are unchanged: NaN, inf and rounding stay IEEE.
 * `-ffp-contract=off`: no silent fusing of a*b+c into an fma, so an elementwise kernel rounds exactly
   like the NumPy interpreter does (the math header calls `fmaf` explicitly where it wants one).
 * sanitize mode (`sanitize=True` or FUSEC_SANITIZE=1): `-O1 -g -fsanitize=address,undefined` plus
@@ -32,7 +36,7 @@ from pathlib import Path
 
 from fusec.errors import FusecError
 
-BASE_FLAGS = ("-std=c99", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off")
+BASE_FLAGS = ("-std=c99", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off")
 FAST_MATH_FLAGS = ("-ffast-math",)
 SANITIZE_FLAGS = (
     "-std=c99",
@@ -43,6 +47,7 @@ SANITIZE_FLAGS = (
     "-fPIC",
     "-shared",
     "-fno-math-errno",
+    "-fno-trapping-math",
     "-ffp-contract=off",
     "-fno-omit-frame-pointer",
     "-fsanitize=address,undefined",

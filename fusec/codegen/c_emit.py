@@ -1,0 +1,410 @@
+"""Loop nest -> readable C99 source. One function per nest; no compiling here (see c_backend).
+
+The generated code looks like this (chain, 4096x4096):
+
+    /* fusec kernel fused_chain (elementwise)
+     *   in  x: f32[4096, 4096]
+     *   out y: f32[4096, 4096]
+     */
+    void fused_chain(const float *restrict x, float *restrict y)
+    {
+        #pragma omp parallel for schedule(static)
+        for (int64_t i0_o = 0; i0_o < 1024; i0_o++) {
+            ...
+            #pragma omp simd
+            for (int64_t i0_i = 0; i0_i < 16384; i0_i++) {
+                const float x_0 = x[i0];
+                y[i0] = ...;
+            }
+        }
+    }
+
+Semantics follow NumPy, which the interpreter uses (see fusec/loops/ir.py):
+
+* integer add/sub/mul/neg wrap around (computed in unsigned arithmetic: signed overflow is
+  undefined in C); integer sums and products accumulate in unsigned types for the same reason;
+* maximum/minimum and the max/min reductions propagate NaN (a vectorised reduction keeps a
+  separate "saw a NaN" flag, because OpenMP's max reduction does not promise NaN handling);
+* float32 exp/log/tanh/erf/sigmoid/gelu use fusec_math.h (vectorizable, accuracy stated there);
+  float64 uses the C library.
+
+In sanitize mode every load and store index goes through FUSEC_AT(index, size), an assertion.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from fusec.ir.dtypes import BOOL, F32, F64, I32, I64, DType
+from fusec.loops.ir import (
+    AccInit,
+    AccUpdate,
+    Const,
+    Div,
+    Expr,
+    Index,
+    IndexValue,
+    Let,
+    LetIndex,
+    Load,
+    Loop,
+    LoopNest,
+    Min,
+    Mod,
+    Op,
+    Piecewise,
+    Ref,
+    Stmt,
+    Store,
+    walk,
+)
+
+INDENT = "    "
+C_KEYWORDS = set(
+    """auto break case char const continue default do double else enum extern float for goto if inline int
+    long register restrict return short signed sizeof static struct switch typedef union unsigned void
+    volatile while bool true false main min max exp log sqrt tanh erf pow fabs abs""".split()
+)
+UNSIGNED = {I32.name: "uint32_t", I64.name: "uint64_t"}
+COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+FLOAT_FUNCS = {  # op -> (float32 spelling, float64 spelling)
+    "exp": ("fusec_expf", "exp"),
+    "log": ("fusec_logf", "log"),
+    "tanh": ("fusec_tanhf", "tanh"),
+    "erf": ("fusec_erff", "erf"),
+    "sigmoid": ("fusec_sigmoidf", "fusec_sigmoid"),
+    "sqrt": ("sqrtf", "sqrt"),
+}
+
+PRELUDE = """\
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "fusec_math.h"
+
+#ifdef FUSEC_BOUNDS_CHECK
+#include <assert.h>
+/* sanitize mode: every element index is checked against its buffer's size */
+#define FUSEC_AT(i, n) (assert((i) >= 0 && (i) < (n)), (i))
+#else
+#define FUSEC_AT(i, n) (i)
+#endif
+
+/* NaN-propagating maximum and minimum, as NumPy's np.maximum / np.minimum */
+static inline float fusec_maxf(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float fusec_minf(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline double fusec_max(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline double fusec_min(double a, double b) { return (a < b || a != a) ? a : b; }
+static inline int64_t fusec_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+"""
+
+
+def c_literal(value, dtype: DType) -> str:
+    """A C literal of exactly this value and type (floats round-trip through repr)."""
+    if dtype == BOOL:
+        return "true" if value else "false"
+    if dtype.is_int:
+        v = int(value)
+        if dtype == I32:
+            return "(-2147483647 - 1)" if v == -(2**31) else str(v)
+        if -(2**31) < v < 2**31:
+            return str(v)
+        return "INT64_MIN" if v == -(2**63) else f"INT64_C({v})"
+    v = float(value)
+    suffix = "f" if dtype == F32 else ""
+    if math.isnan(v):
+        return "NAN" if dtype == F32 else "(double)NAN"
+    if math.isinf(v):
+        inf = "INFINITY" if dtype == F32 else "(double)INFINITY"
+        return inf if v > 0 else f"-{inf}"
+    if dtype == F32:
+        text = repr(float(np.float32(v)))
+    else:
+        text = repr(v)
+    if "e" not in text and "." not in text and "inf" not in text:
+        text += ".0"
+    return text + suffix
+
+
+class CEmitter:
+    """Emits one LoopNest as a C function. Names from the nest are made valid, unique C identifiers."""
+
+    def __init__(self, nest: LoopNest, bounds_check: bool = False):
+        self.nest = nest
+        self.bounds_check = bounds_check
+        self.names: dict[str, str] = {}
+        self.taken: set[str] = set()
+        self.acc_types: dict[str, tuple[str, DType]] = {}  # accumulator -> (its op, its dtype)
+        self.lines: list[str] = []
+
+    # ------------------------------------------------------------------------------- names
+
+    def cname(self, name: str) -> str:
+        found = self.names.get(name)
+        if found is not None:
+            return found
+        base = re.sub(r"\W", "_", name) or "v"
+        if base[0].isdigit():
+            base = "v" + base
+        if base in C_KEYWORDS or base.startswith("fusec_"):
+            base += "_"
+        candidate, k = base, 1
+        while candidate in self.taken:
+            candidate, k = f"{base}_{k}", k + 1
+        self.taken.add(candidate)
+        self.names[name] = candidate
+        return candidate
+
+    # ----------------------------------------------------------------------------- indices
+
+    def index(self, x: Index) -> str:
+        parts: list[str] = []
+        for atom, coef in x.terms:
+            if isinstance(atom, str):
+                text = self.cname(atom)
+            elif isinstance(atom, Div):
+                text = f"({self.index(atom.arg)}) / {atom.divisor}"
+            elif isinstance(atom, Mod):
+                text = f"({self.index(atom.arg)}) % {atom.divisor}"
+            else:
+                assert isinstance(atom, Min)
+                text = f"fusec_min_i64({self.index(atom.a)}, {self.index(atom.b)})"
+            if coef == 1:
+                parts.append(text)
+            elif coef == -1:
+                parts.append(f"-{text}" if not parts else f"- {text}")
+            else:
+                if isinstance(atom, (Div, Mod)):
+                    text = f"({text})"
+                parts.append(f"{text} * {coef}")
+        if x.const or not parts:
+            parts.append(str(x.const))
+        text = " + ".join(parts)
+        return text.replace("+ -", "- ").replace("+ - ", "- ")
+
+    def element(self, buffer: str, idx: Index) -> str:
+        text = self.index(idx)
+        if self.bounds_check:
+            text = f"FUSEC_AT({text}, {self.nest.buffer(buffer).size})"
+        return f"{self.cname(buffer)}[{text}]"
+
+    # --------------------------------------------------------------------------- expressions
+
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Const):
+            return c_literal(e.value, e.dtype)
+        if isinstance(e, Load):
+            return self.element(e.buffer, e.index)
+        if isinstance(e, Ref):
+            acc = self.acc_types.get(e.name)
+            name = self.cname(e.name)
+            if acc is not None and acc[1].is_int and acc[0] in ("sum", "prod"):
+                return f"({acc[1].c_type}){name}"  # unsigned accumulator, read as signed
+            if acc is not None and acc[1].is_float and acc[0] in ("max", "min"):
+                return f"({name}_nan ? {c_literal(float('nan'), acc[1])} : {name})"  # a NaN seen wins
+            return name
+        if isinstance(e, IndexValue):
+            return f"({e.dtype.c_type})({self.index(e.index)})"
+        if isinstance(e, Piecewise):
+            # nested conditionals: only the chosen piece is evaluated (others may be out of bounds)
+            idx = self.index(e.index)
+            text = self.expr(e.pieces[-1])
+            for bound, piece in zip(reversed(e.bounds[1:-1]), reversed(e.pieces[:-1])):
+                text = f"(({idx}) < {bound} ? {self.expr(piece)} : {text})"
+            return text
+        assert isinstance(e, Op), e
+        return self.op(e)
+
+    def op(self, e: Op) -> str:
+        args = [self.expr(a) for a in e.args]
+        dt = e.dtype
+        operand = e.args[0].dtype if e.args else dt
+        name = e.op
+        if name in ("add", "sub", "mul"):
+            sym = {"add": "+", "sub": "-", "mul": "*"}[name]
+            if dt == BOOL:  # NumPy: bool + bool is or, bool * bool is and
+                return f"({args[0]} {'|' if name == 'add' else '&'} {args[1]})"
+            if dt.is_int:  # wrap around, as NumPy does
+                u = UNSIGNED[dt.name]
+                return f"({dt.c_type})(({u}){args[0]} {sym} ({u}){args[1]})"
+            return f"({args[0]} {sym} {args[1]})"
+        if name == "div":
+            return f"({args[0]} / {args[1]})"
+        if name in COMPARE:
+            return f"({args[0]} {COMPARE[name]} {args[1]})"
+        if name in ("maximum", "minimum"):
+            return self._minmax(name == "maximum", args[0], args[1], dt)
+        if name == "relu":
+            zero = c_literal(0, dt)
+            return self._minmax(True, args[0], zero, dt)
+        if name == "neg":
+            if dt.is_int:
+                return f"({dt.c_type})(0u - ({UNSIGNED[dt.name]}){args[0]})"
+            if dt == BOOL:
+                return args[0]
+            return f"(-{args[0]})"
+        if name == "abs":
+            if dt.is_float:
+                return f"{'fabsf' if dt == F32 else 'fabs'}({args[0]})"
+            if dt.is_int:
+                u = UNSIGNED[dt.name]
+                return f"({args[0]} < 0 ? ({dt.c_type})(0u - ({u}){args[0]}) : {args[0]})"
+            return args[0]
+        if name in FLOAT_FUNCS:
+            return f"{FLOAT_FUNCS[name][0 if dt == F32 else 1]}({args[0]})"
+        if name == "rsqrt":
+            return f"({c_literal(1.0, dt)} / {'sqrtf' if dt == F32 else 'sqrt'}({args[0]}))"
+        if name == "reciprocal":
+            return f"({c_literal(1.0, dt)} / {args[0]})"
+        if name == "gelu":
+            form = "tanh" if e.attr("approximate", "none") == "tanh" else "erf"
+            suffix = "f" if dt == F32 else ""
+            return f"fusec_gelu_{form}{suffix}({args[0]})"
+        if name == "pow":
+            if dt.is_float:
+                return f"{'powf' if dt == F32 else 'pow'}({args[0]}, {args[1]})"
+            # NumPy-like integer power, truncated toward zero as the interpreter defines it
+            return f"({dt.c_type})trunc(pow((double){args[0]}, (double){args[1]}))"
+        if name == "where":
+            return f"({args[0]} ? {args[1]} : {args[2]})"
+        if name == "cast":
+            if dt == BOOL:
+                return f"({args[0]} != 0)"
+            if operand == dt:
+                return args[0]
+            return f"({dt.c_type})({args[0]})"
+        raise NotImplementedError(f"the C backend has no spelling for op '{name}' ({dt})")
+
+    @staticmethod
+    def _minmax(is_max: bool, a: str, b: str, dt: DType) -> str:
+        if dt == F32:
+            return f"{'fusec_maxf' if is_max else 'fusec_minf'}({a}, {b})"
+        if dt == F64:
+            return f"{'fusec_max' if is_max else 'fusec_min'}({a}, {b})"
+        if dt == BOOL:
+            return f"({a} {'|' if is_max else '&'} {b})"
+        return f"({a} {'>' if is_max else '<'} {b} ? {a} : {b})"
+
+    # ---------------------------------------------------------------------------- statements
+
+    def emit(self, line: str, depth: int) -> None:
+        self.lines.append(INDENT * depth + line)
+
+    def stmts(self, body: tuple[Stmt, ...], depth: int) -> None:
+        for s in body:
+            self.stmt(s, depth)
+
+    def stmt(self, s: Stmt, depth: int) -> None:
+        if isinstance(s, Loop):
+            self.loop(s, depth)
+        elif isinstance(s, LetIndex):
+            self.emit(f"const int64_t {self.cname(s.var)} = {self.index(s.value)};", depth)
+        elif isinstance(s, Let):
+            self.emit(f"const {s.value.dtype.c_type} {self.cname(s.name)} = {self.expr(s.value)};", depth)
+        elif isinstance(s, Store):
+            self.emit(f"{self.element(s.buffer, s.index)} = {self.expr(s.value)};", depth)
+        elif isinstance(s, AccInit):
+            self.acc_types[s.name] = (s.op, s.dtype)
+            ctype = UNSIGNED[s.dtype.name] if s.dtype.is_int and s.op in ("sum", "prod") else s.dtype.c_type
+            self.emit(f"{ctype} {self.cname(s.name)} = {c_literal(s.identity, s.dtype)};", depth)
+            if s.dtype.is_float and s.op in ("max", "min"):
+                self.emit(f"bool {self.cname(s.name)}_nan = false;", depth)
+        elif isinstance(s, AccUpdate):
+            self.acc_update(s, depth)
+        else:  # pragma: no cover - every statement type is listed above
+            raise AssertionError(type(s))
+
+    def acc_update(self, s: AccUpdate, depth: int) -> None:
+        name = self.cname(s.name)
+        op, dt = self.acc_types[s.name]
+        value = self.expr(s.value)
+        if dt == BOOL:
+            sym = "|" if op in ("sum", "max") else "&"
+            self.emit(f"{name} = {name} {sym} {value};", depth)
+        elif op in ("sum", "prod"):
+            sym = "+" if op == "sum" else "*"
+            cast = f"({UNSIGNED[dt.name]})" if dt.is_int else ""
+            self.emit(f"{name} = {name} {sym} {cast}{value};", depth)
+        elif dt.is_float:
+            # max/min: the OpenMP-friendly form, plus a sticky flag so a NaN anywhere wins (as in NumPy)
+            tmp = self.cname(f"{s.name}_v")
+            self.emit(f"const {dt.c_type} {tmp} = {value};", depth)
+            cmp = ">" if op == "max" else "<"
+            self.emit(f"{name} = {tmp} {cmp} {name} ? {tmp} : {name};", depth)
+            self.emit(f"{name}_nan = {name}_nan | ({tmp} != {tmp});", depth)
+            self.taken.discard(tmp)  # the temporary is block-local: its name may be reused
+            self.names.pop(f"{s.name}_v", None)
+        else:
+            cmp = ">" if op == "max" else "<"
+            self.emit(f"{name} = {value} {cmp} {name} ? {value} : {name};", depth)
+
+    def _reduction_clause(self, loop: Loop) -> str:
+        """OpenMP reduction clauses for accumulators updated in this loop but declared outside it."""
+        inner_inits = {s.name for s in walk(loop.body) if isinstance(s, AccInit)}
+        clauses: dict[str, list[str]] = {}
+        for s in walk(loop.body):
+            if isinstance(s, AccUpdate) and s.name not in inner_inits:
+                op, dt = self.acc_types[s.name]
+                name = self.cname(s.name)
+                if dt == BOOL:
+                    sym = "|" if op in ("sum", "max") else "&"
+                else:
+                    sym = {"sum": "+", "prod": "*", "max": "max", "min": "min"}[op]
+                clauses.setdefault(sym, [])
+                if name not in clauses[sym]:
+                    clauses[sym].append(name)
+                if dt.is_float and op in ("max", "min"):
+                    clauses.setdefault("|", [])
+                    if f"{name}_nan" not in clauses["|"]:
+                        clauses["|"].append(f"{name}_nan")
+        return "".join(f" reduction({sym}:{', '.join(names)})" for sym, names in clauses.items())
+
+    def loop(self, lp: Loop, depth: int) -> None:
+        var = self.cname(lp.var)
+        extent = self.index(lp.extent)
+        if lp.kind == "parallel":
+            self.emit("#pragma omp parallel for schedule(static)", depth)
+        elif lp.kind == "vector":
+            self.emit(f"#pragma omp simd{self._reduction_clause(lp)}", depth)
+        elif lp.kind == "unrolled":
+            self.emit("#pragma GCC unroll 8", depth)
+        self.emit(f"for (int64_t {var} = 0; {var} < {extent}; {var}++) {{", depth)
+        self.stmts(lp.body, depth + 1)
+        self.emit("}", depth)
+
+    # --------------------------------------------------------------------------------- whole
+
+    def signature(self) -> str:
+        params = []
+        for b in self.nest.buffers:
+            const = "const " if b.role == "in" else ""
+            params.append(f"{const}{b.dtype.c_type} *restrict {self.cname(b.name)}")
+        return f"void {self.cname(self.nest.name)}({', '.join(params)})"
+
+    def header_comment(self) -> list[str]:
+        lines = [f"/* fusec kernel {self.nest.name} ({self.nest.kind}), generated by fusec.codegen.c_emit"]
+        for text in self.nest.comment.splitlines():
+            lines.append(f" * {text}".rstrip())
+        for b in self.nest.buffers:
+            shape = ", ".join(map(str, b.shape))
+            note = f" (graph value {b.value})" if b.value != b.name else ""
+            lines.append(f" *   {b.role:<5} {b.name}: {b.dtype.name}[{shape}]{note}")
+        lines.append(" */")
+        return lines
+
+    def function(self) -> str:
+        for b in self.nest.buffers:  # parameters claim their names first
+            self.cname(b.name)
+        self.cname(self.nest.name)
+        self.lines = []
+        self.stmts(self.nest.body, 1)
+        body = self.lines
+        return "\n".join(self.header_comment() + [self.signature(), "{"] + body + ["}"]) + "\n"
+
+
+def generate_c(nest: LoopNest, bounds_check: bool = False) -> str:
+    """The complete C translation unit for one loop nest."""
+    return PRELUDE + "\n" + CEmitter(nest, bounds_check).function()
