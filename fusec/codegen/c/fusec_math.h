@@ -94,7 +94,7 @@ static inline float fusec_tanhf(float x)
     p = fmaf(u, p, -0.05395938456058502f);
     p = fmaf(u, p, 0.13333304226398468f);
     p = fmaf(u, p, -0.3333333432674408f);
-    float small = fmaf(x * u, p, x);
+    float small = copysignf(fmaf(x * u, p, x), x);   /* keeps tanh(-0) = -0 */
     float e = fusec_expf(2.0f * ax);
     float large = copysignf(1.0f - 2.0f / (e + 1.0f), x);
     return ax < 0.625f ? small : large;
