@@ -76,8 +76,9 @@ def format_report(report: dict) -> str:
     if report["requested_policy"] == "auto":
         chosen += " (chosen by auto: " + ", ".join(f"{k} {v:.3f} ms" for k, v in report["policy_candidates_ms"].items()) + ")"
     m = report["model"]
+    k = report["kernels"]
     lines = [
-        f"graph {report['graph']}: {report['ops']} ops -> {report['kernels']} kernels, policy {chosen}",
+        f"graph {report['graph']}: {report['ops']} ops -> {k} kernel{'' if k == 1 else 's'}, policy {chosen}",
         f"machine model ({m['source']}): {m['bandwidth_gbs']:g} GB/s, {m['peak_gflops']:g} GFLOP/s, "
         f"{m['kernel_overhead_us']:g} us per kernel",
         "",

@@ -1,0 +1,162 @@
+"""Commands on fusion: explain (what fuses and why), calibrate (measure the machine), viz (draw it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from fusec.cli.common import add_file_args, load_graph
+from fusec.errors import FusecError
+from fusec.fusion import compare, explain, format_compare, format_report, load_model, plan, save_model
+from fusec.fusion.machine import model_path
+from fusec.fusion.planner import POLICY_HELP
+
+
+def _pair_list(text: str) -> str:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected two op names A,B, got '{text}'")
+    return text
+
+
+def add_plan_args(p: argparse.ArgumentParser) -> None:
+    add_file_args(p)
+    p.add_argument("--policy", default="auto", choices=list(POLICY_HELP),
+                   help="fusion policy: " + "; ".join(f"{k}: {v}" for k, v in POLICY_HELP.items()))
+    p.add_argument("--force-fuse", action="append", default=[], type=_pair_list, metavar="A,B",
+                   help="counterfactual: put ops A and B in one kernel (repeatable)")
+    p.add_argument("--forbid", action="append", default=[], type=_pair_list, metavar="A,B",
+                   help="counterfactual: keep ops A and B in different kernels (repeatable)")
+
+
+def _plan(args: argparse.Namespace):
+    g = load_graph(args)
+    return g, plan(g, args.policy, force_fuse=args.force_fuse, forbid=args.forbid)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    g, p = _plan(args)
+    if args.compare:
+        rows = compare(g, force_fuse=args.force_fuse, forbid=args.forbid)
+        if args.json:
+            print(json.dumps({"graph": g.name, "policies": rows}, indent=2))
+        else:
+            print(f"graph {g.name}: every policy's plan (predicted with the same cost model)")
+            print(format_compare(rows))
+        return 0
+    report = explain(p)
+    if args.force_fuse or args.forbid:  # the counterfactual against the planner's own choice
+        own = explain(plan(g, args.policy))
+        report["counterfactual"] = {
+            "force_fuse": args.force_fuse,
+            "forbid": args.forbid,
+            "planner_kernels": own["kernels"],
+            "planner_predicted_ms": own["predicted_ms_fused"],
+            "delta_ms": round(report["predicted_ms_fused"] - own["predicted_ms_fused"], 6),
+        }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(format_report(report))
+    cf = report.get("counterfactual")
+    if cf:
+        what = " ".join([f"--force-fuse {x}" for x in cf["force_fuse"]] + [f"--forbid {x}" for x in cf["forbid"]])
+        verdict = "slower" if cf["delta_ms"] > 0 else "faster" if cf["delta_ms"] < 0 else "no different"
+        print(
+            f"counterfactual ({what}): predicted {report['predicted_ms_fused']:.3f} ms in {report['kernels']} kernels "
+            f"vs {cf['planner_predicted_ms']:.3f} ms in {cf['planner_kernels']} for the planner's own plan "
+            f"({abs(cf['delta_ms']):.3f} ms {verdict})"
+        )
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.show:
+        m = load_model()
+        print(f"machine model ({m.source}), from {model_path()}:")
+        for k, v in m.to_dict().items():
+            if k != "source":
+                print(f"  {k} = {v}")
+        return 0
+    from fusec.fusion.calibrate import calibrate
+
+    print("measuring this machine (a few seconds)...", flush=True)
+    result = calibrate(quick=args.quick)
+    for note in result.notes:
+        print(f"  {note}")
+    path = save_model(result.model)
+    m = result.model
+    print(f"measured with {result.method}: {m.bandwidth_gbs:g} GB/s, {m.peak_gflops:g} GFLOP/s, "
+          f"{m.kernel_overhead_us:g} us per kernel")
+    print(f"wrote {path}")
+    return 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same directory and a rename: never a half-written file."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
+    except OSError as err:
+        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
+
+
+def cmd_viz(args: argparse.Namespace) -> int:
+    from fusec.fusion.dot import plan_dot, plan_html, plan_svg
+    from fusec.ir.dot import dot_program
+
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in (".svg", ".dot", ".html"):
+        raise FusecError(f"-o {out}: the output must end in .svg, .dot or .html")
+    if not out.parent.is_dir():
+        raise FusecError(f"-o {out}: the directory {out.parent} does not exist")
+    _, p = _plan(args)
+    if suffix == ".dot":
+        write_atomic(out, plan_dot(p))
+        print(f"wrote {out} (DOT text; draw it with: dot -Tsvg {out} -o {out.with_suffix('.svg')})")
+    elif suffix == ".svg":
+        write_atomic(out, plan_svg(p))
+        if dot_program():
+            print(f"wrote {out} (laid out by Graphviz dot)")
+        else:
+            dot_path = out.with_suffix(".dot")
+            write_atomic(dot_path, plan_dot(p))
+            print(f"wrote {out} with fusec's simple built-in layout: Graphviz `dot` is not installed.")
+            print(f"wrote {dot_path} too: with Graphviz, `dot -Tsvg {dot_path} -o {out}` gives a better layout")
+    else:
+        write_atomic(out, plan_html(p, explain(p)))
+        print(f"wrote {out} (open it in a browser)")
+    print(f"{p.kernels} kernels, one colour each; dashed red arrows are values passed between kernels through memory")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("explain", help="show the fusion plan: kernels, costs, and why edges are not fused",
+                       description="Plan a graph's kernels and explain every decision.")
+    add_plan_args(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--compare", action="store_true", help="show every policy's plan side by side")
+    p.set_defaults(handler=cmd_explain)
+
+    p = sub.add_parser("calibrate", help="measure bandwidth and peak for the cost model",
+                       description="Measure this machine's bandwidth, peak and per-kernel cost with generated "
+                                   "kernels, and store them in the user cache directory ($FUSEC_CACHE_DIR).")
+    p.add_argument("--quick", action="store_true", help="smaller, faster measurement (less precise)")
+    p.add_argument("--show", action="store_true", help="print the stored model instead of measuring")
+    p.set_defaults(handler=cmd_calibrate)
+
+    p = sub.add_parser("viz", help="draw the graph with one colour per kernel",
+                       description="Draw the fusion plan as SVG, DOT or HTML.")
+    add_plan_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.dot or out.html")
+    p.set_defaults(handler=cmd_viz)
