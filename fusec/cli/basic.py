@@ -16,7 +16,13 @@ from fusec.ir.printer import print_graph
 def cmd_check(args: argparse.Namespace) -> int:
     g = load_graph(args)
     outs = ", ".join(f"{o}: {g.type_of(o)}" for o in g.outputs)
-    print(f"ok: {args.file}: graph {g.name}, {len(g.inputs)} inputs, {len(g.ops())} ops -> {outs}")
+    held = []
+    if g.expectations:  # `assert kernels ...` lines: plan the graph and hold it to them (exit 2 if not)
+        from fusec.fusion import check_expectations, plan
+
+        held = check_expectations(plan(g))
+    extra = f"; {', '.join(held)}" if held else ""
+    print(f"ok: {args.file}: graph {g.name}, {len(g.inputs)} inputs, {len(g.ops())} ops -> {outs}{extra}")
     return 0
 
 

@@ -325,3 +325,9 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.ops())} ops, {len(self.outputs)} outputs>"
+
+    def _repr_svg_(self) -> str:
+        """Jupyter draws a graph (Graphviz when installed, else a built-in layout; see fusec.ir.dot)."""
+        from fusec.ir.dot import graph_svg
+
+        return graph_svg(self)
