@@ -129,6 +129,19 @@ def c_literal(value, dtype: DType) -> str:
     return text + suffix
 
 
+def _bare(text: str) -> str:
+    """text without one pair of enclosing parentheses, when they enclose all of it."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for pos, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and pos < len(text) - 1:
+            return text
+    return text[1:-1]
+
+
 class CEmitter:
     """Emits one LoopNest as a C function. Names from the nest are made valid, unique C identifiers."""
 
@@ -138,6 +151,15 @@ class CEmitter:
         self.names: dict[str, str] = {}
         self.taken: set[str] = set()
         self.acc_types: dict[str, tuple[str, DType]] = {}  # accumulator -> (its op, its dtype)
+        self.vector_depth = 0  # > 0 inside an `omp simd` loop
+        # float max/min accumulators updated inside a vector loop keep a separate NaN flag
+        self.flagged = {
+            u.name
+            for lp in walk(nest.body)
+            if isinstance(lp, Loop) and lp.kind == "vector"
+            for u in walk(lp.body)
+            if isinstance(u, AccUpdate) and u.op in ("max", "min")
+        }
         self.lines: list[str] = []
 
     # ------------------------------------------------------------------------------- names
@@ -203,8 +225,6 @@ class CEmitter:
             name = self.cname(e.name)
             if acc is not None and acc[1].is_int and acc[0] in ("sum", "prod"):
                 return f"({acc[1].c_type}){name}"  # unsigned accumulator, read as signed
-            if acc is not None and acc[1].is_float and acc[0] in ("max", "min"):
-                return f"({name}_nan ? {c_literal(float('nan'), acc[1])} : {name})"  # a NaN seen wins
             return name
         if isinstance(e, IndexValue):
             return f"({e.dtype.c_type})({self.index(e.index)})"
@@ -220,6 +240,8 @@ class CEmitter:
 
     def op(self, e: Op) -> str:
         args = [self.expr(a) for a in e.args]
+        if e.op in FLOAT_FUNCS or e.op in ("gelu", "rsqrt", "abs", "maximum", "minimum", "relu", "pow"):
+            args = [_bare(a) for a in args]
         dt = e.dtype
         operand = e.args[0].dtype if e.args else dt
         name = e.op
@@ -310,7 +332,7 @@ class CEmitter:
             self.acc_types[s.name] = (s.op, s.dtype)
             ctype = UNSIGNED[s.dtype.name] if s.dtype.is_int and s.op in ("sum", "prod") else s.dtype.c_type
             self.emit(f"{ctype} {self.cname(s.name)} = {c_literal(s.identity, s.dtype)};", depth)
-            if s.dtype.is_float and s.op in ("max", "min"):
+            if s.dtype.is_float and s.name in self.flagged:
                 self.emit(f"bool {self.cname(s.name)}_nan = false;", depth)
         elif isinstance(s, AccUpdate):
             self.acc_update(s, depth)
@@ -328,8 +350,12 @@ class CEmitter:
             sym = "+" if op == "sum" else "*"
             cast = f"({UNSIGNED[dt.name]})" if dt.is_int else ""
             self.emit(f"{name} = {name} {sym} {cast}{value};", depth)
+        elif dt.is_float and self.vector_depth == 0:
+            # max/min with NaN propagation, as NumPy: once NaN, the accumulator stays NaN
+            cmp = ">" if op == "max" else "<"
+            self.emit(f"{name} = ({value} {cmp} {name} || {name} != {name}) ? {value} : {name};", depth)
         elif dt.is_float:
-            # max/min: the OpenMP-friendly form, plus a sticky flag so a NaN anywhere wins (as in NumPy)
+            # in a vector loop: the OpenMP-friendly form plus a sticky NaN flag, applied after the loop
             tmp = self.cname(f"{s.name}_v")
             self.emit(f"const {dt.c_type} {tmp} = {value};", depth)
             cmp = ">" if op == "max" else "<"
@@ -356,7 +382,7 @@ class CEmitter:
                 clauses.setdefault(sym, [])
                 if name not in clauses[sym]:
                     clauses[sym].append(name)
-                if dt.is_float and op in ("max", "min"):
+                if dt.is_float and s.name in self.flagged:
                     clauses.setdefault("|", [])
                     if f"{name}_nan" not in clauses["|"]:
                         clauses["|"].append(f"{name}_nan")
@@ -372,8 +398,22 @@ class CEmitter:
         elif lp.kind == "unrolled":
             self.emit("#pragma GCC unroll 8", depth)
         self.emit(f"for (int64_t {var} = 0; {var} < {extent}; {var}++) {{", depth)
+        self.vector_depth += lp.kind == "vector"
         self.stmts(lp.body, depth + 1)
+        self.vector_depth -= lp.kind == "vector"
         self.emit("}", depth)
+        if lp.kind == "vector" and self.vector_depth == 0:
+            self._apply_nan_flags(lp, depth)
+
+    def _apply_nan_flags(self, lp: Loop, depth: int) -> None:
+        """After a vector loop, a float max/min accumulator that saw a NaN becomes NaN (as in NumPy)."""
+        inner_inits = {s.name for s in walk(lp.body) if isinstance(s, AccInit)}
+        done: list[str] = []
+        for s in walk(lp.body):
+            if isinstance(s, AccUpdate) and s.name in self.flagged and s.name not in inner_inits and s.name not in done:
+                name = self.cname(s.name)
+                self.emit(f"if ({name}_nan) {name} = {c_literal(float('nan'), self.acc_types[s.name][1])};", depth)
+                done.append(s.name)
 
     # --------------------------------------------------------------------------------- whole
 

@@ -1,0 +1,286 @@
+"""The C backend: schedule a loop nest, emit C (c_emit), compile it through the kernel cache, load it.
+
+    backend = CBackend()                      # finds $CC or cc; NoCompilerError if there is none
+    kernel = backend.build(graph, group, nest, backend.default_schedule(nest))
+    kernel(*arrays)                           # arrays in nest.buffers order; outputs preallocated
+
+Matmul groups: calling BLAS (through NumPy) on a tile of output rows and running the fused
+epilogue as generated C on that tile while it is still in cache measured faster than the
+generic scalar-form C loop nest (bench/bench_matmul_choice.py, docs/c_backend.md), so
+`matmul="blas"` is the default; `matmul="loops"` compiles the nest's scalar form instead.
+
+A missing compiler raises NoCompilerError (a FusecError) from the constructor: the pipeline turns
+that into one warning and the NumPy backend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from fusec.codegen.base import Backend, Kernel, kernel_signature
+from fusec.codegen.c_emit import PRELUDE, CEmitter
+from fusec.fusion.plan import Group
+from fusec.ir.graph import Graph
+from fusec.loops.ir import (
+    AccInit,
+    Buffer,
+    Dim,
+    Index,
+    Let,
+    Load,
+    Loop,
+    LoopNest,
+    Stmt,
+    Store,
+    stmt_exprs,
+    walk,
+    walk_expr,
+)
+from fusec.loops.schedule import Schedule, apply_schedule, default_schedule
+from fusec.runtime.build import compiler_flags, find_compiler, sanitize_requested
+from fusec.runtime.cache import KernelCache, default_cache
+from fusec.runtime.loader import KernelFunction, Param
+
+HEADER_DIR = Path(__file__).resolve().parent / "c"
+# bytes of matmul result per tile: large enough that BLAS stays efficient (it repacks the right-hand
+# operand per call), small enough that the tile is still in the L2/L3 cache when the epilogue runs
+MATMUL_TILE_BYTES = 4 << 20
+
+
+def math_headers() -> dict[str, str]:
+    """The headers generated kernels include, by file name (they are part of the cache key)."""
+    return {p.name: p.read_text() for p in sorted(HEADER_DIR.glob("*.h"))}
+
+
+class CBackend(Backend):
+    name = "c"
+
+    def __init__(
+        self,
+        cache: KernelCache | None = None,
+        sanitize: bool | None = None,
+        fast_math: bool = False,
+        cc: str | None = None,
+        matmul: str = "blas",
+    ):
+        self.compiler = find_compiler(cc)
+        self.cache = cache
+        self.sanitize = sanitize_requested(sanitize)
+        self.flags = compiler_flags(self.sanitize, fast_math)
+        if matmul not in ("blas", "loops"):
+            raise ValueError(f"matmul must be 'blas' or 'loops', got {matmul!r}")
+        self.matmul = matmul
+        self.headers = math_headers()
+
+    def default_schedule(self, nest: LoopNest) -> Schedule:
+        return default_schedule(nest, backend="c")
+
+    # ------------------------------------------------------------------------------ building
+
+    def compile_source(self, source: str, symbol: str, params: list[Param]) -> KernelFunction:
+        """Compile (or find in the cache) one C translation unit and bind one of its functions."""
+        cache = self.cache or default_cache()
+        entry = cache.build(source, self.headers, self.compiler, self.flags)
+        return KernelFunction(entry.library, symbol, params)
+
+    def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
+        if nest.kind == "matmul" and nest.matmul is not None and self.matmul == "blas":
+            return self._build_blas_matmul(nest)
+        scheduled = apply_schedule(nest, schedule)
+        source, symbol = c_source(scheduled, self.sanitize)
+        fn = self.compile_source(source, symbol, buffer_params(nest.buffers))
+        call = fn.call_pointers
+
+        def run(*arrays: np.ndarray) -> None:
+            call(*[a.ctypes.data for a in arrays])
+
+        return Kernel(backend="c", source=source, run=run, **kernel_signature(nest))
+
+    # -------------------------------------------------------------------------- matmul + BLAS
+
+    def _build_blas_matmul(self, nest: LoopNest) -> Kernel:
+        plan = MatmulTiling.of(nest)
+        source_parts, symbols = [], []
+        for rows in sorted({plan.tile_rows, plan.tail_rows} - {0}, reverse=True):
+            epi = plan.epilogue_nest(rows)
+            scheduled = apply_schedule(epi, default_schedule(epi, backend="c"))
+            text, symbol = c_source(scheduled, self.sanitize, with_prelude=not source_parts)
+            source_parts.append(text)
+            symbols.append((rows, symbol, epi))
+        source = "\n".join(source_parts)
+        functions = {
+            rows: self.compile_source(source, symbol, buffer_params(epi.buffers)) for rows, symbol, epi in symbols
+        }
+        run = plan.runner(functions)
+        header = (
+            f"/* {nest.name}: NumPy's matmul (BLAS) on tiles of {plan.tile_rows} x {plan.row_elements} "
+            "results, then this epilogue on each tile while it is in cache */\n"
+        )
+        return Kernel(backend="c", source=header + source, run=run, **kernel_signature(nest))
+
+
+def c_source(nest: LoopNest, sanitize: bool, with_prelude: bool = True) -> tuple[str, str]:
+    """(C source, function name) for a scheduled nest."""
+    emitter = CEmitter(nest, bounds_check=sanitize)
+    function = emitter.function()
+    text = PRELUDE + "\n" + function if with_prelude else function
+    return text, emitter.cname(nest.name)
+
+
+def buffer_params(buffers: tuple[Buffer, ...]) -> list[Param]:
+    return [Param(b.name, b.role, b.dtype, tuple(b.shape)) for b in buffers]
+
+
+# ------------------------------------------------------------------------------------------------
+# matmul by BLAS tiles with a generated C epilogue
+
+
+def _replace_matmul_core(stmts: tuple[Stmt, ...], acc: str, k: str, value: Load) -> tuple[Stmt, ...]:
+    """Drop the accumulator's init and the k loop; read the matmul result from `value` instead."""
+    out: list[Stmt] = []
+    for s in stmts:
+        if isinstance(s, AccInit) and s.name == acc:
+            out.append(Let(acc, value))
+        elif isinstance(s, Loop) and s.var == k:
+            continue
+        elif isinstance(s, Loop):
+            out.append(replace(s, body=_replace_matmul_core(s.body, acc, k, value)))
+        else:
+            out.append(s)
+    return tuple(out)
+
+
+def _strided_view(array: np.ndarray, index: Index, variables: tuple[str, ...], extents: dict[str, int]) -> np.ndarray:
+    """The operand of a Load as an array over `variables` (a stride-0 axis where it is broadcast)."""
+    item = array.itemsize
+    shape = tuple(extents[v] for v in variables)
+    strides = tuple(index.coef(v) * item for v in variables)
+    base = array.reshape(-1)[index.const :]
+    return np.lib.stride_tricks.as_strided(base, shape=shape, strides=strides, writeable=False)
+
+
+class MatmulTiling:
+    """How a matmul nest runs as BLAS tiles: the outer output variable is cut into tiles of rows."""
+
+    def __init__(self, nest: LoopNest):
+        info = nest.matmul
+        assert info is not None
+        self.nest = nest
+        self.info = info
+        self.extents = {d.var: d.extent for d in nest.dims}
+        self.out_vars = tuple(info.batch) + (info.i, info.j)
+        self.outer = self.out_vars[0]
+        self.acc_dtype = next(s.dtype for s in walk(nest.body) if isinstance(s, AccInit) and s.name == info.acc)
+        outer_extent = self.extents[self.outer]
+        self.row_elements = math.prod(self.extents[v] for v in self.out_vars[1:])
+        row_bytes = max(self.row_elements * self.acc_dtype.itemsize, 1)
+        self.tile_rows = max(1, min(outer_extent, MATMUL_TILE_BYTES // row_bytes))
+        self.tail_rows = outer_extent % self.tile_rows
+        self.outer_extent = outer_extent
+        for ld in (info.a, info.b):
+            if not ld.index.is_affine:
+                raise ValueError("a matmul operand with a non-affine index cannot go to BLAS")
+
+    @staticmethod
+    def of(nest: LoopNest) -> MatmulTiling:
+        return MatmulTiling(nest)
+
+    def _tile_coef(self, buffer: str) -> int:
+        """Elements a buffer's pointer advances per step of the outer variable (0: not tiled)."""
+        coefs = set()
+        for s in walk(self.epilogue_body()):
+            for ld in _loads_and_stores(s):
+                if ld[0] == buffer:
+                    if any(not isinstance(a, str) and self.outer in Index(((a, 1),)).variables() for a, _ in ld[1].terms):
+                        raise ValueError("the epilogue indexes the tiled axis non-affinely")
+                    coefs.add(ld[1].coef(self.outer))
+        if len(coefs) > 1:
+            raise ValueError(f"buffer {buffer} is read with different strides along the tiled axis")
+        return coefs.pop() if coefs else 0
+
+    def epilogue_body(self) -> tuple[Stmt, ...]:
+        mm_index = Index()
+        stride = 1
+        for v in reversed(self.out_vars):
+            mm_index = mm_index + Index.of(v) * stride
+            stride *= self.extents[v]
+        value = Load("mm", mm_index, self.acc_dtype)
+        return _replace_matmul_core(self.nest.body, self.info.acc, self.info.k, value)
+
+    def epilogue_nest(self, rows: int) -> LoopNest:
+        """The epilogue over `rows` steps of the outer variable, reading the matmul result from `mm`."""
+        body = _set_extent(self.epilogue_body(), self.outer, rows)
+        mm = Buffer("mm", "matmul result tile", self.acc_dtype, (rows,) + tuple(self.extents[v] for v in self.out_vars[1:]), "in")
+        buffers = (mm,) + tuple(b for b in self.nest.buffers if b.name not in (self.info.a.buffer, self.info.b.buffer) or self._used_in_epilogue(b.name))
+        dims = tuple(Dim(d.var, rows if d.var == self.outer else d.extent) for d in self.nest.dims if d.var != self.info.k)
+        return LoopNest(
+            f"{self.nest.name}_epilogue_{rows}",
+            "elementwise",
+            buffers,
+            dims,
+            body,
+            comment=f"epilogue of {self.nest.name} on a tile of {rows} rows of the matmul result",
+        )
+
+    def _used_in_epilogue(self, buffer: str) -> bool:
+        return any(name == buffer for s in walk(self.epilogue_body()) for name, _ in _loads_and_stores(s))
+
+    def runner(self, functions: dict[int, KernelFunction]):
+        info, ext = self.info, self.extents
+        names = [b.name for b in self.nest.buffers]
+        epi = self.epilogue_nest(self.tile_rows)
+        epi_names = [b.name for b in epi.buffers[1:]]
+        coefs = {n: self._tile_coef(n) for n in epi_names}
+        a_pos, b_pos = names.index(info.a.buffer), names.index(info.b.buffer)
+        a_vars = tuple(info.batch) + (info.i, info.k)
+        b_vars = tuple(info.batch) + (info.k, info.j)
+        tile_shape = (self.tile_rows,) + tuple(ext[v] for v in self.out_vars[1:])
+        scratch: list[np.ndarray] = []
+
+        def run(*arrays: np.ndarray) -> None:
+            if not scratch:
+                scratch.append(np.empty(tile_shape, dtype=self.acc_dtype.numpy))
+            a = _strided_view(arrays[a_pos], info.a.index, a_vars, ext)
+            b = _strided_view(arrays[b_pos], info.b.index, b_vars, ext)
+            by_name = dict(zip(names, arrays))
+            a_tiled, b_tiled = info.a.index.coef(self.outer) != 0, info.b.index.coef(self.outer) != 0
+            for r0 in range(0, self.outer_extent, self.tile_rows):
+                rows = min(self.tile_rows, self.outer_extent - r0)
+                mm = scratch[0][:rows]
+                at = a[r0 : r0 + rows] if a_tiled else a
+                bt = b[r0 : r0 + rows] if b_tiled else b
+                # batch dims are outermost, so slicing the outer variable slices the same axis of mm
+                np.matmul(at, bt, out=mm)
+                pointers = [mm.ctypes.data]
+                for n in epi_names:
+                    arr = by_name[n]
+                    pointers.append(arr.ctypes.data + r0 * coefs[n] * arr.itemsize)
+                functions[rows].call_pointers(*pointers)
+
+        return run
+
+
+def _set_extent(stmts: tuple[Stmt, ...], var: str, extent: int) -> tuple[Stmt, ...]:
+    out: list[Stmt] = []
+    for s in stmts:
+        if isinstance(s, Loop):
+            new_extent = Index.of(extent) if s.var == var else s.extent
+            s = replace(s, extent=new_extent, body=_set_extent(s.body, var, extent))
+        out.append(s)
+    return tuple(out)
+
+
+def _loads_and_stores(s: Stmt) -> list[tuple[str, Index]]:
+    """(buffer, index) of every load and store directly in statement s."""
+    found: list[tuple[str, Index]] = []
+    if isinstance(s, Store):
+        found.append((s.buffer, s.index))
+    for e in stmt_exprs(s):
+        for sub in walk_expr(e):
+            if isinstance(sub, Load):
+                found.append((sub.buffer, sub.index))
+    return found
