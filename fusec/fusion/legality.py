@@ -228,21 +228,32 @@ def _reduce(graph: Graph, mlist: list[str]) -> GroupShape:
     for n in mlist:
         node = graph.node(n)
         inside = [a for a in node.args if a in mset]
-        if node.kind == "reduce" or any(a in after_reduction for a in inside):
+        # values computed before any reduction can be recomputed anywhere; the others are per row
+        after = [a for a in inside if a in after_reduction]
+        if node.kind == "reduce" or after:
             after_reduction.add(n)
-        lv = level(node.type.shape)
-        if lv is None:
+        if node.kind == "reduce":
+            # a keepdims=false result lines up with the rows only if padding it on the left does
+            padded = (1,) * (len(space) - len(node.type.shape)) + tuple(node.type.shape)
+            levels[n] = "row" if all(padded[a] == 1 for a in axes) else "kept"
+            continue
+        kept_ops = [a for a in after if levels[a] == "kept"]
+        if kept_ops and tuple(node.type.shape) != kept_shape:
+            a = kept_ops[0]
+            raise ContractViolation(
+                "reduce-alignment",
+                f"'{n}' reads '{a}' ({_fmt(graph.type_of(a).shape)}) by broadcasting across the reduced axes "
+                f"{list(axes)}: each row would need the results of other rows",
+            )
+        lv = "kept" if kept_ops else level(node.type.shape)
+        if lv is None or (lv == "kept" and tuple(node.type.shape) != kept_shape):
             raise ContractViolation(
                 "reduce-shape",
                 f"'{n}' is {_fmt(node.type.shape)}: neither on the reduced space {_fmt(space)} nor on the "
                 f"reduced shape {_fmt(kept_shape)}",
             )
         levels[n] = lv
-        if node.kind == "reduce":
-            continue
-        for a in inside:
-            if a not in after_reduction:
-                continue  # values computed before any reduction can be recomputed anywhere
+        for a in after:
             if lv == "kept":
                 ok = levels[a] == "kept" or all(d == 1 for d in graph.type_of(a).shape)
             else:

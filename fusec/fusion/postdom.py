@@ -46,11 +46,14 @@ def fuse_postdom(part: Partition) -> None:
                 continue
             d = ipdom.get(n, _SINK)
             if d == _SINK:
-                continue
-            region = (nx.descendants(g.nx, n) & nx.ancestors(g.nx, d)) | {n, d}
+                # nothing post-dominates it (it is an output, or its paths end in several): it can
+                # still take all its direct consumers at once, as a multi-output kernel
+                region = {n, *g.consumers(n)}
+                edge = None
+            else:
+                region = (nx.descendants(g.nx, n) & nx.ancestors(g.nx, d)) | {n, d}
+                edge = (n, d) if d in g.consumers(n) else None
             gids = {part.group_of[x] for x in region if x in part.group_of}
-            if len(gids) < 2:
-                continue
-            edge = (n, d) if d in g.consumers(n) else None
-            part.try_merge(gids, edge=edge)
+            if len(gids) >= 2:
+                part.try_merge(gids, edge=edge)
     fuse_siblings(part)
