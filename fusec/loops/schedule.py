@@ -233,16 +233,22 @@ class Schedule:
     parallel:  run the outermost tile loop in parallel (threads)
     vectorize: mark the innermost loops vector
     unroll:    split each innermost loop by this factor and unroll it (1: no unrolling)
+    order:     the loop order of the kept dimensions, outermost first, as positions in the kept
+               list (a permutation); () keeps the lowering's order. Tile loops follow it too.
+               Any order of kept loops is legal (each point writes its own elements); the kept
+               loops must be perfectly nested to be reordered, else ScheduleError.
     """
 
     tiles: tuple[int, ...] = ()
     parallel: bool = False
     vectorize: bool = False
     unroll: int = 1
+    order: tuple[int, ...] = ()
 
     def __str__(self) -> str:
-        return (f"tiles={list(self.tiles)} parallel={self.parallel} vectorize={self.vectorize} "
+        text = (f"tiles={list(self.tiles)} parallel={self.parallel} vectorize={self.vectorize} "
                 f"unroll={self.unroll}")
+        return text + (f" order={list(self.order)}" if self.order else "")
 
 
 def kept_dims(nest: LoopNest) -> list[str]:
@@ -253,7 +259,15 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
     kept = kept_dims(nest)
     if len(schedule.tiles) > len(kept):
         raise ScheduleError(f"{nest.name} has {len(kept)} kept dimensions, the schedule tiles {len(schedule.tiles)}")
+    loop_order = kept
+    if schedule.order:
+        if sorted(schedule.order) != list(range(len(kept))):
+            raise ScheduleError(f"{nest.name}: order {list(schedule.order)} is not a permutation of {len(kept)} kept dimensions")
+        loop_order = [kept[i] for i in schedule.order]
+        if loop_order != kept:
+            nest = reorder(nest, loop_order)
     tiled = [(v, t) for v, t in zip(kept, schedule.tiles) if t > 0]
+    tiled.sort(key=lambda vt: loop_order.index(vt[0]))  # tile loops in the chosen loop order
     for v, t in tiled:
         nest = split(nest, v, t)
     if tiled:
@@ -264,7 +278,7 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
         if schedule.parallel:
             nest = parallel(nest, outers[0])
     elif schedule.parallel and kept:
-        nest = parallel(nest, kept[0])
+        nest = parallel(nest, loop_order[0])
     innermost = [lp.var for lp in (s for s in walk(nest.body) if isinstance(s, Loop))
                  if not any(isinstance(b, Loop) for b in lp.body) and lp.kind == "serial"]
     if schedule.unroll > 1:
