@@ -1,0 +1,566 @@
+"""The NumPy backend: one readable Python function per loop nest.
+
+How a scheduled nest becomes NumPy:
+
+* The loops the schedule tiled (the outer halves of splits) become Python `for` loops: the kernel
+  walks the iteration space tile by tile. Everything inside a tile is one *block*, computed with
+  whole-array NumPy operations, one array axis per axis of the iteration space (an array that does
+  not vary along an axis has length 1 there, and broadcasting does the rest).
+* Loads are strided views of the input buffers, made once per call (`strided(...)`): a transpose is
+  a permuted stride, a broadcast a zero stride, a slice an offset and a step. A tile of a load is a
+  slice of its view, so nothing is copied. Reshapes that are not affine gather through an index.
+* Every intermediate goes to preallocated scratch (one tile in size, so it stays in cache) through
+  ufunc `out=` arguments; a scratch buffer is reused as soon as its value is dead.
+* A reduction is one NumPy reduction over the reduced axes of the block (`keepdims=True`), so
+  row-wise ops (softmax, layernorm) process a block of rows at a time.
+* A matmul block calls `np.matmul` (BLAS) on a tile of rows and applies the epilogue to that hot tile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fusec.codegen import numpy_prelude
+from fusec.codegen.base import Backend, Kernel, kernel_signature
+from fusec.fusion.plan import Group
+from fusec.ir.dtypes import DType
+from fusec.ir.graph import Graph
+from fusec.ir.ops import OPS
+from fusec.loops.ir import (
+    AccInit,
+    AccUpdate,
+    Const,
+    Div,
+    Expr,
+    Index,
+    IndexValue,
+    Let,
+    LetIndex,
+    Load,
+    Loop,
+    LoopNest,
+    Min,
+    Mod,
+    Op,
+    Piecewise,
+    Ref,
+    Stmt,
+    Store,
+    expr_str,
+    walk,
+)
+from fusec.loops.schedule import Schedule, apply_schedule
+
+
+class NumpyCodegenError(Exception):
+    """The nest or schedule uses something this backend cannot express (a bug, not a user mistake)."""
+
+
+# ops that are exactly one ufunc call with the interpreter's semantics
+UFUNCS = {
+    "add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.true_divide",
+    "maximum": "np.maximum", "minimum": "np.minimum",
+    "eq": "np.equal", "ne": "np.not_equal", "lt": "np.less", "le": "np.less_equal",
+    "gt": "np.greater", "ge": "np.greater_equal",
+    "exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "tanh": "np.tanh",
+    "neg": "np.negative", "abs": "np.absolute",
+}  # fmt: skip
+REDUCERS = {"sum": "np.sum", "prod": "np.prod", "max": "np.max", "min": "np.min"}
+
+
+def literal(value, dtype: DType) -> str:
+    """A NumPy scalar of the exact dtype (NumPy 2 treats these as strongly typed, like the interpreter's constants)."""
+    t = f"np.{dtype.numpy.name}"
+    if dtype.name == "bool":
+        return "np.True_" if value else "np.False_"
+    if dtype.is_float:
+        v = float(value)
+        if v != v:
+            return f"{t}(np.nan)"
+        if v in (float("inf"), float("-inf")):
+            return f"{t}({'-' if v < 0 else ''}np.inf)"
+        return f"{t}({v!r})"
+    return f"{t}({int(value)})"
+
+
+def fold_constant(e: Expr):
+    """The value of an expression without loads or temporaries, computed as the interpreter would."""
+    if isinstance(e, Const):
+        return np.asarray(e.value, dtype=e.dtype.numpy)
+    if isinstance(e, Op):
+        args = [fold_constant(a) for a in e.args]
+        if any(a is None for a in args):
+            return None
+        with np.errstate(all="ignore"):
+            if e.op == "cast":
+                return args[0].astype(e.dtype.numpy)
+            r = OPS[e.op].numpy(args, dict(e.attrs) or _default_attrs(e.op))
+            return np.asarray(r).astype(e.dtype.numpy)
+    return None
+
+
+def _default_attrs(op: str) -> dict:
+    return {s.name: s.default for s in OPS[op].attrs}
+
+
+@dataclass
+class _Slot:
+    """A preallocated scratch buffer: `name` is the whole buffer, `view` its slice for the current tile."""
+
+    name: str
+    sig: tuple[bool, ...]
+    dtype: DType
+    view: str
+
+
+@dataclass
+class _Value:
+    text: str  # how generated code names this value
+    slot: _Slot | None = None  # the scratch it occupies, if any (freed after its last use)
+    owned: bool = True  # False for Let values still needed later
+
+
+@dataclass
+class _Block:
+    lines: list[str] = field(default_factory=list)
+    extra_head: list[str] = field(default_factory=list)  # per-tile setup: scratch views, index ranges
+    aranges: set[str] = field(default_factory=set)
+    loads: dict = field(default_factory=dict)
+
+
+class _Gen:
+    def __init__(self, nest: LoopNest):
+        self.nest = nest
+        self.dims = nest.dims
+        self.pos = {d.var: k for k, d in enumerate(nest.dims)}
+        self.head: list[str] = []  # setup before the loops: views and scratch
+        self.views: dict[tuple[str, Index], str] = {}
+        self.slots: list[_Slot] = []
+        self.free: dict[tuple, list[_Slot]] = {}
+        self.tile_of: dict[str, tuple[str, int]] = {}  # dim var -> (outer loop var, factor)
+        self.single: set[str] = set()  # dims walked one index at a time by a Python loop
+        self.ref_sig: dict[str, tuple[bool, ...]] = {}
+        self.names: set[str] = {b.name for b in nest.buffers} | {d.var for d in nest.dims}
+        for st in walk(nest.body):  # the nest's own names: temporaries, accumulators, loop variables
+            if isinstance(st, (Let, AccInit)):
+                self.names.add(st.name)
+            elif isinstance(st, (Loop, LetIndex)):
+                self.names.add(st.var)
+
+    # ------------------------------------------------------------------ naming
+    def fresh(self, base: str) -> str:
+        k = 0
+        while f"{base}{k}" in self.names:
+            k += 1
+        self.names.add(f"{base}{k}")
+        return f"{base}{k}"
+
+    # ------------------------------------------------------------------ shapes of block values
+    def sig_of(self, e: Expr) -> tuple[bool, ...]:
+        vs = set()
+        refs = []
+        stack = [e]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, (Load, IndexValue)):
+                vs |= x.index.variables()
+            elif isinstance(x, Piecewise):
+                vs |= x.index.variables()
+                stack.extend(x.pieces)
+            elif isinstance(x, Op):
+                stack.extend(x.args)
+            elif isinstance(x, Ref):
+                refs.append(x.name)
+        sig = [d.var in vs for d in self.dims]
+        for r in refs:
+            sig = [a or b for a, b in zip(sig, self.ref_sig[r])]
+        return tuple(sig)
+
+    def extent_text(self, d, full: bool = False) -> str:
+        if d.var in self.tile_of:
+            return str(min(self.tile_of[d.var][1], d.extent)) if full else f"n_{d.var}"
+        if d.var in self.single:
+            return "1"
+        return str(d.extent)
+
+    def shape_text(self, sig: tuple[bool, ...], full: bool = False) -> str:
+        parts = [self.extent_text(d, full) if s else "1" for d, s in zip(self.dims, sig)]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+    def block_slice(self, sig: tuple[bool, ...]) -> str:
+        """The index that cuts the current tile out of a whole-space view."""
+        parts = []
+        for d, s in zip(self.dims, sig):
+            if not s:
+                parts.append(":")
+            elif d.var in self.tile_of:
+                parts.append(f"lo_{d.var}:hi_{d.var}")
+            elif d.var in self.single:
+                parts.append(f"{d.var}:{d.var} + 1")
+            else:
+                parts.append(":")
+        if all(p == ":" for p in parts):
+            return ""
+        while parts and parts[-1] == ":":
+            parts.pop()
+        return "[" + ", ".join(parts) + "]"
+
+    # ------------------------------------------------------------------ scratch
+    def alloc(self, sig: tuple[bool, ...], dtype: DType, block: _Block) -> _Slot:
+        key = (sig, dtype.name)
+        if self.free.get(key):
+            return self.free[key].pop()
+        name = self.fresh("s")
+        shape = self.shape_text(sig, full=True)
+        self.head.append(f"{name} = np.empty({shape}, np.{dtype.numpy.name})")
+        tiled = any(s and d.var in self.tile_of for d, s in zip(self.dims, sig))
+        view = name
+        if tiled:
+            view = self.fresh("t")
+            cut = []
+            for d, s in zip(self.dims, sig):
+                cut.append(f":n_{d.var}" if s and d.var in self.tile_of else ":")
+            while cut and cut[-1] == ":":
+                cut.pop()
+            block.extra_head.append(f"{view} = {name}[{', '.join(cut)}]")
+        slot = _Slot(name, sig, dtype, view)
+        self.slots.append(slot)
+        return slot
+
+    def release(self, v: _Value) -> None:
+        if v.slot is not None and v.owned:
+            self.free.setdefault((v.slot.sig, v.slot.dtype.name), []).append(v.slot)
+
+    # ------------------------------------------------------------------ loads
+    def view_of(self, buffer: str, index: Index) -> str:
+        key = (buffer, index)
+        if key not in self.views:
+            buf = self.nest.buffer(buffer)
+            name = self.fresh(f"{buffer}_v")
+            shape = tuple(d.extent if index.coef(d.var) or d.var in index.variables() else 1 for d in self.dims)
+            strides = tuple(index.coef(d.var) for d in self.dims)
+            self.head.append(f"{name} = strided({buffer}, {index.const}, {shape}, {strides})  # {buf.name}[{index}]")
+            self.views[key] = name
+        return self.views[key]
+
+    def index_text(self, ix: Index, block: _Block) -> str:
+        parts = []
+        for a, c in ix.terms:
+            if isinstance(a, str):
+                t = self.arange(a, block)
+            elif isinstance(a, Div):
+                t = f"({self.index_text(a.arg, block)}) // {a.divisor}"
+            elif isinstance(a, Mod):
+                t = f"({self.index_text(a.arg, block)}) % {a.divisor}"
+            elif isinstance(a, Min):  # pragma: no cover - only in loop extents
+                raise NumpyCodegenError("min() inside a load index")
+            parts.append(t if c == 1 else f"{t} * {c}")
+        if ix.const or not parts:
+            parts.append(str(ix.const))
+        return " + ".join(parts)
+
+    def arange(self, var: str, block: _Block) -> str:
+        name = f"ar_{var}"
+        if name not in block.aranges:
+            block.aranges.add(name)
+            k = self.pos[var]
+            d = self.dims[k]
+            if d.var in self.tile_of:
+                rng = f"np.arange(lo_{var}, hi_{var})"
+            elif d.var in self.single:
+                rng = f"np.arange({var}, {var} + 1)"
+            else:
+                rng = f"np.arange({d.extent})"
+            shape = ["1"] * len(self.dims)
+            shape[k] = "-1"
+            block.extra_head.append(f"{name} = {rng}.reshape({', '.join(shape)}{',' if len(shape) == 1 else ''})")
+        return name
+
+    def load(self, e: Load, block: _Block, clip: bool = False) -> str:
+        if e.index.is_affine and not clip:
+            view = self.view_of(e.buffer, e.index)
+            sl = self.block_slice(tuple(d.var in e.index.variables() for d in self.dims))
+            if not sl:
+                return view
+            key = ("load", view, sl)
+            if key not in block.loads:
+                name = self.fresh(f"{e.buffer}_")
+                block.extra_head.append(f"{name} = {view}{sl}")
+                block.loads[key] = name
+            return block.loads[key]
+        idx = self.index_text(e.index, block)
+        if not e.index.variables():
+            idx = f"np.full({self.shape_text(tuple(False for _ in self.dims))}, {idx})"
+        return f"gather({e.buffer}, {idx}{', clip=True' if clip else ''})"
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, e: Expr, block: _Block, out: str | None = None, clip: bool = False) -> _Value:
+        """Emit code computing e; returns how to name the result (written to `out` if given)."""
+        folded = fold_constant(e) if not isinstance(e, Const) else None
+        if folded is not None:
+            e = Const(folded.item(), e.dtype)
+        if isinstance(e, Const):
+            return self.finish(_Value(literal(e.value, e.dtype), None), e, block, out)
+        if isinstance(e, Load):
+            return self.finish(_Value(self.load(e, block, clip)), e, block, out)
+        if isinstance(e, Ref):
+            return self.finish(_Value(e.name, None), e, block, out)
+        if isinstance(e, IndexValue):
+            slot, target = self.target(e, block, out)
+            block.lines.append(f"np.copyto({target}, {self.index_text(e.index, block)}, casting='unsafe')  # iota")
+            return _Value(target, slot)
+        if isinstance(e, Piecewise):
+            pieces = [self.expr(p, block, clip=True) for p in e.pieces]
+            slot, target = self.target(e, block, out)
+            idx = self.index_text(e.index, block)
+            block.lines.append(f"select({idx}, {e.bounds}, [{', '.join(p.text for p in pieces)}], out={target})  # concat")
+            for p in pieces:
+                self.release(p)
+            return _Value(target, slot)
+        assert isinstance(e, Op), e
+        args = [self.expr(a, block, clip=clip) for a in e.args]
+        sig = self.sig_of(e)
+        single_ufunc = e.op in UFUNCS or e.op in ("reciprocal", "relu")
+        reuse = None
+        if out is None and single_ufunc:
+            for a in args:
+                if a.slot is not None and a.owned and a.slot.sig == sig and a.slot.dtype == e.dtype:
+                    reuse = a
+                    break
+        if reuse is not None:
+            slot, target = reuse.slot, reuse.slot.view
+        else:
+            slot, target = self.target(e, block, out)
+        a = [x.text for x in args]
+        lines = block.lines
+        one = literal(1, e.dtype) if e.dtype.is_float else "1"
+        if e.op in UFUNCS:
+            lines.append(f"{UFUNCS[e.op]}({', '.join(a)}, out={target})")
+        elif e.op == "reciprocal":
+            lines.append(f"np.true_divide({one}, {a[0]}, out={target})")
+        elif e.op == "relu":
+            lines.append(f"np.maximum({a[0]}, {literal(0, e.dtype)}, out={target})")
+        elif e.op == "rsqrt":
+            lines.append(f"np.sqrt({a[0]}, out={target})")
+            lines.append(f"np.true_divide({one}, {target}, out={target})")
+        elif e.op == "sigmoid":
+            lines.append(f"np.negative({a[0]}, out={target})")
+            lines.append(f"np.exp({target}, out={target})")
+            lines.append(f"np.add({one}, {target}, out={target})")
+            lines.append(f"np.true_divide({one}, {target}, out={target})")
+        elif e.op == "pow":
+            if e.dtype.is_float:
+                lines.append(f"np.power({a[0]}, {a[1]}, out={target})")
+            else:
+                lines.append(f"ipow({a[0]}, {a[1]}, out={target})")
+        elif e.op == "gelu":
+            lines.append(f"gelu({a[0]}, {e.attr('approximate', 'none')!r}, out={target})")
+        elif e.op == "erf":
+            lines.append(f"erf({a[0]}, out={target})")
+        elif e.op == "where":
+            lines.append(f"where({a[0]}, {a[1]}, {a[2]}, out={target})")
+        elif e.op == "cast":
+            lines.append(f"np.copyto({target}, {a[0]}, casting='unsafe')")
+        else:
+            raise NumpyCodegenError(f"no NumPy spelling for op {e.op}")
+        for x in args:
+            if x is not reuse:
+                self.release(x)
+        return _Value(target, slot)
+
+    def target(self, e: Expr, block: _Block, out: str | None) -> tuple[_Slot | None, str]:
+        if out is not None:
+            return None, out
+        slot = self.alloc(self.sig_of(e), e.dtype, block)
+        return slot, slot.view
+
+    def finish(self, v: _Value, e: Expr, block: _Block, out: str | None) -> _Value:
+        """A value that is already named somewhere: copy it to `out` if a destination was asked for."""
+        if out is None:
+            return v
+        block.lines.append(f"np.copyto({out}, {v.text}, casting='unsafe')")
+        return _Value(out, None)
+
+    # ------------------------------------------------------------------ statements of a block
+    def block(self, stmts: tuple[Stmt, ...], depth: int) -> list[str]:
+        blk = _Block()
+        flat: list[tuple[Stmt, frozenset]] = []
+        self._flatten(stmts, frozenset(), flat)
+        last_use: dict[str, int] = {}
+        for k, (s, _) in enumerate(flat):
+            if isinstance(s, (Let, Store, AccUpdate)):
+                for x in _refs(s.value):
+                    last_use[x] = k
+        # the signature of each accumulator: what its update varies over, less the reduced axes
+        init_at: dict[str, frozenset] = {}
+        for s, enclosing in flat:
+            if isinstance(s, AccInit):
+                init_at[s.name] = enclosing
+        values: dict[str, _Value] = {}
+        mm = self.nest.matmul
+        for k, (s, enclosing) in enumerate(flat):
+            if isinstance(s, AccInit):
+                continue
+            if isinstance(s, Let):
+                v = self.expr(s.value, blk)
+                self.ref_sig[s.name] = self.sig_of(s.value)
+                if v.slot is None and not v.text.isidentifier():
+                    blk.lines.append(f"{s.name} = {v.text}")
+                elif v.text != s.name:
+                    blk.lines.append(f"{s.name} = {v.text}  # {expr_str(s.value)}"[:150])
+                values[s.name] = _Value(s.name, v.slot, v.owned)
+            elif isinstance(s, AccUpdate):
+                axes = [self.pos[v] for v in enclosing - init_at[s.name]]
+                sig = tuple(b and self.pos[d.var] not in axes for d, b in zip(self.dims, self.sig_of(s.value)))
+                self.ref_sig[s.name] = sig
+                slot = self.alloc(sig, _acc_dtype(flat, s.name), blk)
+                if mm is not None and s.name == mm.acc:
+                    self.matmul(slot, blk)
+                else:
+                    v = self.expr(s.value, blk)
+                    full = tuple(b or self.pos[d.var] in axes for d, b in zip(self.dims, self.sig_of(s.value)))
+                    src = v.text
+                    if full != self.sig_of(s.value):
+                        src = f"np.broadcast_to({src}, {self.shape_text(full)})"
+                    ax = tuple(sorted(axes))
+                    blk.lines.append(f"{REDUCERS[s.op]}({src}, axis={ax}, keepdims=True, out={slot.view})  # {s.name}")
+                    self.release(v)
+                blk.lines.append(f"{s.name} = {slot.view}")
+                values[s.name] = _Value(s.name, slot, True)
+            elif isinstance(s, Store):
+                if not s.index.is_affine:
+                    raise NumpyCodegenError(f"store to {s.buffer}[{s.index}] is not affine")
+                view = self.view_of(s.buffer, s.index)
+                dst = view + self.block_slice(tuple(d.var in s.index.variables() for d in self.dims))
+                direct = isinstance(s.value, Op) and self.sig_of(s.value) == tuple(
+                    d.var in s.index.variables() for d in self.dims
+                )
+                v = self.expr(s.value, blk, out=dst if direct else None)
+                if not direct:
+                    blk.lines.append(f"np.copyto({dst}, {v.text}, casting='unsafe')")
+                    self.release(v)
+            # free temporaries whose last reader was this statement
+            for name, at in last_use.items():
+                if at == k and name in values:
+                    self.release(values.pop(name))
+        pad = "    " * depth
+        return [pad + line for line in blk.extra_head + blk.lines]
+
+    def _flatten(self, stmts, enclosing: frozenset, out: list) -> None:
+        for s in stmts:
+            if isinstance(s, Loop):
+                if s.split is not None and s.split.part == "outer":
+                    raise NumpyCodegenError(f"loop {s.var} is tiled inside a block")
+                dim = s.split.of if s.split is not None else s.var
+                if dim not in self.pos:
+                    raise NumpyCodegenError(f"loop {s.var} walks no axis of the iteration space")
+                self._flatten(s.body, enclosing | {dim}, out)
+            elif isinstance(s, LetIndex):
+                continue
+            else:
+                out.append((s, enclosing))
+
+    def matmul(self, slot: _Slot, blk: _Block) -> None:
+        mm = self.nest.matmul
+        nb = len(mm.batch)
+        a_view = self.load(mm.a, blk)
+        b_view = self.load(mm.b, blk)
+        a_sig = tuple(d.var in mm.a.index.variables() for d in self.dims)
+        # the whole-space views are (batch..., i, j, k); matmul wants (batch..., i, k) @ (batch..., k, j)
+        a = f"{a_view}[..., 0, :]" if not a_sig[nb + 1] else a_view
+        b = f"{b_view}[..., 0, :, :].swapaxes(-1, -2)"
+        acc_dt = slot.dtype
+        if mm.a.dtype != acc_dt:
+            a = f"{a}.astype(np.{acc_dt.numpy.name})"
+        if mm.b.dtype != acc_dt:
+            b = f"({b}).astype(np.{acc_dt.numpy.name})"
+        blk.lines.append(f"np.matmul({a}, {b}, out={slot.view}[..., 0])  # {mm.acc}: BLAS on this tile")
+
+    # ------------------------------------------------------------------ the function
+    def is_python(self, lp: Loop) -> bool:
+        return any(isinstance(s, Loop) and s.split is not None and s.split.part == "outer" for s in walk((lp,)))
+
+    def body(self, stmts: tuple[Stmt, ...], depth: int) -> list[str]:
+        out: list[str] = []
+        pad = "    " * depth
+        for k, s in enumerate(stmts):
+            if isinstance(s, Loop) and self.is_python(s):
+                if not s.extent.is_const:
+                    raise NumpyCodegenError(f"tile loop {s.var} needs a constant trip count")
+                out.append(f"{pad}for {s.var} in range({s.extent.const}):")
+                if s.split is not None:
+                    dim, f = s.split.of, s.split.factor
+                    self.tile_of[dim] = (s.var, f)
+                    ext = self.dims[self.pos[dim]].extent
+                    out.append(f"{pad}    lo_{dim} = {s.var} * {f}")
+                    out.append(f"{pad}    hi_{dim} = min(lo_{dim} + {f}, {ext})")
+                    out.append(f"{pad}    n_{dim} = hi_{dim} - lo_{dim}")
+                elif s.var in self.pos:
+                    self.single.add(s.var)
+                out.extend(self.body(s.body, depth + 1))
+            else:
+                out.extend(self.block(stmts[k:], depth))
+                break
+        return out
+
+    def function(self) -> str:
+        nest = self.nest
+        params = ", ".join(b.name for b in nest.buffers)
+        body = self.body(nest.body, 1)
+        doc = [f'    """{nest.comment or nest.name}']
+        for b in nest.buffers:
+            doc.append(f"    {b.role:<5} {b.name}: {b.dtype.name}[{', '.join(map(str, b.shape))}]")
+        doc.append('    """')
+        head = ["    " + h for h in self.head]
+        return "\n".join([f"def {nest.name}({params}):"] + doc + head + body) + "\n"
+
+
+def _refs(e: Expr) -> set[str]:
+    from fusec.loops.ir import expr_refs
+
+    return expr_refs(e)
+
+
+def _acc_dtype(flat, name: str) -> DType:
+    for s, _ in flat:
+        if isinstance(s, AccInit) and s.name == name:
+            return s.dtype
+    raise NumpyCodegenError(f"accumulator {name} is never declared")
+
+
+HEADER = '''"""Generated by fusec's NumPy backend. Scratch is one tile in size, so intermediates stay in cache."""
+import numpy as np
+
+from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, select, strided, where
+'''
+
+
+def generate(nest: LoopNest) -> str:
+    """Python source for a scheduled nest: a module defining one function named after the kernel."""
+    return HEADER + "\n\n" + _Gen(nest).function()
+
+
+def load_source(source: str, name: str):
+    namespace: dict = {}
+    exec(compile(source, f"<fusec kernel {name}>", "exec"), namespace)
+    return namespace[name]
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
+        scheduled = apply_schedule(nest, schedule)
+        source = generate(scheduled)
+        fn = load_source(source, nest.name)
+
+        def run(*arrays):
+            with np.errstate(all="ignore"):  # NaN and inf are computed, not reported
+                fn(*arrays)
+
+        return Kernel(backend="numpy", source=source, run=run, **kernel_signature(nest))
+
+
+__all__ = ["NumpyBackend", "generate", "numpy_prelude"]

@@ -1,0 +1,73 @@
+"""Helpers that generated NumPy kernels call (everything else in them is plain NumPy).
+
+Each helper writes into `out`, which the kernel preallocated, and follows the reference
+interpreter's formula for the op (fusec.ir.ops), so results match it to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusec.ir.special import erf as _erf
+
+_SQRT_2_OVER_PI = 0.7978845608028654
+_INV_SQRT2 = 0.7071067811865476
+
+
+def strided(base: np.ndarray, offset: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """A view of the contiguous array `base`: element [p0, p1, ...] is base.flat[offset + sum(p_k * strides_k)].
+
+    Strides count elements (not bytes); a stride of 0 repeats one element (broadcasting).
+    """
+    size = base.itemsize
+    return np.ndarray(shape, dtype=base.dtype, buffer=base, offset=offset * size, strides=[s * size for s in strides])
+
+
+def gather(base: np.ndarray, index: np.ndarray, clip: bool = False) -> np.ndarray:
+    """base.flat[index] for an integer index array (reshape indices that are not affine).
+
+    clip=True keeps indices inside the array: used for the pieces of a concat, where only the selected
+    piece's elements are meaningful and the others are discarded.
+    """
+    flat = base.reshape(-1)
+    if clip:
+        index = np.clip(index, 0, max(flat.size - 1, 0))
+        if flat.size == 0:
+            return np.zeros(np.shape(index), dtype=base.dtype)
+    return flat[index]
+
+
+def ipow(a, b, out: np.ndarray) -> np.ndarray:
+    """Integer power as the interpreter defines it: the float64 power truncated toward zero."""
+    with np.errstate(all="ignore"):
+        r = np.trunc(np.power(np.asarray(a, np.float64), np.asarray(b, np.float64)))
+    np.copyto(out, r, casting="unsafe")
+    return out
+
+
+def gelu(x: np.ndarray, approximate: str, out: np.ndarray) -> np.ndarray:
+    t = x.dtype.type
+    if approximate == "tanh":
+        r = 0.5 * x * (1.0 + np.tanh(t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x * x * x)))
+    else:
+        r = 0.5 * x * (1.0 + _erf(x * t(_INV_SQRT2)))
+    np.copyto(out, r, casting="unsafe")
+    return out
+
+
+def erf(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    np.copyto(out, _erf(x), casting="unsafe")
+    return out
+
+
+def where(cond, a, b, out: np.ndarray) -> np.ndarray:
+    np.copyto(out, b)
+    np.copyto(out, a, where=np.broadcast_to(cond, out.shape))
+    return out
+
+
+def select(index: np.ndarray, bounds: tuple[int, ...], pieces: list, out: np.ndarray) -> np.ndarray:
+    """Concat: out = pieces[k] where bounds[k] <= index < bounds[k+1]."""
+    for lo, hi, piece in zip(bounds, bounds[1:], pieces):
+        np.copyto(out, piece, where=np.broadcast_to((index >= lo) & (index < hi), out.shape), casting="unsafe")
+    return out
