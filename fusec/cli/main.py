@@ -15,6 +15,7 @@ from fusec.errors import FusecError
 COMMAND_MODULES = [
     "fusec.cli.basic",  # check, fmt, run, demo
     "fusec.cli.fusion",  # explain, calibrate, viz
+    "fusec.cli.rules",  # rules list, rules verify, rewrite
 ]
 
 

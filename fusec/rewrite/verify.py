@@ -39,7 +39,7 @@ from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS, literal_context_dtype
 from fusec.rewrite.apply import NotApplicable, instantiate
 from fusec.rewrite.match import BITWISE_COMMUTATIVE, Matcher
-from fusec.rewrite.rule import AttrLit, AttrVar, PConst, PLit, PNamed, POp, PVar, Rule
+from fusec.rewrite.rule import AttrLit, PConst, PLit, PNamed, POp, PVar, Rule
 from fusec.tolerance import ATOL, RTOL, compare
 
 DEFAULT_CASES = 200
