@@ -279,8 +279,10 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
             nest = parallel(nest, outers[0])
     elif schedule.parallel and kept:
         nest = parallel(nest, loop_order[0])
-    innermost = [lp.var for lp in (s for s in walk(nest.body) if isinstance(s, Loop))
-                 if not any(isinstance(b, Loop) for b in lp.body) and lp.kind == "serial"]
+    # dict.fromkeys: a reduce nest has several sweeps over the same variable, and a primitive
+    # applies to every loop of that name at once, so each name is handled once
+    innermost = list(dict.fromkeys(lp.var for lp in (s for s in walk(nest.body) if isinstance(s, Loop))
+                                   if not any(isinstance(b, Loop) for b in lp.body) and lp.kind == "serial"))
     if schedule.unroll > 1:
         for v in innermost:
             nest = split(nest, v, schedule.unroll)
