@@ -1,0 +1,148 @@
+"""The public entry point: `fusec.compile(graph_or_path, backend=...) -> Compiled`.
+
+    adam = fusec.compile("examples/07_adam.fg", backend="numpy", sizes={"N": 1000},
+                         donate={"p_new": "p", "m_new": "m", "v_new": "v"})
+    p, m, v = adam(p, g, m, v)          # p, m and v are updated in place
+    print(adam.source())                # the generated code
+    print(adam.explain())               # the fusion plan
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusec.errors import FusecInputError
+from fusec.interp import check_inputs
+from fusec.ir.graph import Graph
+from fusec.pipeline import STAGES, Stages, compile_stages
+from fusec.runtime.buffers import BufferPool
+from fusec.runtime.executor import Executor, Step, ValueType
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        return f"{self.name}: {np.dtype(self.dtype).name}[{', '.join(map(str, self.shape))}]"
+
+
+class Compiled:
+    """A compiled graph: call it with the inputs in declared order."""
+
+    def __init__(self, stages: Stages, donate: dict[str, str] | None = None):
+        self.stages = stages
+        g = stages.plan.graph
+        self.graph = stages.graph
+        self.backend = stages.backend
+        self.donate = dict(donate or {})
+        self.inputs = [TensorSpec(n, g.type_of(n).shape, g.type_of(n).dtype.numpy) for n in g.inputs]
+        self.outputs = [TensorSpec(n, g.type_of(n).shape, g.type_of(n).dtype.numpy) for n in g.outputs]
+        steps = [Step(k.name, k.run, k.params, k.inputs, k.outputs, dict(k.inplace)) for k in stages.kernels]
+        types = {n: ValueType(g.type_of(n).shape, g.type_of(n).dtype.numpy) for n in g.nx.nodes}
+        produced = {o for k in stages.kernels for o in k.outputs}
+        self._leaf_outputs = [o for o in g.outputs if o not in produced]  # inputs or constants returned as is
+        self._plan_graph = g
+        self.pool = BufferPool()
+        self._executor = Executor(steps, [o for o in dict.fromkeys(g.outputs) if o in produced], types, self.pool)
+
+    @property
+    def kernels(self) -> int:
+        return len(self.stages.kernels)
+
+    def __call__(self, *arrays: Any, out: Any = None):
+        g = self._plan_graph
+        checked = check_inputs(g, arrays)
+        donated_inputs = set(self.donate.values())
+        inputs = {}
+        for name, arr in zip(g.inputs, checked):
+            if name in donated_inputs:
+                if not (arr.flags.c_contiguous and arr.flags.writeable):
+                    raise FusecInputError(f"input '{name}' is donated (updated in place), so it must be a C-contiguous, writeable array")
+            else:
+                arr = np.ascontiguousarray(arr)
+            inputs[name] = arr
+        outs = self._out_arrays(out)
+        produced = self._executor.run(inputs, outs)
+        results = []
+        seen: set[str] = set()
+        for k, name in enumerate(g.outputs):
+            if name in produced and name not in seen:
+                value = produced[name]
+            else:  # an input or constant returned as is, or an output listed twice: a copy of its own
+                source = produced.get(name, inputs.get(name))
+                if source is None:
+                    node = g.node(name)
+                    source = np.full(node.type.shape, node.attrs["value"], node.type.dtype.numpy)
+                value = np.array(source, copy=True)
+                if out is not None and name in outs and k == g.outputs.index(name):
+                    np.copyto(outs[name], value)
+                    value = outs[name]
+            seen.add(name)
+            results.append(value)
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def _out_arrays(self, out: Any) -> dict[str, np.ndarray]:
+        names = self._plan_graph.outputs
+        if out is None:
+            return {}
+        if isinstance(out, np.ndarray):
+            out = (out,)
+        if isinstance(out, dict):
+            unknown = set(out) - set(names)
+            if unknown:
+                raise FusecInputError(f"out= names {sorted(unknown)}, which are not outputs (outputs: {', '.join(names)})")
+            return dict(out)
+        out = tuple(out)
+        if len(out) != len(names):
+            raise FusecInputError(f"out= needs {len(names)} arrays (for {', '.join(names)}), got {len(out)}")
+        if len(set(names)) != len(names):
+            raise FusecInputError("out= cannot be used when the graph returns the same value twice")
+        return {n: a for n, a in zip(names, out) if a is not None}
+
+    def source(self) -> str:
+        """The generated code of every kernel, in execution order."""
+        return self.stages.show("source")
+
+    def explain(self) -> str:
+        """The fusion plan: groups, what was not fused and why, predicted cost."""
+        return self.stages.show("groups")
+
+    def show(self, stage: str) -> str:
+        """One stage's result as text: one of ir, rules, groups, loops, source."""
+        return self.stages.show(stage)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(map(str, self.inputs))
+        outs = ", ".join(map(str, self.outputs))
+        return f"<fusec.Compiled {self._plan_graph.name}({ins}) -> ({outs}): {self.kernels} kernels, backend {self.backend}>"
+
+
+def compile(
+    graph_or_path: Graph | str | Path,
+    backend: str = "c",
+    sizes: dict[str, int] | None = None,
+    policy: str = "auto",
+    rewrite: tuple[str, ...] | None = ("exact", "approx"),
+    donate: dict[str, str] | None = None,
+) -> Compiled:
+    """Compile a graph (or a .fg file) into a callable.
+
+    backend: "c" (generated C, compiled with the system compiler; falls back to "numpy" with a
+             warning when there is none) or "numpy" (tiled NumPy source).
+    sizes:   values for the named dimensions of a .fg file, e.g. {"N": 1024}.
+    policy:  the fusion policy ("auto" tries them all and keeps the cheapest predicted plan).
+    rewrite: the rewrite rule classes to apply (None or () for none).
+    donate:  output -> input: the output is written over the input's array (an update in place).
+    """
+    stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite, donate=donate)
+    return Compiled(stages, donate)
+
+
+__all__ = ["STAGES", "Compiled", "TensorSpec", "compile"]

@@ -1,0 +1,183 @@
+"""The whole compiler, one stage per line (see `compile_stages`).
+
+    parse -> rewrite -> plan -> lower -> schedule -> codegen + build
+
+Every stage's result is kept in a `Stages` record and can be printed (`Stages.show(name)`), which is
+what `fusec compile FILE --show ir,rules,groups,loops,source` prints.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fusec.codegen import BACKENDS, get_backend
+from fusec.codegen.base import Backend, Kernel
+from fusec.errors import FusecError
+from fusec.frontend import load
+from fusec.fusion import explain, format_report, plan
+from fusec.fusion.plan import Group, Plan
+from fusec.ir.graph import Graph
+from fusec.ir.printer import print_graph
+from fusec.loops.ir import LoopNest
+from fusec.loops.lower import lower_group
+from fusec.loops.printer import print_nest
+from fusec.loops.schedule import Schedule
+from fusec.rewrite import RewriteResult, rewrite
+
+STAGES = ("ir", "rules", "groups", "loops", "source")
+
+_warned_no_compiler = False
+
+
+@dataclass
+class Stages:
+    """What each stage produced, in order."""
+
+    graph: Graph  # parse
+    rewritten: RewriteResult  # rewrite
+    plan: Plan  # plan
+    nests: list[LoopNest | None]  # lower (None for an opaque group, which runs its reference op)
+    schedules: list[Schedule | None]  # schedule
+    kernels: list[Kernel]  # codegen + build
+    backend: str
+    notes: list[str] = field(default_factory=list)
+
+    def show(self, stage: str) -> str:
+        if stage == "ir":
+            return print_graph(self.graph)
+        if stage == "rules":
+            return print_graph(self.rewritten.graph) + "\n" + self.rewritten.trace_text() + "\n"
+        if stage == "groups":
+            return format_report(explain(self.plan))
+        if stage == "loops":
+            parts = []
+            for nest, sched, grp in zip(self.nests, self.schedules, self.plan.groups):
+                if nest is None:
+                    parts.append(f"kernel group {grp.id} ({grp.kind}): runs its reference NumPy op\n")
+                else:
+                    parts.append(print_nest(nest) + f"  schedule: {sched}\n")
+            return "\n".join(parts)
+        if stage == "source":
+            return "\n\n".join(k.source for k in self.kernels)
+        raise FusecError(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
+
+
+def compile_stages(
+    graph_or_path: Graph | str | Path,
+    backend: str = "c",
+    sizes: dict[str, int] | None = None,
+    policy: str = "auto",
+    rewrite_classes: tuple[str, ...] | None = ("exact", "approx"),
+    donate: dict[str, str] | None = None,
+    schedules: dict[int, Schedule] | None = None,
+) -> Stages:
+    """Run every stage of the compiler on a graph (or a .fg file) and keep each stage's result."""
+    be = choose_backend(backend)
+    graph = parse_stage(graph_or_path, sizes)  # parse
+    rewritten = rewrite(graph, rewrite_classes or ())  # rewrite
+    the_plan = plan(rewritten.graph, policy=policy)  # plan
+    inplace = donations(the_plan, donate or {})
+    nests = [lower(the_plan.graph, grp, inplace) for grp in the_plan.groups]  # lower
+    scheds = [pick_schedule(be, n, (schedules or {}).get(g.id)) for g, n in zip(the_plan.groups, nests)]  # schedule
+    kernels = [build(be, the_plan.graph, g, n, s) for g, n, s in zip(the_plan.groups, nests, scheds)]  # codegen + build
+    return Stages(graph, rewritten, the_plan, nests, scheds, kernels, be.name)
+
+
+# ----------------------------------------------------------------------------------------------
+# the stages
+
+
+def parse_stage(graph_or_path: Graph | str | Path, sizes: dict[str, int] | None) -> Graph:
+    if isinstance(graph_or_path, Graph):
+        if sizes:
+            raise FusecError("sizes= applies to a .fg file; a Graph already has its sizes")
+        graph_or_path.verify()
+        return graph_or_path
+    return load(graph_or_path, sizes=sizes)
+
+
+def choose_backend(name: str) -> Backend:
+    """The backend; a missing C compiler gives one warning and the NumPy backend."""
+    global _warned_no_compiler
+    if name not in BACKENDS:
+        raise FusecError(f"unknown backend '{name}' (backends: {', '.join(BACKENDS)})")
+    if name == "c":
+        from fusec.runtime.build import NoCompilerError
+
+        try:
+            return get_backend("c")
+        except NoCompilerError as err:
+            if not _warned_no_compiler:
+                warnings.warn(f"{err.message}; using the NumPy backend instead", RuntimeWarning, stacklevel=3)
+                _warned_no_compiler = True
+            return get_backend("numpy")
+    return get_backend(name)
+
+
+def donations(p: Plan, donate: dict[str, str]) -> dict[str, str]:
+    """Check that each donated input can hold its output; returns output -> input."""
+    g = p.graph
+    seen: dict[str, str] = {}
+    for out, inp in donate.items():
+        if inp not in g.inputs:
+            raise FusecError(f"cannot donate '{inp}': it is not an input of graph '{g.name}'")
+        if out not in g.outputs:
+            raise FusecError(f"cannot donate '{inp}' to '{out}': '{out}' is not an output of graph '{g.name}'")
+        if inp in seen:
+            raise FusecError(f"input '{inp}' is donated twice (to '{seen[inp]}' and '{out}')")
+        if inp in g.outputs:
+            raise FusecError(f"cannot donate '{inp}': it is also an output")
+        if g.type_of(inp) != g.type_of(out):
+            raise FusecError(f"cannot donate '{inp}' ({g.type_of(inp)}) to '{out}' ({g.type_of(out)}): the types differ")
+        writer = p.group_of(out)
+        if writer is None or inp not in writer.inputs:
+            raise FusecError(f"cannot donate '{inp}' to '{out}': the kernel that writes '{out}' does not read '{inp}'")
+        for grp in p.groups[p.groups.index(writer) + 1 :]:
+            if inp in grp.inputs:
+                raise FusecError(f"cannot donate '{inp}' to '{out}': a later kernel (group {grp.id}) still reads '{inp}'")
+        seen[inp] = out
+    return {o: i for i, o in seen.items()}
+
+
+def lower(graph: Graph, grp: Group, inplace: dict[str, str]) -> LoopNest | None:
+    if grp.kind == "opaque":
+        if any(o in inplace for o in grp.outputs):
+            raise FusecError(f"cannot update in place through group {grp.id} ({grp.kind})")
+        return None
+    mine = {o: i for o, i in inplace.items() if o in grp.outputs}
+    return lower_group(graph, grp, name=f"{graph.name}_k{grp.id}", inplace=mine)
+
+
+def pick_schedule(be: Backend, nest: LoopNest | None, override: Schedule | None) -> Schedule | None:
+    if nest is None:
+        return None
+    return override or be.default_schedule(nest)
+
+
+def build(be: Backend, graph: Graph, grp: Group, nest: LoopNest | None, sched: Schedule | None) -> Kernel:
+    if nest is None:
+        return reference_kernel(graph, grp)
+    return be.build(graph, grp, nest, sched)
+
+
+def reference_kernel(graph: Graph, grp: Group) -> Kernel:
+    """A group no loop nest describes (opaque): run its ops with the interpreter's NumPy calls."""
+    members = list(grp.nodes)
+    params = tuple(grp.inputs) + tuple(grp.outputs)
+
+    def run(*arrays):
+        values = dict(zip(params, arrays))
+        with np.errstate(all="ignore"):
+            for n in members:
+                node = graph.node(n)
+                args = [values[a] if a in values else np.asarray(graph.node(a).attrs["value"], graph.node(a).type.dtype.numpy) for a in node.args]
+                values[n] = np.asarray(node.opdef.numpy(args, node.attrs)).astype(node.type.dtype.numpy)
+        for o, arr in zip(grp.outputs, arrays[len(grp.inputs) :]):
+            np.copyto(arr, values[o])
+
+    source = f"# group {grp.id} ({grp.kind}): the reference NumPy op(s) {', '.join(graph.node(n).op for n in members)}\n"
+    return Kernel(f"{graph.name}_k{grp.id}", "reference", params, tuple(grp.inputs), tuple(grp.outputs), source, run)
