@@ -57,13 +57,44 @@ def run_inputs(g, args):
 def cmd_run(args: argparse.Namespace) -> int:
     g = load_graph(args)
     inputs = run_inputs(g, args)
-    values = evaluate(g, inputs)
-    print(f"graph {g.name} (backend interp)")
+    backend = getattr(args, "backend", "interp")
+    if args.verify and backend == "interp":
+        raise FusecError("--verify compares a compiled backend with the interpreter: add --backend numpy or --backend c")
+    if backend == "interp":
+        values = evaluate(g, inputs)
+    else:
+        from fusec.api import compile as compile_graph  # layer 7, like this module
+
+        compiled = compile_graph(g, backend=backend)
+        backend = compiled.backend  # "numpy" if the C backend fell back
+        results = compiled(*inputs)
+        values = dict(zip(g.outputs, results if isinstance(results, tuple) else (results,)))
+    print(f"graph {g.name} (backend {backend})")
     for o in g.outputs:
         print("  " + summarize(o, values[o]))
     if args.out:
         save_npz(args.out, {o: values[o] for o in g.outputs})
         print(f"wrote {args.out}")
+    if args.verify:
+        return verify_against_interpreter(g, inputs, values)
+    return 0
+
+
+def verify_against_interpreter(g, inputs, values) -> int:
+    """Exit status 1, with the worst error, when a compiled result differs from the interpreter's."""
+    from fusec.tolerance import compare
+
+    expected = evaluate(g, inputs)
+    failed = False
+    for o in g.outputs:
+        mismatch = compare(values[o], expected[o])
+        if mismatch is not None:
+            print(f"verify: {o}: {mismatch}")
+            failed = True
+    if failed:
+        print("verify: FAILED: the results differ from the interpreter beyond the tolerance (docs/tolerances.md)")
+        return 1
+    print(f"verify: ok: {len(g.outputs)} output(s) match the interpreter within the tolerance")
     return 0
 
 
@@ -72,6 +103,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", metavar="IN.npz", help="input arrays by input name (default: seeded random)")
     p.add_argument("--out", metavar="OUT.npz", help="write the outputs to this .npz file")
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
+    p.add_argument("--backend", choices=("interp", "numpy", "c"), default="interp", help="run with the interpreter (default) or compiled")
+    p.add_argument("--verify", action="store_true", help="also run the interpreter; exit 1 if the results differ beyond the tolerance")
 
 
 def register(sub) -> None:

@@ -368,7 +368,8 @@ class _Lowering:
                 acc_dt = value.dtype if value.dtype.is_float else F64
             else:
                 acc_dt = node.type.dtype
-            acc = self.names.take(f"acc_{r}")
+            # name the accumulator after its value, or after its op for a compiler temporary (%3 -> sum3)
+            acc = self.names.take(f"{node.op}{r[1:]}" if r.startswith("%") else f"acc_{r}")
             acc_of[r] = acc
             op = "sum" if node.op == "mean" else node.op
             passes.setdefault(lv, []).append((AccInit(acc, op, acc_dt), value, r))
@@ -501,7 +502,7 @@ class _Lowering:
         lb = self.value_at(node.args[1], b_point)
         if not (isinstance(la, Load) and isinstance(lb, Load)):
             raise LoweringError(f"matmul group {self.group.id}: operands must be read from memory")
-        acc = self.names.take(f"acc_{mms[0]}")
+        acc = self.names.take(f"matmul{mms[0][1:]}" if mms[0].startswith("%") else f"acc_{mms[0]}")
         out_point = bvars + ((iv,) if at.rank > 1 else ()) + ((jv,) if bt.rank > 1 else ())
         self.results[mms[0]] = Ref(acc, dt)
         self.result_points[mms[0]] = out_point

@@ -1,0 +1,44 @@
+"""`fusec compile FILE --backend B --show ir,rules,groups,loops,source`: run the compiler and print stages."""
+
+from __future__ import annotations
+
+import argparse
+
+from fusec.cli.common import add_file_args, parse_sizes
+from fusec.errors import FusecError
+from fusec.pipeline import STAGES, compile_stages
+
+
+def parse_show(text: str | None) -> list[str]:
+    if not text:
+        return []
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    for s in stages:
+        if s not in STAGES:
+            raise FusecError(f"--show: unknown stage '{s}' (stages: {', '.join(STAGES)})")
+    return stages
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    show = parse_show(args.show)
+    stages = compile_stages(args.file, backend=args.backend, sizes=parse_sizes(args.sizes), policy=args.policy)
+    for stage in show:
+        print(f"== {stage} ==")
+        print(stages.show(stage).rstrip("\n"))
+        print()
+    n = len(stages.kernels)
+    print(f"compiled graph {stages.graph.name}: {n} kernel{'s' if n != 1 else ''} (backend {stages.backend})")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "compile",
+        help="compile a graph and print the stages you ask for",
+        description="Compile a .fg graph: parse, rewrite, plan, lower, schedule, generate code, build.",
+    )
+    add_file_args(p)
+    p.add_argument("--backend", choices=("numpy", "c"), default="c", help="code generator (default c; numpy if there is no C compiler)")
+    p.add_argument("--show", metavar="STAGES", help=f"comma-separated stages to print: {','.join(STAGES)}")
+    p.add_argument("--policy", default="auto", help="fusion policy (default auto)")
+    p.set_defaults(handler=cmd_compile)
