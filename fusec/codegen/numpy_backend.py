@@ -50,6 +50,7 @@ from fusec.loops.ir import (
     Store,
     expr_str,
     walk,
+    walk_expr,
 )
 from fusec.loops.schedule import Schedule, apply_schedule
 
@@ -142,6 +143,9 @@ class _Gen:
         self.tile_of: dict[str, tuple[str, int]] = {}  # dim var -> (outer loop var, factor)
         self.single: set[str] = set()  # dims walked one index at a time by a Python loop
         self.ref_sig: dict[str, tuple[bool, ...]] = {}
+        self.cached: dict[Expr, str] = {}  # values computed earlier in this block, by expression
+        self.pinned: dict[int, list[_Slot]] = {}  # statement -> scratch kept alive until after it
+        self.reused_later: dict[Expr, int] = {}
         self.names: set[str] = {b.name for b in nest.buffers} | {d.var for d in nest.dims}
         for st in walk(nest.body):  # the nest's own names: temporaries, accumulators, loop variables
             if isinstance(st, (Let, AccInit)):
@@ -320,6 +324,18 @@ class _Gen:
                 self.release(p)
             return _Value(target, slot)
         assert isinstance(e, Op), e
+        if e in self.cached and not clip:
+            return self.finish(_Value(self.cached[e], None), e, block, out)
+        v = self.op(e, block, out, clip)
+        if e in self.reused_later and not clip:
+            # another statement of this block computes e again: keep this result until then
+            self.cached[e] = v.text
+            if v.slot is not None:
+                self.pinned.setdefault(self.reused_later[e], []).append(v.slot)
+            return _Value(v.text, None)
+        return v
+
+    def op(self, e: Op, block: _Block, out: str | None, clip: bool) -> _Value:
         args = [self.expr(a, block, clip=clip) for a in e.args]
         sig = self.sig_of(e)
         single_ufunc = e.op in UFUNCS or e.op in ("reciprocal", "relu")
@@ -399,6 +415,8 @@ class _Gen:
             if isinstance(s, AccInit):
                 init_at[s.name] = enclosing
         values: dict[str, _Value] = {}
+        self.cached, self.pinned = {}, {}
+        self.reused_later = _shared_across(flat)
         mm = self.nest.matmul
         for k, (s, enclosing) in enumerate(flat):
             if isinstance(s, AccInit):
@@ -445,6 +463,8 @@ class _Gen:
             for name, at in last_use.items():
                 if at == k and name in values:
                     self.release(values.pop(name))
+            for slot in self.pinned.pop(k, []):
+                self.release(_Value(slot.view, slot))
         pad = "    " * depth
         return [pad + line for line in blk.extra_head + blk.lines]
 
@@ -515,6 +535,23 @@ class _Gen:
         doc.append('    """')
         head = ["    " + h for h in self.head]
         return "\n".join([f"def {nest.name}({params}):"] + doc + head + body) + "\n"
+
+
+def _shared_across(flat) -> dict[Expr, int]:
+    """Subexpressions that several statements of a block compute (softmax's exp(x - max) in two passes),
+    mapped to the last statement that needs them; only the largest such expressions are listed."""
+    seen: dict[Expr, list[int]] = {}
+    for k, (s, _) in enumerate(flat):
+        if isinstance(s, (Let, Store, AccUpdate)):
+            for e in {x for x in walk_expr(s.value) if isinstance(x, Op)}:
+                seen.setdefault(e, []).append(k)
+    shared = {e: ks for e, ks in seen.items() if len(ks) > 1}
+    inner = set()
+    for e, ks in shared.items():
+        for a in walk_expr(e):
+            if a is not e and a in shared and shared[a] == ks:
+                inner.add(a)
+    return {e: ks[-1] for e, ks in shared.items() if e not in inner}
 
 
 def _refs(e: Expr) -> set[str]:
