@@ -162,7 +162,7 @@ class _Rewriter:
                 self._discard(created)
                 continue
             before = self._describe(node)
-            after = self._describe(self._node(new)) if new in created else new
+            after = self._describe(self._node(new), set(created)) if new in created else new
             survivor = self._replace(node, new, created)
             self.trace.append(RewriteStep(rule.name, node.name, self.iteration, before, after))
             for c in created:
@@ -236,7 +236,7 @@ class _Rewriter:
     # ------------------------------------------------------------------------ graph bookkeeping
 
     def _node(self, name: str) -> Node:
-        return self.g.nx.nodes[name]["node"]
+        return self.g.nx._node[name]["node"]  # networkx's node dict (the public view is slower)
 
     def _replace(self, old: Node, new: str, created: list[str] = ()) -> str:
         """Put `new` in old's place, then remove whatever became dead. Returns the surviving name."""
@@ -281,12 +281,14 @@ class _Rewriter:
             if not frontier:
                 break
 
-    def _describe(self, node: Node) -> str:
-        """A node as one line of text: `mul(x, 1.0)` with constants shown inline."""
+    def _describe(self, node: Node, inline: set[str] = frozenset()) -> str:
+        """A node as one line of text: `mul(x, 1.0)`, with constants (and the `inline` nodes) spelled out."""
 
         def arg(a: str) -> str:
             n = self._node(a)
-            return format_scalar(n.attrs["value"]) if n.op == "const" else a
+            if n.op == "const":
+                return format_scalar(n.attrs["value"])
+            return self._describe(n, inline) if a in inline else a
 
         if node.op == "const":
             return format_scalar(node.attrs["value"])

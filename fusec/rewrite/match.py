@@ -34,15 +34,44 @@ def _same_attr(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _operand_op(p: Any) -> str | None:
+    """The op an operand pattern requires of its node, if any."""
+    while isinstance(p, PNamed):
+        p = p.pattern
+    if isinstance(p, POp):
+        return p.op
+    if isinstance(p, (PConst, PLit)):
+        return "const"
+    return None
+
+
 class Matcher:
     """Matches patterns against one graph. Holds no state between calls but the graph."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
-        self._nodes = graph.nx.nodes
+        self._nodes = graph.nx._node  # networkx's node dict: the public view costs a call per lookup
+        self._shapes: dict[int, tuple] = {}
+
+    def _could_match(self, rule: Rule, root: str) -> bool:
+        """A cheap first look: do the root's operands have the ops the pattern asks for?"""
+        shape = self._shapes.get(id(rule))
+        if shape is None:
+            shape = self._shapes[id(rule)] = tuple(_operand_op(a) for a in rule.pattern.args)
+        node = self._nodes[root]["node"]
+        if node.op != rule.pattern.op or len(node.args) != len(shape):
+            return False
+        ops = [self._nodes[a]["node"].op for a in node.args]
+        if all(want is None or want == got for want, got in zip(shape, ops)):
+            return True
+        if node.op in BITWISE_COMMUTATIVE and len(ops) == 2:
+            return all(want is None or want == got for want, got in zip(shape, reversed(ops)))
+        return False
 
     def matches(self, rule: Rule, root: str) -> Iterator[dict[str, Any]]:
         """Every binding under which `rule`'s pattern fits at `root` and its guard holds."""
+        if not self._could_match(rule, root):
+            return
         for bindings in self._match(rule.pattern, root, {}):
             if rule.guard is None:
                 yield bindings
