@@ -283,11 +283,12 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
     # applies to every loop of that name at once, so each name is handled once
     innermost = list(dict.fromkeys(lp.var for lp in (s for s in walk(nest.body) if isinstance(s, Loop))
                                    if not any(isinstance(b, Loop) for b in lp.body) and lp.kind == "serial"))
-    if schedule.unroll > 1:
-        for v in innermost:
+    if schedule.unroll > 1:  # loops with a constant trip count (a tail loop is left rolled)
+        extents = {lp.var: lp.extent for lp in (s for s in walk(nest.body) if isinstance(s, Loop))}
+        for v in [v for v in innermost if extents[v].is_const]:
             nest = split(nest, v, schedule.unroll)
             nest = unroll(nest, f"{v}_i")
-        innermost = [f"{v}_o" for v in innermost]
+        innermost = [f"{v}_o" if extents[v].is_const else v for v in innermost]
     if schedule.vectorize and schedule.unroll <= 1:
         for v in innermost:
             nest = vectorize(nest, v)
