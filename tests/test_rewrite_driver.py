@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES, small_sizes
 
 import fusec
 from fusec.errors import FusecError
@@ -15,8 +16,6 @@ from fusec.ir import F32, F64, I32, Graph
 from fusec.ir.printer import print_graph
 from fusec.rewrite import parse_rules, rewrite, standard_rules
 from fusec.tolerance import compare
-
-from conftest import EXAMPLES, small_sizes
 
 
 def _bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
