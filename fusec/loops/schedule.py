@@ -133,7 +133,7 @@ def reorder(nest: LoopNest, order: list[str]) -> LoopNest:
         return nest
     # find the band: the outermost of the named loops starts it
     all_loops = [s for s in walk(nest.body) if isinstance(s, Loop)]
-    named = [lp for lp in all_loops if lp.var in order]
+    named = list({lp.var: lp for lp in reversed(all_loops) if lp.var in order}.values())[::-1]
     if len(named) != len(order):
         missing = set(order) - {lp.var for lp in named}
         raise ScheduleError(f"{nest.name}: no loop over {sorted(missing)}")

@@ -1,0 +1,222 @@
+"""The loop-nest IR, lowering and schedules.
+
+The strongest check: every group of every example, lowered and then scheduled in several ways
+(tiles with tails, unrolling, parallel, vector), run one scalar at a time by the reference nest
+evaluator, computes what the interpreter computes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+
+from fusec.fusion.plan import make_group
+from fusec.inputs import random_inputs
+from fusec.interp import evaluate
+from fusec.ir import F32, Graph
+from fusec.loops.ir import AccInit, AccUpdate, Index, Let, Loop, Min, Store, bounds, floordiv, loops, mod, walk
+from fusec.loops.lower import LoweringError, lower_group
+from fusec.loops.printer import print_nest
+from fusec.loops.reference import run_nest
+from fusec.loops.schedule import (
+    Schedule,
+    ScheduleError,
+    apply_schedule,
+    default_schedule,
+    parallel,
+    reorder,
+    split,
+    tile,
+    unroll,
+    vectorize,
+)
+from fusec.pipeline import compile_stages
+from fusec.tolerance import compare
+
+# tiny sizes: the reference evaluator runs one scalar at a time
+TINY = {
+    "chain": {"N": 5, "M": 7},
+    "gelu": {"N": 3, "M": 11},
+    "softmax": {"N": 5, "D": 7},
+    "layernorm": {"N": 5, "D": 6},
+    "rmsnorm": {"N": 4, "D": 9},
+    "mlp": {"B": 3, "K": 4, "F": 5},
+    "adam": {"N": 23},
+    "attention": {"H": 2, "S": 5, "Dh": 3},
+    "transformer_block": {"S": 5, "D": 6, "H": 2, "Dh": 3, "F": 7},
+}
+SCHEDULES = [
+    Schedule(),
+    Schedule(tiles=(2,), parallel=True, vectorize=True),
+    Schedule(tiles=(3, 2), unroll=2),
+    Schedule(tiles=(1, 4), unroll=4, parallel=True),
+]
+
+
+def tiny(path) -> dict[str, int]:
+    return next(v for k, v in TINY.items() if k in path.stem)
+
+
+def run_group(nest, values, schedule):
+    arrays = [values[b.value].copy() if b.role != "out" else np.full(b.shape, 7, b.dtype.numpy) for b in nest.buffers]
+    run_nest(apply_schedule(nest, schedule), *arrays)
+    return {b.value: a for b, a in zip(nest.buffers, arrays) if b.role == "out"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_scheduled_nests_of_every_example_compute_what_the_interpreter_computes(path):
+    stages = compile_stages(path, backend="numpy", sizes=tiny(path))
+    g = stages.plan.graph
+    values = evaluate(g, random_inputs(g, seed=1), keep_all=True)
+    checked = 0
+    for nest in stages.nests:
+        if nest is None:
+            continue
+        kept = sum(1 for d in nest.dims if not d.reduced)
+        for sched in SCHEDULES:
+            sched = Schedule(sched.tiles[:kept], sched.parallel, sched.vectorize, sched.unroll)
+            for name, got in run_group(nest, values, sched).items():
+                assert compare(got, values[name]) is None, (nest.name, str(sched), name, compare(got, values[name]))
+                checked += 1
+    assert checked >= len(SCHEDULES)
+
+
+def test_index_division_and_remainder_simplify_when_the_ranges_allow():
+    r = {"s": 4, "h": 3, "d": 5}
+    flat = Index.of("s") * 15 + Index.of("h") * 5 + Index.of("d")
+    assert floordiv(flat, 15, r) == Index.of("s")
+    assert mod(floordiv(flat, 5, r), 3, r) == Index.of("h")
+    assert mod(flat, 5, r) == Index.of("d")
+    # a transposed flat index does not line up: a real division remains
+    odd = Index.of("s") * 3 + Index.of("h")
+    assert not floordiv(odd, 5, r).is_affine
+    assert bounds(flat, r) == (0, 59)
+    assert str(Index.of("i") * 4 - 1) == "i*4 - 1"
+
+
+def test_a_chain_of_elementwise_ops_becomes_one_loop_over_all_elements():
+    stages = compile_stages(EXAMPLES[0], backend="numpy", sizes={"N": 8, "M": 16})
+    (nest,) = stages.nests
+    assert [d.extent for d in nest.dims] == [128]
+    assert len(loops(nest.body)) == 1
+    text = print_nest(nest)
+    assert "y[i0] = " in text and "sqrt(abs(x[i0]))" in text
+
+
+def test_softmax_lowers_to_one_pass_per_reduction_level_inside_the_row_loop():
+    stages = compile_stages(EXAMPLES[2], backend="numpy", sizes={"N": 4, "D": 8}, rewrite_classes=())
+    (nest,) = stages.nests
+    (row,) = nest.body
+    assert isinstance(row, Loop) and row.var == "i0"
+    inits = [s for s in row.body if isinstance(s, AccInit)]
+    assert [i.op for i in inits] == ["max", "sum"]
+    passes = [s for s in row.body if isinstance(s, Loop)]
+    assert len(passes) == 3  # max, sum of exp, the normalised outputs
+    assert isinstance(passes[-1].body[-1], Store)
+
+
+def test_layernorm_moves_row_values_out_of_the_inner_loops():
+    stages = compile_stages(EXAMPLES[3], backend="numpy", sizes={"N": 4, "D": 8}, rewrite_classes=())
+    (nest,) = stages.nests
+    (row,) = nest.body
+    lets = [s for s in row.body if isinstance(s, Let)]
+    assert any(s.value.op == "rsqrt" for s in lets), print_nest(nest)  # once per row, not per element
+
+
+def test_split_makes_a_tail_loop_that_stops_at_the_extent():
+    g = Graph("t")
+    x = g.add_input("x", F32, (10,))
+    y = g.add("exp", x)
+    g.set_outputs([y])
+    nest = lower_group(g, make_group(g, 0, [y], "elementwise"))
+    s = split(nest, "i0", 4)
+    outer = s.body[0]
+    inner = outer.body[0]
+    assert outer.extent == Index.of(3)
+    assert isinstance(inner.extent.terms[0][0], Min)
+    x_arr = np.arange(10, dtype=np.float32)
+    out = np.zeros(10, np.float32)
+    run_nest(s, x_arr, out)
+    np.testing.assert_allclose(out, np.exp(x_arr), rtol=1e-6)
+
+
+def _matrix_nest():
+    g = Graph("t")
+    x = g.add_input("x", F32, (6, 5))
+    t = g.add("transpose", x)
+    y = g.add("mul", t, 2.0)
+    g.set_outputs([y])
+    return lower_group(g, make_group(g, 0, [t, y], "elementwise"))
+
+
+def test_tile_and_reorder_keep_the_result_and_the_loop_order_is_the_one_asked_for():
+    nest = _matrix_nest()
+    tiled = tile(nest, "i0", "i1", 2, 4)
+    assert [lp.var for lp in loops(tiled.body)] == ["i0_o", "i1_o", "i0_i", "i1_i"]
+    x = np.arange(30, dtype=np.float32).reshape(6, 5)
+    for variant in (tiled, reorder(nest, ["i1", "i0"])):
+        out = np.zeros((5, 6), np.float32)
+        run_nest(variant, x, out)
+        np.testing.assert_array_equal(out, x.T * 2)
+
+
+def test_schedule_primitives_refuse_illegal_requests():
+    nest = _matrix_nest()
+    with pytest.raises(ScheduleError, match="factor"):
+        split(nest, "i0", 0)
+    with pytest.raises(ScheduleError, match="innermost"):
+        vectorize(nest, "i0")
+    with pytest.raises(ScheduleError, match="at most"):
+        unroll(_big_nest(), "i0")
+    with pytest.raises(ScheduleError, match="no loop"):
+        parallel(nest, "zz")
+    with pytest.raises(ScheduleError, match="already split"):
+        split(split(nest, "i0", 2), "i0", 2)
+    with pytest.raises(ScheduleError, match="outside the loop its extent"):
+        reorder(split(nest, "i0", 4), ["i0_i", "i0_o", "i1"])
+    softmax = compile_stages(EXAMPLES[2], backend="numpy", sizes={"N": 4, "D": 8}).nests[0]
+    reduction_loop = [lp for lp in loops(softmax.body) if lp.var.startswith("r")][0]
+    with pytest.raises(ScheduleError, match="reduction"):
+        parallel(softmax, reduction_loop.var)
+    with pytest.raises(ScheduleError, match="perfectly nested|band"):
+        reorder(softmax, [reduction_loop.var, "i0"])
+
+
+def _big_nest():
+    g = Graph("t")
+    x = g.add_input("x", F32, (100,))
+    y = g.add("neg", x)
+    g.set_outputs([y])
+    return lower_group(g, make_group(g, 0, [y], "elementwise"))
+
+
+def test_default_schedules_tile_rows_for_numpy_and_run_parallel_vector_loops_for_c():
+    softmax = compile_stages(EXAMPLES[2], backend="numpy", sizes={"N": 64, "D": 1024}).nests[0]
+    s = default_schedule(softmax, "numpy")
+    assert s.tiles == (16,)  # 16 rows of 1024 = one 16K-element block
+    c = apply_schedule(softmax, default_schedule(softmax, "c"))
+    kinds = {lp.kind for lp in loops(c.body)}
+    assert {"parallel", "vector"} <= kinds
+
+
+def test_lowering_refuses_groups_that_break_the_contract():
+    g = Graph("t")
+    x = g.add_input("x", F32, (4, 4))
+    s = g.add("sum", x, axis=1)  # shape [4], indexed by the row
+    y = g.add("add", x, s)  # broadcasts s along the *columns*: not a per-row read
+    g.set_outputs([y])
+    with pytest.raises(LoweringError, match="not on its own row"):
+        lower_group(g, make_group(g, 0, [s, y], "reduce"))
+    m = g.add("matmul", x, x)
+    g.set_outputs([m])
+    with pytest.raises(LoweringError, match="cannot be lowered"):
+        lower_group(g, make_group(g, 0, [m], "opaque"))
+
+
+def test_accumulators_start_at_their_identities():
+    stages = compile_stages(EXAMPLES[2], backend="numpy", sizes={"N": 2, "D": 3})
+    inits = [s for s in walk(stages.nests[0].body) if isinstance(s, AccInit)]
+    assert {(i.op, i.identity) for i in inits} == {("max", float("-inf")), ("sum", 0.0)}
+    updates = [s for s in walk(stages.nests[0].body) if isinstance(s, AccUpdate)]
+    assert len(updates) == 2
