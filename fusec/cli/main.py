@@ -13,7 +13,8 @@ import sys
 from fusec.errors import FusecError
 
 COMMAND_MODULES = [
-    "fusec.cli.basic",  # check, fmt, run, demo
+    "fusec.cli.basic",  # check, fmt, run
+    "fusec.cli.demo",  # demo
     "fusec.cli.fusion",  # explain, calibrate, viz
     "fusec.cli.rules",  # rules list, rules verify, rewrite
     "fusec.cli.compile",  # compile
