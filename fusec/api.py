@@ -131,6 +131,7 @@ def compile(
     policy: str = "auto",
     rewrite: tuple[str, ...] | None = ("exact", "approx"),
     donate: dict[str, str] | None = None,
+    tune_db: str | Path | bool | None = None,
 ) -> Compiled:
     """Compile a graph (or a .fg file) into a callable.
 
@@ -140,8 +141,10 @@ def compile(
     policy:  the fusion policy ("auto" tries them all and keeps the cheapest predicted plan).
     rewrite: the rewrite rule classes to apply (None or () for none).
     donate:  output -> input: the output is written over the input's array (an update in place).
+    tune_db: the tuning database whose best schedules to use (default $FUSEC_TUNE_DB, else
+             tune.jsonl in the cache dir; False: default schedules only). See docs/tuning.md.
     """
-    stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite, donate=donate)
+    stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite, donate=donate, tune_db=tune_db)
     return Compiled(stages, donate)
 
 

@@ -74,6 +74,7 @@ def compile_stages(
     rewrite_classes: tuple[str, ...] | None = ("exact", "approx"),
     donate: dict[str, str] | None = None,
     schedules: dict[int, Schedule] | None = None,
+    tune_db: str | Path | bool | None = None,
 ) -> Stages:
     """Run every stage of the compiler on a graph (or a .fg file) and keep each stage's result."""
     be = choose_backend(backend)
@@ -82,7 +83,7 @@ def compile_stages(
     the_plan = plan(rewritten.graph, policy=policy)  # plan
     inplace = donations(the_plan, donate or {})
     nests = [lower(the_plan.graph, grp, inplace) for grp in the_plan.groups]  # lower
-    scheds = [pick_schedule(be, n, (schedules or {}).get(g.id)) for g, n in zip(the_plan.groups, nests)]  # schedule
+    scheds = [pick_schedule(be, n, (schedules or {}).get(g.id), tune_db) for g, n in zip(the_plan.groups, nests)]  # schedule
     kernels = [build(be, the_plan.graph, g, n, s) for g, n, s in zip(the_plan.groups, nests, scheds)]  # codegen + build
     return Stages(graph, rewritten, the_plan, nests, scheds, kernels, be.name)
 
@@ -152,10 +153,22 @@ def lower(graph: Graph, grp: Group, inplace: dict[str, str]) -> LoopNest | None:
     return lower_group(graph, grp, name=f"{graph.name}_k{grp.id}", inplace=mine)
 
 
-def pick_schedule(be: Backend, nest: LoopNest | None, override: Schedule | None) -> Schedule | None:
+def pick_schedule(be: Backend, nest: LoopNest | None, override: Schedule | None,
+                  tune_db: str | Path | bool | None = None) -> Schedule | None:
+    """An explicit schedule, else the fastest one `fusec tune` stored for this kernel on this machine
+    (tune_db: a path; None: $FUSEC_TUNE_DB or the cache dir's tune.jsonl; False: do not look), else
+    the backend's default."""
     if nest is None:
         return None
-    return override or be.default_schedule(nest)
+    if override is not None:
+        return override
+    if tune_db is not False:
+        from fusec.tune import best_schedule
+
+        tuned = best_schedule(nest, be, None if tune_db in (None, True) else tune_db)
+        if tuned is not None:
+            return tuned
+    return be.default_schedule(nest)
 
 
 def build(be: Backend, graph: Graph, grp: Group, nest: LoopNest | None, sched: Schedule | None) -> Kernel:

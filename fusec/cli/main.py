@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "fusec.cli.basic",  # check, fmt, run
     "fusec.cli.demo",  # demo
     "fusec.cli.fusion",  # explain, calibrate, viz
+    "fusec.cli.tune",  # tune
     "fusec.cli.rules",  # rules list, rules verify, rewrite
     "fusec.cli.compile",  # compile
 ]

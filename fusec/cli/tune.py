@@ -1,0 +1,99 @@
+"""`fusec tune FILE`: search each kernel's schedules, measure them safely, store the fastest.
+
+The kernels are the ones `fusec compile` builds (same rewrites, fusion policy and lowering), so the
+records it stores are found again by a later `fusec compile` / `fusec run` / `fusec.compile`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+from fusec.cli.common import add_file_args, parse_sizes
+from fusec.fusion import plan
+from fusec.pipeline import choose_backend, lower, parse_stage
+from fusec.rewrite import rewrite
+from fusec.tune import STRATEGIES, TuneDB, TuneSettings, search_space, tune_graph
+from fusec.tune.report import format_failures, format_result, format_space, load_note, result_json
+from fusec.tune.space import schedule_ignored
+
+
+def compiled_kernels(file: str, sizes: dict[str, int], policy: str):
+    """(graph the kernels compute, [(group, nest)]) exactly as compile_stages lowers them."""
+    graph = parse_stage(file, sizes)
+    rewritten = rewrite(graph, ("exact", "approx"))
+    the_plan = plan(rewritten.graph, policy=policy)
+    kernels = [(g, n) for g in the_plan.groups if (n := lower(the_plan.graph, g, {})) is not None]
+    return the_plan.graph, kernels
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    settings = TuneSettings(strategy=args.strategy, budget=args.budget, timeout_s=args.timeout, seed=args.seed,
+                            repeats=args.repeats)
+    settings.check()
+    backend = choose_backend(args.backend)
+    graph, kernels = compiled_kernels(args.file, parse_sizes(args.sizes), args.policy)
+    if args.list:
+        for _, nest in kernels:
+            space = search_space(nest, backend.name, backend.default_schedule(nest), ignored=schedule_ignored(backend, nest))
+            print(format_space(space))
+        return 0
+    db = TuneDB(args.db)
+    problems = db.read().problems
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    progress = None
+    if args.verbose:
+        def progress(name, trial):
+            t = f"{trial.median_s * 1e3:.3f} ms" if trial.ok else f"{trial.status}: {trial.detail}"
+            print(f"  {name}: {trial.schedule}  {t}", file=sys.stderr)
+    note = load_note()
+    if note and not args.json:
+        print(note, file=sys.stderr)
+    results = tune_graph(graph, backend=backend.name, settings=settings, db=db, kernels=kernels,
+                         store=not args.dry_run, progress=progress)
+    stored = sum(r.record is not None for r in results) if not args.dry_run else 0
+    if args.json:
+        print(json.dumps({"graph": graph.name, "backend": backend.name, "db": str(db.path), "stored": stored,
+                          "kernels": [result_json(r) for r in results]}, indent=2))
+        return 0
+    n = len(results)
+    print(f"tuned graph {graph.name}: {n} kernel{'s' if n != 1 else ''}, backend {backend.name}, "
+          f"budget {settings.budget} per kernel")
+    for r in results:
+        print(format_result(r))
+    failures = sum((r.failures for r in results), start=Counter())
+    if failures:
+        print(f"failed candidates: {format_failures(failures)} (recorded, not used)")
+    if args.dry_run:
+        print("dry run: nothing stored")
+    else:
+        print(f"stored {stored} record{'s' if stored != 1 else ''} in {db.path}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="search each kernel's schedules and store the fastest for compile",
+        description="Autotune a .fg graph: for each kernel, measure schedules (tiles, loop order, threads, "
+                    "vectorize, unroll) in isolated processes, check each against the interpreter, and store "
+                    "the fastest in the tuning database, where fusec compile and run find it.",
+    )
+    add_file_args(p)
+    p.add_argument("--backend", choices=("c", "numpy"), default="c", help="code generator (default c)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="auto (exhaustive if the space fits the budget, else model), exhaustive, random, model")
+    p.add_argument("--budget", type=int, default=32, metavar="N", help="candidates measured per kernel (default 32)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per candidate before it is killed (default 60)")
+    p.add_argument("--repeats", type=int, default=7, metavar="R", help="timed samples per candidate (default 7)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the inputs and the random strategy")
+    p.add_argument("--policy", default="auto", help="fusion policy, as for compile (default auto)")
+    p.add_argument("--db", metavar="PATH", help="tuning database (default $FUSEC_TUNE_DB, else tune.jsonl in the cache dir)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--list", action="store_true", help="print each kernel's search space and measure nothing")
+    p.add_argument("--dry-run", action="store_true", help="measure but store nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every candidate as it is measured (stderr)")
+    p.set_defaults(handler=cmd_tune)

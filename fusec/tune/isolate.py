@@ -1,0 +1,99 @@
+"""Running one candidate in its own process, with a timeout, so nothing it does can hurt the tuner.
+
+Each candidate gets a fresh process. Starting Python and importing NumPy and fusec takes about
+1.5 s on a small machine, so processes come from a *fork server* (multiprocessing "forkserver"):
+one clean process that has imported fusec.tune.worker forks a child per candidate in about 20 ms.
+The fork server never runs a kernel or starts an OpenMP thread, so forking it is safe.
+
+The parent waits for the child's one result or its death, whichever comes first:
+
+    result received          -> whatever the child reported (ok, wrong, compile, crash)
+    died without a result    -> crash, with the signal or exit code and the end of its output
+    still running at timeout -> killed; timeout
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+from fusec.loops.schedule import Schedule
+from fusec.tune.jobs import KernelJob
+from fusec.tune.worker import measure_main
+
+LOG_TAIL_LINES = 6
+PRELOAD = ["fusec.tune.worker", "fusec.codegen.c_backend"]
+
+
+def _context():
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)  # no effect once the server runs (its modules are loaded)
+        return ctx
+    except ValueError:  # no fork server on this platform
+        return multiprocessing.get_context("spawn")
+
+
+def _died(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with status {exitcode} without a result"
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(ln.strip() for ln in lines[-LOG_TAIL_LINES:])
+
+
+class IsolatedRunner:
+    """Measures candidates one at a time (timings need a quiet machine), each in its own process."""
+
+    def __init__(self, timeout_s: float = 60.0):
+        if timeout_s <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout_s = timeout_s
+        self.ctx = _context()
+
+    def run(self, job: KernelJob, schedule: Schedule) -> dict:
+        """The child's result dict, or a crash/timeout dict made here."""
+        fd, log = tempfile.mkstemp(prefix="fusec-tune-", suffix=".log")
+        os.close(fd)
+        log_path = Path(log)
+        receiver, sender = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=measure_main, args=(job, schedule, sender, log), daemon=True)
+        try:
+            proc.start()
+            sender.close()  # ours; the child holds its own copy
+            ready = multiprocessing.connection.wait([receiver, proc.sentinel], timeout=self.timeout_s)
+            result = None
+            if receiver in ready or receiver.poll():
+                try:
+                    result = receiver.recv()
+                except (EOFError, OSError):
+                    result = None
+            if result is None:
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(5)
+                    return {"status": "timeout", "detail": f"no result within {self.timeout_s:g} s; killed"}
+                proc.join(5)
+                tail = _tail(log_path)
+                return {"status": "crash", "detail": _died(proc.exitcode) + (f": {tail}" if tail else "")}
+            proc.join(self.timeout_s)
+            if proc.is_alive():  # sent a result but hangs on exit (a stuck thread): do not wait
+                proc.kill()
+                proc.join(5)
+            return result
+        finally:
+            receiver.close()
+            log_path.unlink(missing_ok=True)

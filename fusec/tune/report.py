@@ -1,0 +1,100 @@
+"""The reports of `fusec tune`: text for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import os
+
+from fusec.tune.jobs import FAILURES, Trial
+from fusec.tune.space import Space, schedule_to_dict
+from fusec.tune.tuner import KernelResult
+
+BUSY_LOAD = 0.75  # load average per core above which timings are flagged as noisy
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def load_note() -> str | None:
+    """A warning when other work is running: parallel kernels then time badly and noisily."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    cores = os.cpu_count() or 1
+    if load > BUSY_LOAD * cores:
+        return f"note: load average {load:.1f} on {cores} cores; other work is running, so timings are noisy"
+    return None
+
+
+def format_space(space: Space) -> str:
+    nest = space.nest
+    lines = [f"kernel {nest.name} ({nest.kind}): {space.describe()}",
+             f"  default  {space.default}"]
+    return "\n".join(lines)
+
+
+def _trial_line(label: str, t: Trial) -> str:
+    if t.ok:
+        return f"  {label:<8} {t.schedule}  {fmt_time(t.median_s)} (spread {t.spread:.0%}, {len(t.samples)} samples)"
+    return f"  {label:<8} {t.schedule}  {t.status}: {t.detail}"
+
+
+def format_failures(counts) -> str:
+    parts = [f"{counts[k]} {k}" for k in FAILURES if counts.get(k)]
+    return ", ".join(parts)
+
+
+def format_result(r: KernelResult) -> str:
+    ok = sum(t.ok for t in r.trials)
+    failed = len(r.trials) - ok
+    head = f"kernel {r.name} ({r.kind}): {len(r.space)} candidates, strategy {r.strategy}"
+    summary = f"  tried {len(r.trials)} in {r.seconds:.1f} s: {ok} ok, {failed} failed"
+    if failed:
+        summary += f" ({format_failures(r.failures)})"
+    if r.pruned:
+        summary += f"; {r.pruned} pruned by the model"
+    lines = [head, summary]
+    if r.default is not None:
+        lines.append(_trial_line("default", r.default))
+    best = r.best
+    if best is None:
+        lines.append("  no candidate ran correctly; nothing stored")
+    else:
+        line = _trial_line("best", best)
+        if r.speedup is not None:
+            line += f"  {r.speedup:.2f}x the default"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _trial_json(t: Trial | None) -> dict | None:
+    if t is None:
+        return None
+    return {"schedule": schedule_to_dict(t.schedule), "text": str(t.schedule), "status": t.status,
+            "median_s": t.median_s, "spread": t.spread, "samples": len(t.samples), "detail": t.detail}
+
+
+def result_json(r: KernelResult) -> dict:
+    return {
+        "kernel": r.name,
+        "kind": r.kind,
+        "key": r.key,
+        "space": len(r.space),
+        "strategy": r.strategy,
+        "tried": len(r.trials),
+        "ok": sum(t.ok for t in r.trials),
+        "failures": {k: r.failures.get(k, 0) for k in FAILURES},
+        "pruned": r.pruned,
+        "seconds": r.seconds,
+        "default": _trial_json(r.default),
+        "best": _trial_json(r.best),
+        "speedup": r.speedup,
+        "stored": r.record is not None,
+    }

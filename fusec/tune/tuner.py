@@ -1,0 +1,274 @@
+"""The tuner: for each kernel of a graph, search its schedules and store the fastest.
+
+    results = tune_graph(graph, backend="c", settings=TuneSettings(strategy="model", budget=24))
+
+Per kernel:
+  1. the search space (space.py) and a strategy (strategies.py);
+  2. the reference: the interpreter's values for the kernel's inputs and outputs, saved once to a
+     temporary directory that the worker processes read;
+  3. the default schedule is measured first; then batches from the strategy: each batch is built in
+     parallel on the executor, then measured one candidate at a time, each in its own process
+     (isolate.py), checked against the reference before its time counts;
+  4. one record (the best and default schedules, every trial) is appended to the database.
+
+A failing candidate (compile error, crash, hang, wrong result) becomes a typed Trial and the
+search goes on; it never stops the tuner.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fusec.codegen.base import Backend
+from fusec.errors import FusecError
+from fusec.fusion import plan as plan_graph
+from fusec.fusion.machine import load_model
+from fusec.fusion.plan import Group
+from fusec.inputs import random_inputs
+from fusec.interp import evaluate
+from fusec.ir.graph import Graph
+from fusec.loops.ir import LoopNest
+from fusec.loops.lower import lower_group
+from fusec.loops.schedule import Schedule
+from fusec.tune.db import TuneDB
+from fusec.tune.isolate import IsolatedRunner
+from fusec.tune.jobs import FAILURES, BackendSpec, KernelJob, Trial
+from fusec.tune.signature import (
+    FORMAT,
+    backend_identity,
+    dtypes_of,
+    kernel_hash,
+    machine_id,
+    machine_signature,
+    record_key,
+    shapes_of,
+)
+from fusec.tune.space import Space, schedule_from_dict, schedule_ignored, schedule_to_dict, search_space
+from fusec.tune.strategies import STRATEGIES, make_strategy
+from fusec.tune.worker import build_candidate
+
+# environment a worker needs to build and run kernels exactly as this process would
+PASS_ENV = ("FUSEC_CACHE_DIR", "XDG_CACHE_HOME", "CC", "FUSEC_SANITIZE")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    strategy: str = "auto"
+    budget: int = 32  # candidates measured per kernel, the default included
+    timeout_s: float = 60.0  # per candidate: build (a cache hit), check and timing in the worker
+    batch: int = 8  # candidates built in parallel before they are measured one by one
+    seed: int = 0  # random inputs and the random strategy
+    warmup: int = 2
+    repeats: int = 7
+    min_sample_s: float = 0.002
+
+    def check(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise FusecError(f"unknown strategy {self.strategy!r} (expected one of {', '.join(STRATEGIES)})")
+        if self.budget < 1:
+            raise FusecError(f"the budget must be at least 1 candidate, got {self.budget}")
+        if not self.timeout_s > 0:
+            raise FusecError(f"the timeout must be positive, got {self.timeout_s}")
+        if self.repeats < 1 or self.warmup < 0 or self.batch < 1:
+            raise FusecError("repeats and batch must be at least 1, warmup at least 0")
+
+
+@dataclass
+class KernelResult:
+    name: str
+    kind: str
+    key: str
+    space: Space
+    strategy: str
+    trials: list[Trial] = field(default_factory=list)
+    pruned: int = 0
+    record: dict | None = None  # what was stored (None: nothing ran correctly)
+    seconds: float = 0.0  # wall time spent tuning this kernel
+
+    @property
+    def default(self) -> Trial | None:
+        return self.trials[0] if self.trials else None
+
+    @property
+    def best(self) -> Trial | None:
+        ok = [t for t in self.trials if t.ok]
+        return min(ok, key=lambda t: t.median_s) if ok else None
+
+    @property
+    def failures(self) -> Counter:
+        return Counter(t.status for t in self.trials if not t.ok)
+
+    @property
+    def speedup(self) -> float | None:
+        d, b = self.default, self.best
+        if d is None or b is None or not d.ok:
+            return None
+        return d.median_s / b.median_s
+
+
+def trial_to_dict(t: Trial) -> dict:
+    out = {"schedule": schedule_to_dict(t.schedule), "status": t.status}
+    if t.ok:
+        out.update(median_s=t.median_s, spread=round(t.spread, 4), min_s=min(t.samples), max_s=max(t.samples),
+                   repeats=len(t.samples))
+    else:
+        out["detail"] = t.detail[:500]
+    return out
+
+
+def make_record(graph: Graph, nest: LoopNest, backend: Backend, result: KernelResult, settings: TuneSettings) -> dict | None:
+    best = result.best
+    if best is None:
+        return None
+    signature = machine_signature()
+    return {
+        "format": FORMAT,
+        "key": result.key,
+        "kernel": nest.name,
+        "graph": graph.name,
+        "kind": nest.kind,
+        "kernel_hash": kernel_hash(nest),
+        "backend": backend.name,
+        "backend_identity": backend_identity(backend),
+        "machine_id": machine_id(signature),
+        "machine": signature,
+        "shapes": shapes_of(nest),
+        "dtypes": dtypes_of(nest),
+        "best": trial_to_dict(best),
+        "default": trial_to_dict(result.default) if result.default else None,
+        "speedup": result.speedup,
+        "strategy": result.strategy,
+        "budget": settings.budget,
+        "space": len(result.space),
+        "tried": len(result.trials),
+        "failures": dict(result.failures),
+        "trials": [trial_to_dict(t) for t in result.trials],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def history(db: TuneDB, key: str) -> list[tuple[Schedule, float]]:
+    """(schedule, seconds) of every correct trial of this kernel in earlier runs."""
+    out = []
+    for rec in db.records_for(key):
+        for t in rec.get("trials", []):
+            if isinstance(t, dict) and t.get("status") == "ok" and isinstance(t.get("median_s"), (int, float)):
+                try:
+                    out.append((schedule_from_dict(t["schedule"]), float(t["median_s"])))
+                except (FusecError, KeyError):
+                    continue
+    return out
+
+
+def lower_all(graph: Graph) -> list[tuple[Group, LoopNest]]:
+    """The kernels of a graph as the planner groups and lowers them (no rewrites, no donation)."""
+    return [(g, lower_group(graph, g)) for g in plan_graph(graph).groups]
+
+
+def _save_arrays(directory: Path, nest: LoopNest, values: dict[str, np.ndarray]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for b in nest.buffers:
+        if b.role in ("in", "inout"):
+            np.save(directory / f"in_{b.name}.npy", np.require(values[b.value], dtype=b.dtype.numpy, requirements="C").reshape(b.shape))
+        if b.role in ("out", "inout"):
+            np.save(directory / f"expected_{b.name}.npy", np.require(values[b.written_value], dtype=b.dtype.numpy, requirements="C").reshape(b.shape))
+
+
+def tune_graph(
+    graph: Graph,
+    backend: str = "c",
+    settings: TuneSettings | None = None,
+    db: TuneDB | None = None,
+    kernels: list[tuple[Group, LoopNest]] | None = None,
+    executor: concurrent.futures.Executor | None = None,
+    backend_options: dict | None = None,
+    backend_factory: str = "",
+    store: bool = True,
+    progress: Callable[[str, Trial], None] | None = None,
+) -> list[KernelResult]:
+    """Tune every kernel of `graph` (or the given (group, nest) pairs); store the best of each."""
+    settings = settings or TuneSettings()
+    settings.check()
+    db = db or TuneDB()
+    spec = BackendSpec(backend, tuple(sorted((backend_options or {}).items())), backend_factory)
+    backend_obj = spec.make()
+    kernels = kernels if kernels is not None else lower_all(graph)
+    values = evaluate(graph, random_inputs(graph, seed=settings.seed), keep_all=True)
+    env = tuple((k, os.environ[k]) for k in PASS_ENV if k in os.environ)
+    runner = IsolatedRunner(settings.timeout_s)
+    own_executor = executor is None
+    executor = executor or concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="fusec-tune-") as tmp:
+            for group, nest in kernels:
+                directory = Path(tmp) / nest.name
+                _save_arrays(directory, nest, values)
+                job = KernelJob(spec, graph, group, nest, directory, env, settings.warmup, settings.repeats, settings.min_sample_s)
+                result = tune_kernel(job, backend_obj, settings, db, executor, runner, progress)
+                result.record = make_record(graph, nest, backend_obj, result, settings)
+                if store and result.record is not None:
+                    db.append(result.record)
+                results.append(result)
+    finally:
+        if own_executor:
+            executor.shutdown(wait=True)
+    return results
+
+
+def tune_kernel(job: KernelJob, backend: Backend, settings: TuneSettings, db: TuneDB,
+                executor: concurrent.futures.Executor, runner: IsolatedRunner,
+                progress: Callable[[str, Trial], None] | None = None) -> KernelResult:
+    start = time.perf_counter()
+    nest = job.nest
+    space = search_space(nest, backend.name, backend.default_schedule(nest), ignored=schedule_ignored(backend, nest))
+    key = record_key(nest, backend)
+    rest = space.candidates[1:]
+    strategy = make_strategy(settings.strategy, len(space), settings.budget, settings.seed, job_model(), history(db, key))
+    strategy.start(nest, rest, settings.budget)
+    result = KernelResult(nest.name, nest.kind, key, space, strategy.name)
+
+    def run_batch(batch: list[Schedule]) -> None:
+        builds = list(executor.map(build_candidate, [job] * len(batch), batch))  # in parallel
+        for s, built in zip(batch, builds):
+            if not built.ok:
+                trial = Trial(s, "compile", built.error, build_s=built.seconds)
+            else:
+                res = runner.run(job, s)
+                status = res.get("status", "crash")
+                trial = Trial(s, status if status in FAILURES or status == "ok" else "crash",
+                              str(res.get("detail", "")), list(res.get("samples", [])), built.seconds)
+            strategy.observe(s, trial.median_s)
+            result.trials.append(trial)
+            if progress:
+                progress(nest.name, trial)
+
+    run_batch([space.default])
+    remaining = list(rest)
+    while len(result.trials) < settings.budget and remaining:
+        batch = strategy.next_batch(remaining, min(settings.batch, settings.budget - len(result.trials)))
+        if not batch:
+            break
+        chosen = set(batch)
+        remaining = [s for s in remaining if s not in chosen]
+        run_batch(batch)
+    result.pruned = strategy.pruned
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def job_model():
+    """The calibrated machine model (`fusec calibrate`), else the defaults."""
+    try:
+        return load_model()
+    except FusecError:
+        return None
