@@ -52,6 +52,7 @@ def _input_bytes(graph: Graph, value: str, members: set[str]) -> int:
 
 
 def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape: GroupShape | None = None) -> KernelCost:
+    """The predicted cost of running `members` as one kernel (`shape`: their analysis, if known)."""
     mset = set(members)
     shape = shape or analyze(graph, mset)
     inputs = {a for n in mset for a in graph.node(n).args if a not in mset and graph.node(a).op != "const"}
@@ -97,8 +98,9 @@ def _op_flops(graph: Graph, name: str, shape: GroupShape) -> int:
 def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:
     """Total bytes moved and predicted seconds of a list of groups (member lists)."""
     total_bytes, total_s = 0, 0.0
+    order = {n: i for i, n in enumerate(graph.topo_order())}
     for members in groups:
-        c = group_cost(graph, members, model)
+        c = group_cost(graph, members, model, analyze(graph, members, order))
         total_bytes += c.nbytes
         total_s += c.seconds
     return total_bytes, total_s

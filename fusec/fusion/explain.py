@@ -22,9 +22,10 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
     g = plan.graph
     groups = []
     fused_bytes, fused_s = 0, 0.0
+    order = {n: i for i, n in enumerate(g.topo_order())}
     for grp in plan.groups:
-        c = group_cost(g, grp.nodes, model)
-        shape = analyze(g, grp.nodes)
+        shape = analyze(g, grp.nodes, order)
+        c = group_cost(g, grp.nodes, model, shape)
         fused_bytes += c.nbytes
         fused_s += c.seconds
         groups.append(
@@ -45,7 +46,7 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
         )
     unfused_bytes, unfused_s = 0, 0.0
     for grp in unfused_plan(g).groups:
-        c = group_cost(g, grp.nodes, model)
+        c = group_cost(g, grp.nodes, model, analyze(g, grp.nodes, order))
         unfused_bytes += c.nbytes
         unfused_s += c.seconds
     return {

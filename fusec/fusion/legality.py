@@ -78,9 +78,12 @@ def _fmt(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
-def analyze(graph: Graph, members: Iterable[str]) -> GroupShape:
-    """Check that `members` can be one kernel; return its loop shape or raise ContractViolation."""
-    order = {n: i for i, n in enumerate(graph.topo_order())}
+def analyze(graph: Graph, members: Iterable[str], order: dict[str, int] | None = None) -> GroupShape:
+    """Check that `members` can be one kernel; return its loop shape or raise ContractViolation.
+
+    `order` (name -> topological position) saves recomputing it when checking many groups.
+    """
+    order = order or {n: i for i, n in enumerate(graph.topo_order())}
     mlist = sorted(set(members), key=order.__getitem__)
     if not mlist:
         raise ContractViolation("empty", "a group needs at least one op")
@@ -297,8 +300,8 @@ def validate_group(graph: Graph, group) -> GroupShape:
     """
     from fusec.fusion.plan import group_kind  # same layer; plan.py imports nothing from here
 
-    shape = analyze(graph, group.nodes)
     order = {n: i for i, n in enumerate(graph.topo_order())}
+    shape = analyze(graph, group.nodes, order)
     if list(group.nodes) != sorted(group.nodes, key=order.__getitem__):
         raise ContractViolation("bookkeeping", f"group {group.id}: members are not in topological order")
     mset = set(group.nodes)

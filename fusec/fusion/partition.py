@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from fusec.fusion.cost import KernelCost, group_cost
 from fusec.fusion.kinds import NEVER, edge_verdict
-from fusec.fusion.legality import ContractViolation, analyze
+from fusec.fusion.legality import ContractViolation, GroupShape, analyze
 from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
 
@@ -55,16 +55,30 @@ class Partition:
         self.members: dict[int, set[str]] = {i: {n} for i, n in enumerate(self.ops)}
         self.forbid = [tuple(p) for p in forbid]
         self._costs: dict[frozenset[str], KernelCost] = {}
+        self._shapes: dict[frozenset[str], GroupShape | ContractViolation] = {}
 
     # ------------------------------------------------------------------ queries
 
     def groups(self) -> list[int]:
         return sorted(self.members, key=lambda g: min(self.order[n] for n in self.members[g]))
 
+    def shape(self, members: Iterable[str]) -> GroupShape:
+        """analyze() of a member set, remembered (raises ContractViolation like analyze)."""
+        key = frozenset(members)
+        if key not in self._shapes:
+            try:
+                self._shapes[key] = analyze(self.graph, key, self.order)
+            except ContractViolation as err:
+                self._shapes[key] = err
+        result = self._shapes[key]
+        if isinstance(result, ContractViolation):
+            raise ContractViolation(result.rule, result.message)
+        return result
+
     def cost(self, members: Iterable[str]) -> KernelCost:
         key = frozenset(members)
         if key not in self._costs:
-            self._costs[key] = group_cost(self.graph, key, self.model)
+            self._costs[key] = group_cost(self.graph, key, self.model, self.shape(key))
         return self._costs[key]
 
     def successors(self, gid: int) -> set[int]:
@@ -86,7 +100,7 @@ class Partition:
         return out
 
     def kind_of(self, gid: int) -> str:
-        return analyze(self.graph, self.members[gid]).kind
+        return self.shape(self.members[gid]).kind
 
     def _cycle_through(self, gids: set[int]) -> int | None:
         """A group outside `gids` on a path from `gids` back into `gids`, if merging them makes a cycle."""
@@ -127,7 +141,7 @@ class Partition:
                 pk, ck = self.graph.node(edge[0]).kind, self.graph.node(edge[1]).kind
                 return Verdict(False, "table", f"{pk} -> {ck} never fuses: {why}")
         try:
-            analyze(self.graph, union)
+            self.shape(union)
         except ContractViolation as err:
             return Verdict(False, err.rule, err.message)
         via = self._cycle_through(gids)

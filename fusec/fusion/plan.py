@@ -67,10 +67,13 @@ class Plan:
         return plan_svg(self)
 
 
-def make_group(graph: Graph, gid: int, members: list[str], kind: str) -> Group:
-    """Build a Group from its member ops: work out what it reads and what it must write."""
+def make_group(graph: Graph, gid: int, members: list[str], kind: str, order: dict[str, int] | None = None) -> Group:
+    """Build a Group from its member ops: work out what it reads and what it must write.
+
+    `order` (name -> topological position) saves recomputing it when building many groups.
+    """
     member_set = set(members)
-    order = {n: i for i, n in enumerate(graph.topo_order())}
+    order = order or {n: i for i, n in enumerate(graph.topo_order())}
     members = sorted(member_set, key=order.__getitem__)
     inputs: list[str] = []
     outputs: list[str] = []
@@ -103,8 +106,9 @@ def group_kind(graph: Graph, members: list[str]) -> str:
 def unfused_plan(graph: Graph) -> Plan:
     """One kernel per op: what an eager framework (or the interpreter) runs."""
     groups = []
+    order = {n: i for i, n in enumerate(graph.topo_order())}
     for node in graph.ops():
-        groups.append(make_group(graph, len(groups), [node.name], group_kind(graph, [node.name])))
+        groups.append(make_group(graph, len(groups), [node.name], group_kind(graph, [node.name]), order))
     not_fused = [
         NotFused(a, node.name, "unfused plan: every op is its own kernel", "unfused")
         for node in graph.ops()

@@ -99,19 +99,13 @@ def plan(graph: Graph, policy: str = "auto", model: MachineModel | None = None, 
         part = _start(g, model, force, ban)
         POLICIES[name](part)
         p = _finish(part, name)
-        candidates[name] = _predicted_ms(p)
+        candidates[name] = sum(part.cost(grp.nodes).seconds for grp in p.groups) * 1e3
         if best is None or (candidates[name], p.kernels) < (candidates[best.policy], best.kernels):
             best = p
     assert best is not None
     best.requested = policy
     best.candidates = candidates if policy == "auto" else {}
     return best
-
-
-def _predicted_ms(p: Plan) -> float:
-    from fusec.fusion.cost import group_cost
-
-    return sum(group_cost(p.graph, grp.nodes, p.model).seconds for grp in p.groups) * 1e3
 
 
 def _start(g: Graph, model: MachineModel, force: list[tuple[str, str]], ban: list[tuple[str, str]]) -> Partition:
@@ -129,7 +123,8 @@ def _start(g: Graph, model: MachineModel, force: list[tuple[str, str]], ban: lis
 
 def _finish(part: Partition, policy: str) -> Plan:
     g = part.graph
-    groups = [make_group(g, i, members, group_kind(g, members)) for i, members in enumerate(part.member_lists())]
+    groups = [make_group(g, i, members, group_kind(g, members), part.order)
+              for i, members in enumerate(part.member_lists())]
     where = {n: grp.id for grp in groups for n in grp.nodes}
     not_fused = []
     for grp in groups:
