@@ -281,14 +281,17 @@ class _Rewriter:
             if not frontier:
                 break
 
-    def _describe(self, node: Node, inline: set[str] = frozenset()) -> str:
-        """A node as one line of text: `mul(x, 1.0)`, with constants (and the `inline` nodes) spelled out."""
+    def _describe(self, node: Node, inline: set[str] = frozenset(), depth: int = 3) -> str:
+        """A node as one line of text, `mul(mul(x, 3.0), 0.5)`: constants, temporaries (to `depth`
+        levels) and the `inline` nodes are spelled out; named values are shown by name."""
 
         def arg(a: str) -> str:
             n = self._node(a)
             if n.op == "const":
                 return format_scalar(n.attrs["value"])
-            return self._describe(n, inline) if a in inline else a
+            if depth > 1 and n.op != "input" and (a in inline or a.startswith("%")):
+                return self._describe(n, inline, depth - 1)
+            return a
 
         if node.op == "const":
             return format_scalar(node.attrs["value"])

@@ -336,6 +336,13 @@ class _CaseMaker:
             values[v] = arr
         for c in rule.const_vars:
             value = _constant(dtype, self.finite, self.domain.get(c), rng)
+            earlier = [values[k] for k in rule.const_vars if k in values]
+            if earlier and c not in self.domain and rng.random() < 0.3:
+                # constants related to each other are where identities break: a + (-a) cancels
+                e = np.asarray(earlier[int(rng.integers(0, len(earlier)))], dtype=dtype.numpy)
+                with np.errstate(all="ignore"):  # -(lowest int) wraps, 1/0 is inf: both are fine cases
+                    related = [e, -e, np.reciprocal(e) if dtype.is_float else e]
+                value = related[int(rng.integers(0, 3))].item()
             names[c] = g.const(value, dtype)
             values[c] = value
         attrs: dict[str, Any] = {}
