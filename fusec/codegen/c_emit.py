@@ -63,6 +63,7 @@ from fusec.loops.ir import (
 )
 
 INDENT = "    "
+LONG_EXPR = 80  # characters: a longer expression is split into named temporaries
 C_KEYWORDS = set(
     """auto break case char const continue default do double else enum extern float for goto if inline int
     long register restrict return short signed sizeof static struct switch typedef union unsigned void
@@ -120,10 +121,8 @@ def c_literal(value, dtype: DType) -> str:
     if math.isinf(v):
         inf = "INFINITY" if dtype == F32 else "(double)INFINITY"
         return inf if v > 0 else f"-{inf}"
-    if dtype == F32:
-        text = repr(float(np.float32(v)))
-    else:
-        text = repr(v)
+    # the shortest decimal that reads back as exactly this float32 / float64
+    text = str(np.float32(v)) if dtype == F32 else repr(v)
     if "e" not in text and "." not in text and "inf" not in text:
         text += ".0"
     return text + suffix
@@ -152,6 +151,7 @@ class CEmitter:
         self.taken: set[str] = set()
         self.acc_types: dict[str, tuple[str, DType]] = {}  # accumulator -> (its op, its dtype)
         self.vector_depth = 0  # > 0 inside an `omp simd` loop
+        self.temp_count = 0
         # float max/min accumulators updated inside a vector loop keep a separate NaN flag
         self.flagged = {
             u.name
@@ -179,6 +179,16 @@ class CEmitter:
         self.taken.add(candidate)
         self.names[name] = candidate
         return candidate
+
+    def fresh_temp(self) -> str:
+        """A new temporary: its key ('%t3') cannot clash with a nest name; its C name is t3 or similar."""
+        while True:
+            candidate = f"t{self.temp_count}"
+            self.temp_count += 1
+            if candidate not in self.taken:
+                self.taken.add(candidate)
+                self.names[f"%{candidate}"] = candidate
+                return f"%{candidate}"
 
     # ----------------------------------------------------------------------------- indices
 
@@ -325,9 +335,11 @@ class CEmitter:
         elif isinstance(s, LetIndex):
             self.emit(f"const int64_t {self.cname(s.var)} = {self.index(s.value)};", depth)
         elif isinstance(s, Let):
-            self.emit(f"const {s.value.dtype.c_type} {self.cname(s.name)} = {self.expr(s.value)};", depth)
+            value = self.readable_expr(s.value, depth)
+            self.emit(f"const {s.value.dtype.c_type} {self.cname(s.name)} = {value};", depth)
         elif isinstance(s, Store):
-            self.emit(f"{self.element(s.buffer, s.index)} = {self.expr(s.value)};", depth)
+            value = self.readable_expr(s.value, depth)
+            self.emit(f"{self.element(s.buffer, s.index)} = {value};", depth)
         elif isinstance(s, AccInit):
             self.acc_types[s.name] = (s.op, s.dtype)
             ctype = UNSIGNED[s.dtype.name] if s.dtype.is_int and s.op in ("sum", "prod") else s.dtype.c_type
@@ -338,6 +350,21 @@ class CEmitter:
             self.acc_update(s, depth)
         else:  # pragma: no cover - every statement type is listed above
             raise AssertionError(type(s))
+
+    def readable_expr(self, e: Expr, depth: int) -> str:
+        """C for e; a long expression is first broken into named temporaries (t0, t1, ...)."""
+        text = _bare(self.expr(e))
+        if len(text) <= LONG_EXPR or not isinstance(e, Op):
+            return text
+        args = []
+        for a in e.args:
+            if isinstance(a, Op) and len(self.expr(a)) > 24:
+                key = self.fresh_temp()
+                self.emit(f"const {a.dtype.c_type} {self.cname(key)} = {self.readable_expr(a, depth)};", depth)
+                args.append(Ref(key, a.dtype))
+            else:
+                args.append(a)
+        return _bare(self.expr(Op(e.op, tuple(args), e.dtype, e.attrs)))
 
     def acc_update(self, s: AccUpdate, depth: int) -> None:
         name = self.cname(s.name)
@@ -410,7 +437,8 @@ class CEmitter:
         inner_inits = {s.name for s in walk(lp.body) if isinstance(s, AccInit)}
         done: list[str] = []
         for s in walk(lp.body):
-            if isinstance(s, AccUpdate) and s.name in self.flagged and s.name not in inner_inits and s.name not in done:
+            flagged = s.name in self.flagged and self.acc_types[s.name][1].is_float if isinstance(s, AccUpdate) else False
+            if flagged and s.name not in inner_inits and s.name not in done:
                 name = self.cname(s.name)
                 self.emit(f"if ({name}_nan) {name} = {c_literal(float('nan'), self.acc_types[s.name][1])};", depth)
                 done.append(s.name)
