@@ -28,7 +28,7 @@ from fusec.errors import FusecError
 from fusec.ir.graph import Graph, Node
 from fusec.ir.printer import format_scalar
 from fusec.rewrite.apply import NotApplicable, can_take_place, instantiate, take_place
-from fusec.rewrite.match import BITWISE_COMMUTATIVE, Matcher
+from fusec.rewrite.match import BITWISE_COMMUTATIVE, Matcher, could_match
 from fusec.rewrite.rule import CLASSES, PNamed, POp, Rule
 
 DEFAULT_CLASSES = ("exact", "approx")
@@ -119,6 +119,7 @@ class _Rewriter:
             self.by_op[r.pattern.op].append(r)
         self.depth = max((_pattern_depth(r.pattern) for r in rules), default=1)
         self.matcher = Matcher(graph)
+        self.candidates: dict[tuple, list[Rule]] = {}
         self.trace: list[RewriteStep] = []
         self.cse: dict[tuple, str] = {}
         self.iteration = 0
@@ -146,9 +147,17 @@ class _Rewriter:
             return
         if self._fold(node) or self._cse(node):
             return
-        for rule in self.by_op.get(node.op, ()):
+        for rule in self._candidates(node):
             if self._try_rule(rule, node):
                 return
+
+    def _candidates(self, node: Node) -> list[Rule]:
+        """The rules whose pattern top fits this node: by its op and its operands' ops, cached."""
+        key = (node.op, self.matcher.operand_ops(node.name))
+        rules = self.candidates.get(key)
+        if rules is None:
+            rules = self.candidates[key] = [r for r in self.by_op.get(node.op, ()) if could_match(r, *key)]
+        return rules
 
     # ------------------------------------------------------------------------ the three kinds of change
 

@@ -45,33 +45,31 @@ def _operand_op(p: Any) -> str | None:
     return None
 
 
+def could_match(rule: Rule, op: str, operand_ops: tuple[str, ...]) -> bool:
+    """A cheap first look: does a node of this op, whose operands have these ops, fit the pattern's top?"""
+    want = tuple(_operand_op(a) for a in rule.pattern.args)
+    if op != rule.pattern.op or len(operand_ops) != len(want):
+        return False
+    if all(w is None or w == got for w, got in zip(want, operand_ops)):
+        return True
+    if op in BITWISE_COMMUTATIVE and len(want) == 2:
+        return all(w is None or w == got for w, got in zip(want, reversed(operand_ops)))
+    return False
+
+
 class Matcher:
     """Matches patterns against one graph. Holds no state between calls but the graph."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
         self._nodes = graph.nx._node  # networkx's node dict: the public view costs a call per lookup
-        self._shapes: dict[int, tuple] = {}
 
-    def _could_match(self, rule: Rule, root: str) -> bool:
-        """A cheap first look: do the root's operands have the ops the pattern asks for?"""
-        shape = self._shapes.get(id(rule))
-        if shape is None:
-            shape = self._shapes[id(rule)] = tuple(_operand_op(a) for a in rule.pattern.args)
-        node = self._nodes[root]["node"]
-        if node.op != rule.pattern.op or len(node.args) != len(shape):
-            return False
-        ops = [self._nodes[a]["node"].op for a in node.args]
-        if all(want is None or want == got for want, got in zip(shape, ops)):
-            return True
-        if node.op in BITWISE_COMMUTATIVE and len(ops) == 2:
-            return all(want is None or want == got for want, got in zip(shape, reversed(ops)))
-        return False
+    def operand_ops(self, root: str) -> tuple[str, ...]:
+        nodes = self._nodes
+        return tuple(nodes[a]["node"].op for a in nodes[root]["node"].args)
 
     def matches(self, rule: Rule, root: str) -> Iterator[dict[str, Any]]:
         """Every binding under which `rule`'s pattern fits at `root` and its guard holds."""
-        if not self._could_match(rule, root):
-            return
         for bindings in self._match(rule.pattern, root, {}):
             if rule.guard is None:
                 yield bindings
