@@ -25,7 +25,6 @@ from fusec.loops.schedule import Schedule
 from fusec.tune.jobs import KernelJob
 from fusec.tune.worker import measure_main
 
-LOG_TAIL_LINES = 6
 PRELOAD = ["fusec.tune.worker", "fusec.codegen.c_backend"]
 
 
@@ -47,12 +46,17 @@ def _died(exitcode: int | None) -> str:
     return f"exited with status {exitcode} without a result"
 
 
-def _tail(path: Path) -> str:
+def _summary(path: Path) -> str:
+    """What the child printed, briefly: its first line (e.g. faulthandler's "Fatal Python error:
+    Segmentation fault") and the innermost frame (faulthandler lists the most recent call first)."""
     try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    return " | ".join(ln.strip() for ln in lines[-LOG_TAIL_LINES:])
+    if not lines:
+        return ""
+    frame = next((ln for ln in lines if ln.startswith("File ")), "")
+    return " | ".join(x for x in (lines[0][:300], frame[:300]) if x)
 
 
 class IsolatedRunner:
@@ -82,13 +86,13 @@ class IsolatedRunner:
                 except (EOFError, OSError):
                     result = None
             if result is None:
-                if proc.is_alive():
+                if not ready:  # neither a result nor an exit before the deadline
                     proc.kill()
                     proc.join(5)
                     return {"status": "timeout", "detail": f"no result within {self.timeout_s:g} s; killed"}
                 proc.join(5)
-                tail = _tail(log_path)
-                return {"status": "crash", "detail": _died(proc.exitcode) + (f": {tail}" if tail else "")}
+                said = _summary(log_path)
+                return {"status": "crash", "detail": _died(proc.exitcode) + (f": {said}" if said else "")}
             proc.join(self.timeout_s)
             if proc.is_alive():  # sent a result but hangs on exit (a stuck thread): do not wait
                 proc.kill()

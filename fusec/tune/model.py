@@ -132,7 +132,6 @@ def features(nest: LoopNest, schedule: Schedule, predicted: float) -> list[float
     kept = [d.extent for d in nest.dims if not d.reduced]
     block = math.prod(t if t > 0 else e for t, e in zip(schedule.tiles, kept)) * math.prod(kept[len(schedule.tiles):])
     return [
-        1.0,
         math.log(max(predicted, 1e-9)),
         float(schedule.parallel),
         float(schedule.vectorize),
@@ -146,7 +145,7 @@ class FittedModel:
     """log(seconds) ~ features, by ridge-regularised least squares."""
 
     MIN_POINTS = 5
-    RIDGE = 1e-3
+    RIDGE = 1e-4
 
     def __init__(self, nest: LoopNest, machine: MachineModel | None = None):
         self.nest = nest
@@ -171,10 +170,16 @@ class FittedModel:
         return len(self.ys) >= self.MIN_POINTS
 
     def fit(self) -> None:
+        # standardised features and an unpenalised mean, so the ridge term only tames collinear
+        # features (the analytic prediction moves with the tile size) and never biases the level
         x = np.array(self.xs)
         y = np.array(self.ys)
-        a = x.T @ x + self.RIDGE * np.eye(x.shape[1])
-        self.weights = np.linalg.solve(a, x.T @ y)
+        self.mean = x.mean(axis=0)
+        self.scale = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+        z = (x - self.mean) / self.scale
+        self.level = y.mean()
+        a = z.T @ z + self.RIDGE * len(y) * np.eye(z.shape[1])
+        self.weights = np.linalg.solve(a, z.T @ (y - self.level))
 
     def __call__(self, s: Schedule) -> float:
         """Predicted seconds: fitted if there are enough measurements, else analytic."""
@@ -182,4 +187,5 @@ class FittedModel:
             return self.analytic(s)
         if self.weights is None:
             self.fit()
-        return float(math.exp(np.dot(self.weights, features(self.nest, s, self.analytic(s)))))
+        z = (np.array(features(self.nest, s, self.analytic(s))) - self.mean) / self.scale
+        return float(math.exp(self.level + np.dot(self.weights, z)))

@@ -39,6 +39,7 @@ from fusec.ir.graph import Graph
 from fusec.loops.ir import LoopNest
 from fusec.loops.lower import lower_group
 from fusec.loops.schedule import Schedule
+from fusec.rewrite import rewrite
 from fusec.tune.db import TuneDB
 from fusec.tune.isolate import IsolatedRunner
 from fusec.tune.jobs import FAILURES, BackendSpec, KernelJob, Trial
@@ -169,9 +170,14 @@ def history(db: TuneDB, key: str) -> list[tuple[Schedule, float]]:
     return out
 
 
-def lower_all(graph: Graph) -> list[tuple[Group, LoopNest]]:
-    """The kernels of a graph as the planner groups and lowers them (no rewrites, no donation)."""
-    return [(g, lower_group(graph, g)) for g in plan_graph(graph).groups]
+def lower_all(graph: Graph, policy: str = "auto", rewrite_classes: tuple[str, ...] = ("exact", "approx"),
+              ) -> tuple[Graph, list[tuple[Group, LoopNest]]]:
+    """(the graph the kernels compute, its kernels) as fusec.compile rewrites, plans and lowers them
+    (without donation); opaque groups have no loop nest and are left out."""
+    rewritten = rewrite(graph, rewrite_classes).graph
+    p = plan_graph(rewritten, policy=policy)
+    kernels = [(g, lower_group(p.graph, g, name=f"{p.graph.name}_k{g.id}")) for g in p.groups if g.kind != "opaque"]
+    return p.graph, kernels
 
 
 def _save_arrays(directory: Path, nest: LoopNest, values: dict[str, np.ndarray]) -> None:
@@ -201,7 +207,8 @@ def tune_graph(
     db = db or TuneDB()
     spec = BackendSpec(backend, tuple(sorted((backend_options or {}).items())), backend_factory)
     backend_obj = spec.make()
-    kernels = kernels if kernels is not None else lower_all(graph)
+    if kernels is None:
+        graph, kernels = lower_all(graph)
     values = evaluate(graph, random_inputs(graph, seed=settings.seed), keep_all=True)
     env = tuple((k, os.environ[k]) for k in PASS_ENV if k in os.environ)
     runner = IsolatedRunner(settings.timeout_s)

@@ -1,0 +1,127 @@
+"""Measuring candidates safely: a backend with injected faults (a compile error, a segfault, an
+exception, a hang, a wrong result, an exit) must give typed failures while the tuner carries on and
+stores the fastest correct schedule."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from dataclasses import replace
+
+import pytest
+
+import fusec
+from fusec.codegen.c_backend import CBackend
+from fusec.inputs import random_inputs
+from fusec.interp import evaluate
+from fusec.loops.schedule import Schedule
+from fusec.runtime.build import FusecCompileError
+from fusec.tune import FAILURES, TuneDB, TuneSettings, best_schedule, lower_all, tune_graph
+from fusec.tune.isolate import IsolatedRunner
+from fusec.tune.jobs import BackendSpec, KernelJob
+from fusec.tune.tuner import PASS_ENV, _save_arrays
+
+CHAIN = "graph chain(x: f32[64, 32]) {\n  y = (x * 2 + 1) * x - 3\n  return y\n}\n"
+
+# schedule -> the fault this backend injects into it (everything else builds and runs correctly)
+FAULTS = {
+    Schedule((0,), False, False, 8): "compile",
+    Schedule((2048,), False, False, 8): "segfault",
+    Schedule((2048,), True, False, 8): "raise",
+    Schedule((0,), False, False, 4): "hang",
+    Schedule((2048,), False, False, 1): "wrong",
+    Schedule((2048,), False, False, 4): "exit",
+}
+
+
+class FaultyBackend(CBackend):
+    """The C backend, with the faults of FAULTS injected by schedule."""
+
+    def build(self, graph, group, nest, schedule):
+        fault = FAULTS.get(schedule)
+        if fault == "compile":
+            raise FusecCompileError("injected: the compiler rejected this kernel")
+        kernel = super().build(graph, group, nest, schedule)
+        real = kernel.run
+        if fault == "segfault":
+            def run(*arrays):
+                ctypes.string_at(0)  # reads address 0: SIGSEGV
+        elif fault == "raise":
+            def run(*arrays):
+                raise RuntimeError("injected failure inside the kernel")
+        elif fault == "hang":
+            def run(*arrays):
+                time.sleep(3600)
+        elif fault == "wrong":
+            def run(*arrays):
+                real(*arrays)
+                arrays[-1][...] += 1.0  # the output is the last buffer
+        elif fault == "exit":
+            def run(*arrays):
+                os._exit(3)
+        else:
+            return kernel
+        return replace(kernel, run=run)
+
+
+def test_faults_are_typed_and_the_tuner_goes_on(tmp_path):
+    g = fusec.parse(CHAIN)
+    db = TuneDB(tmp_path / "tune.jsonl")
+    settings = TuneSettings(strategy="exhaustive", budget=13, timeout_s=4.0, repeats=3, min_sample_s=0.0005)
+    start = time.monotonic()
+    (result,) = tune_graph(g, "c", settings, db=db, backend_factory="test_tune_measure:FaultyBackend")
+    elapsed = time.monotonic() - start
+    by_schedule = {t.schedule: t for t in result.trials}
+    assert len(result.trials) == 13 and set(FAULTS) <= set(by_schedule)
+    expected = {"compile": "compile", "segfault": "crash", "raise": "crash", "hang": "timeout", "wrong": "wrong", "exit": "crash"}
+    for schedule, fault in FAULTS.items():
+        assert by_schedule[schedule].status == expected[fault], (fault, by_schedule[schedule].detail)
+    assert "SIGSEGV" in by_schedule[Schedule((2048,), False, False, 8)].detail
+    assert "injected failure inside the kernel" in by_schedule[Schedule((2048,), True, False, 8)].detail
+    assert "status 3" in by_schedule[Schedule((2048,), False, False, 4)].detail
+    assert "beyond the tolerance" in by_schedule[Schedule((2048,), False, False, 1)].detail
+    assert "injected: the compiler rejected" in by_schedule[Schedule((0,), False, False, 8)].detail
+    assert dict(result.failures) == {"compile": 1, "crash": 3, "timeout": 1, "wrong": 1}
+    assert elapsed < 60  # one hang cost one timeout, not the run
+    # failed candidates carry no time; the best is a correct one and it is stored
+    assert all(t.median_s is None for t in result.trials if not t.ok)
+    assert result.best.ok and result.best.schedule not in FAULTS
+    assert result.default.ok and result.speedup >= 1.0
+    (rec,) = db.read().records
+    assert rec["failures"] == {"compile": 1, "crash": 3, "timeout": 1, "wrong": 1}
+    assert {t["status"] for t in rec["trials"]} == {"ok"} | set(FAILURES)
+    assert rec["best"]["median_s"] == result.best.median_s
+    nest = lower_all(g)[1][0][1]
+    assert best_schedule(nest, FaultyBackend(), db) == result.best.schedule
+
+
+def _job(tmp_path, factory: str = "") -> KernelJob:
+    g = fusec.parse(CHAIN)
+    graph, ((group, nest),) = lower_all(g)
+    values = evaluate(graph, random_inputs(graph), keep_all=True)
+    _save_arrays(tmp_path, nest, values)
+    env = tuple((k, os.environ[k]) for k in PASS_ENV if k in os.environ)
+    return KernelJob(BackendSpec("c", (), factory), graph, group, nest, tmp_path, env, 1, 3, 0.0005)
+
+
+def test_a_hang_is_killed_at_the_timeout(tmp_path):
+    runner = IsolatedRunner(timeout_s=2.0)
+    start = time.monotonic()
+    result = runner.run(_job(tmp_path, "test_tune_measure:FaultyBackend"), Schedule((0,), False, False, 4))
+    assert result["status"] == "timeout" and "2 s" in result["detail"]
+    assert time.monotonic() - start < 10
+
+
+def test_a_correct_candidate_reports_timed_samples(tmp_path):
+    result = IsolatedRunner(timeout_s=30).run(_job(tmp_path), Schedule((512,), True, True, 1))
+    assert result["status"] == "ok", result
+    assert len(result["samples"]) == 3 and all(s > 0 for s in result["samples"])
+    assert result["calls"] >= 1
+
+
+def test_bad_settings_are_user_errors():
+    g = fusec.parse(CHAIN)
+    for bad in (TuneSettings(budget=0), TuneSettings(timeout_s=0), TuneSettings(strategy="anneal")):
+        with pytest.raises(fusec.FusecError):
+            tune_graph(g, "c", bad)

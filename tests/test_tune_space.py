@@ -1,0 +1,167 @@
+"""The search space and the strategies: only legal, distinct schedules, each computing what the
+unscheduled nest computes; strategies pick from the space and respect the budget; the model ranks."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES, small_sizes
+
+import fusec
+from fusec.inputs import random_inputs
+from fusec.interp import evaluate
+from fusec.loops.printer import print_nest
+from fusec.loops.reference import run_nest
+from fusec.loops.schedule import Schedule, apply_schedule, default_schedule
+from fusec.tolerance import compare
+from fusec.tune import lower_all, search_space
+from fusec.tune.model import FittedModel, predict
+from fusec.tune.space import KNOBS, tile_options
+from fusec.tune.strategies import PRUNE, make_strategy
+
+BIAS = """graph bias(x: f32[48, 40], b: f32[40]) {
+  t = transpose(x, perm=[1, 0]) * 2
+  y = x + b
+  return t, y
+}
+"""
+
+
+def kernels_of(path):
+    return lower_all(fusec.load(path, sizes=small_sizes(path)))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_every_candidate_is_legal_and_distinct(path, backend):
+    _, kernels = kernels_of(path)
+    for _, nest in kernels:
+        space = search_space(nest, backend)
+        assert space.candidates[0] == space.default == default_schedule(nest, backend)
+        texts = [print_nest(apply_schedule(nest, s)) for s in space.candidates]  # raises if one is illegal
+        assert len(set(texts)) == len(texts)
+        assert len(space) + space.illegal + space.duplicates >= space.combinations
+        if backend == "numpy":  # the NumPy backend only tiles
+            assert {(s.parallel, s.vectorize, s.unroll, s.order) for s in space.candidates} == {
+                (space.default.parallel, space.default.vectorize, space.default.unroll, ())}
+
+
+@pytest.mark.parametrize("path", [p for p in EXAMPLES if p.stem[3:] in ("chain", "softmax", "layernorm", "adam")],
+                         ids=lambda p: p.stem)
+def test_sampled_candidates_compute_the_same_values(path):
+    g, kernels = kernels_of(path)
+    values = evaluate(g, random_inputs(g, seed=1), keep_all=True)
+    rng = random.Random(0)
+    for _, nest in kernels:
+        space = search_space(nest, "c")
+        for s in [space.default] + rng.sample(space.candidates, min(4, len(space))):
+            arrays = [values[b.value].copy() if b.role != "out" else np.zeros(b.shape, b.dtype.numpy) for b in nest.buffers]
+            run_nest(apply_schedule(nest, s), *arrays)
+            for b, a in zip(nest.buffers, arrays):
+                if b.role != "in":
+                    assert compare(a, values[b.written_value]) is None, (nest.name, str(s))
+
+
+def test_two_dimensional_space_has_orders_and_tiles_per_dimension():
+    g = fusec.parse(BIAS)
+    for _, nest in lower_all(g)[1]:
+        space = search_space(nest, "c")
+        kept = [d for d in nest.dims if not d.reduced]
+        if len(kept) == 2:
+            assert [1, 0] in space.options["order"]
+            assert any(s.order == (1, 0) for s in space.candidates)
+            assert len(space.options["tiles"]) == 2
+            assert {"parallel", "vectorize/unroll"} <= set(space.options)
+
+
+def test_tile_options_fit_the_caches():
+    caches = (32 * 1024, 512 * 1024, 32 * 1024 * 1024)
+    opts = tile_options(1 << 24, 8.0, innermost=True, caches=caches)
+    assert opts[0] == 0 and 1 not in opts  # no row-by-row tile for the innermost dimension
+    assert 2048 in opts and 32768 in opts  # half of L1 and half of L2 at 8 bytes per element
+    assert all(t < 1 << 24 for t in opts)
+    assert tile_options(1, 8.0, innermost=False, caches=caches) == [0]
+    assert 1 in tile_options(100, 1e6, innermost=False, caches=caches)
+    assert {16, 24} <= set(tile_options(96, 16 * 1024 / 24, innermost=True, caches=caches))  # 24 fits L1/2 and divides 96
+
+
+def test_matmul_on_blas_has_only_the_default():
+    g = fusec.parse("graph mm(a: f32[8, 16], b: f32[16, 4]) {\n  y = matmul(a, b)\n  return y\n}\n")
+    (_, nest), = lower_all(g)[1]
+    assert len(search_space(nest, "c", ignored=True)) == 1
+    assert len(search_space(nest, "c")) > 1  # the scalar loop form has knobs
+
+
+def test_unknown_backend_tunes_tiles_only():
+    g = fusec.parse(BIAS)
+    nest = lower_all(g)[1][0][1]
+    space = search_space(nest, "gpu-someday", default=Schedule((0, 0)))
+    assert "gpu-someday" not in KNOBS
+    assert all(not s.parallel and s.unroll == 1 and not s.order for s in space.candidates)
+
+
+def _space():
+    g = fusec.load(EXAMPLES[0], sizes={"N": 256, "M": 256})  # chain
+    (_, nest), = lower_all(g)[1]
+    return nest, search_space(nest, "c")
+
+
+def test_exhaustive_takes_all_in_order_and_refuses_a_big_space():
+    nest, space = _space()
+    rest = space.candidates[1:]
+    s = make_strategy("exhaustive", len(space), len(space))
+    s.start(nest, rest, len(space))
+    assert s.next_batch(rest, 5) == rest[:5]
+    with pytest.raises(fusec.FusecError, match="more than the budget"):
+        make_strategy("exhaustive", len(space), 3).start(nest, rest, 3)
+    assert make_strategy("auto", len(space), len(space)).name == "exhaustive"
+    assert make_strategy("auto", len(space), 3).name == "model"
+    with pytest.raises(fusec.FusecError, match="unknown strategy"):
+        make_strategy("annealing", 1, 1)
+
+
+def test_random_is_seeded_and_draws_from_the_space():
+    nest, space = _space()
+    rest = space.candidates[1:]
+    a = make_strategy("random", len(space), 8, seed=3).next_batch(rest, 8)
+    b = make_strategy("random", len(space), 8, seed=3).next_batch(rest, 8)
+    assert a == b and len(set(a)) == 8 and set(a) <= set(rest)
+
+
+def test_model_prunes_hopeless_candidates_and_ranks_the_rest():
+    nest, space = _space()
+    rest = space.candidates[1:]
+    s = make_strategy("model", len(space), 8)
+    s.start(nest, rest, 8)
+    batch = s.next_batch(rest, 8)
+    preds = [predict(nest, c) for c in batch]
+    assert preds == sorted(preds)
+    best = min(predict(nest, c) for c in rest)
+    assert all(p <= PRUNE * best for p in preds)
+    assert s.pruned == sum(predict(nest, c) > PRUNE * best for c in rest)
+
+
+def test_roofline_prefers_threads_and_vectors_on_big_kernels():
+    g = fusec.load(EXAMPLES[0], sizes={"N": 2048, "M": 2048})
+    (_, nest), = lower_all(g)[1]
+    par = predict(nest, Schedule((16384,), True, True, 1))
+    ser = predict(nest, Schedule((16384,), False, True, 1))
+    tiny = predict(nest, Schedule((16,), True, True, 1))
+    assert par < ser and par < tiny
+    nbytes = sum(b.size * b.dtype.itemsize for b in nest.buffers)
+    assert par >= nbytes / 20e9  # never faster than the bandwidth allows
+
+
+def test_fitted_model_learns_a_log_linear_relation():
+    nest, space = _space()
+    model = FittedModel(nest)
+    truth = {s: 1e-4 * 0.5 ** s.parallel * 1.2 ** math.log2(s.unroll) * 0.9 ** s.vectorize for s in space.candidates}
+    train = random.Random(1).sample(space.candidates, 16)
+    for s in train:
+        model.add(s, truth[s])
+    assert model.ready
+    for s in set(space.candidates) - set(train):
+        assert math.isclose(model(s), truth[s], rel_tol=0.05)
