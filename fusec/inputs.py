@@ -18,12 +18,45 @@ from fusec.ir.graph import Graph
 MAX_INPUT_BYTES = 8 * 2**30
 
 
+def check_memory(graph: Graph, names: list[str] | None = None, limit: int | None = None) -> None:
+    """Refuse, before allocating anything, a graph whose buffers cannot fit in memory.
+
+    `names` are the values that will be materialised together (default: every value, as the
+    interpreter does, of which the inputs and outputs live at once); no single one, and not all of
+    them together, may exceed `limit`.
+    """
+    limit = MAX_INPUT_BYTES if limit is None else limit
+    together = list(dict.fromkeys(graph.inputs + graph.outputs)) if names is None else list(names)
+    names = list(graph.nx.nodes) if names is None else names
+    for n in names:
+        t = graph.type_of(n)
+        if t.nbytes > limit:
+            node = graph.node(n)
+            what = f"input '{n}'" if node.op == "input" else f"the value of {node.op}" + ("" if n.startswith("%") else f" '{n}'")
+            raise FusecInputError(
+                f"{what} is {t} and would take {_gib(t.nbytes)} (limit {_gib(limit)}); use --set to shrink the dimensions",
+                node.loc,
+            )
+    total = sum(graph.type_of(n).nbytes for n in together)
+    if total > limit:
+        raise FusecInputError(
+            f"the inputs and outputs of '{graph.name}' together would take {_gib(total)} (limit {_gib(limit)}); use --set to shrink the dimensions"
+        )
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
 def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
+    check_memory(graph, graph.inputs)  # one input too large: name it and point at its declaration
     total = sum(graph.type_of(n).nbytes for n in graph.inputs)
     if total > MAX_INPUT_BYTES:
         raise FusecInputError(
             f"the inputs of '{graph.name}' would take {total / 2**30:.1f} GiB (limit {MAX_INPUT_BYTES / 2**30:.0f} GiB); use --set to shrink the dimensions"
         )
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise FusecInputError(f"the seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     arrays = []
     for name in graph.inputs:
@@ -47,7 +80,10 @@ def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
 def load_npz(graph: Graph, path: str | Path) -> list[np.ndarray]:
     """Inputs from an .npz file whose array names are the graph's input names."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy holds one unnamed array
+            raise FusecInputError(f"{path}: a single .npy array; fusec needs an .npz with one array per input name")
+        with loaded as data:
             missing = [n for n in graph.inputs if n not in data.files]
             if missing:
                 raise FusecInputError(f"{path}: no array named {', '.join(missing)} (it holds: {', '.join(data.files) or 'nothing'})")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fusec.errors import FusecInputError
+from fusec.inputs import check_memory
 from fusec.ir.dtypes import dtype_of_numpy
 from fusec.ir.graph import Graph
 
@@ -40,6 +41,7 @@ def check_inputs(graph: Graph, arrays: tuple[Any, ...]) -> list[np.ndarray]:
 
 def evaluate(graph: Graph, arrays: list[np.ndarray] | tuple, keep_all: bool = False) -> dict[str, np.ndarray]:
     """Evaluate every node; returns a name -> value map (of the outputs only, unless keep_all)."""
+    check_memory(graph)  # refuse a value that cannot fit in memory before allocating anything
     values: dict[str, np.ndarray] = dict(zip(graph.inputs, check_inputs(graph, tuple(arrays))))
     remaining_uses = {n: len(graph.consumers(n)) for n in graph.nx.nodes}
     keep = set(graph.outputs)

@@ -29,6 +29,8 @@ _PARSER = Lark(_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placehol
 _NAMED_LITERALS = {"true": True, "false": False, "inf": float("inf"), "nan": float("nan")}
 _CMP_OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 _MAX_SOURCE_BYTES = 16 * 1024 * 1024
+_MAX_INT_DIGITS = 64  # an integer literal longer than this fits no dtype
+_MAX_DIM = 2**48  # larger dimensions are typos; their buffers could never be allocated
 
 
 # ------------------------------------------------------------------------------------------- AST
@@ -74,7 +76,7 @@ class _ToAst(Transformer):
     """The thin layer over lark: parse tree -> AST, nothing else."""
 
     def integer(self, tok):
-        return Lit(int(tok), _pos(tok))
+        return Lit(_int(tok), _pos(tok))
 
     def floating(self, tok):
         value = float(tok)
@@ -131,6 +133,20 @@ class _ToAst(Transformer):
             lit = positional[0]
             return Lit(lit.value, _pos(name), dtype=str(name))  # a typed literal: f64(0.5)
         return Call(str(name), positional, kwargs, _pos(name), kwarg_pos, {})
+
+
+def _int(tok: Token) -> int:
+    """An INT token's value. Python refuses int() past 4300 digits with a ValueError; refuse any
+    integer far beyond every dtype's range first, with a located message."""
+    if len(tok) > _MAX_INT_DIGITS:
+        raise _located(f"integer {str(tok)[:12]}... has {len(tok)} digits, too large for any dtype", _pos(tok))
+    return int(tok)
+
+
+def _dim(value: int, what: str, pos: tuple[int, int]) -> int:
+    if value > _MAX_DIM:
+        raise _located(f"{what} {value} is too large (a dimension is at most 2**48)", pos)
+    return value
 
 
 def _expr_pos(e) -> tuple[int, int]:
@@ -215,19 +231,21 @@ class _Builder:
             name, value = d.children
             if str(name) in declared:
                 raise self.fail(f"dimension '{name}' is declared twice", _pos(name))
-            declared[str(name)] = int(value)
+            declared[str(name)] = _dim(_int(value), f"dimension {name} =", _pos(value))
         for key, value in self.sizes.items():
             if key not in declared:
                 known = ", ".join(declared) or "none"
                 raise FusecError(f"--set {key}={value}: graph '{g.name}' has no dimension '{key}' (dimensions: {known})")
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise FusecError(f"--set {key}={value}: a dimension must be a non-negative integer")
+            if value > _MAX_DIM:
+                raise FusecError(f"--set {key}={value}: too large (a dimension is at most 2**48)")
             declared[key] = value
         g.dims = declared
 
     def _dim_value(self, ref) -> int:
         if isinstance(ref, Token) and ref.type == "INT":
-            return int(ref)
+            return _dim(_int(ref), "dimension", _pos(ref))
         if str(ref) not in self.graph.dims:
             raise self.fail(f"unknown dimension '{ref}' (declare it as graph name<{ref}=...>)", _pos(ref))
         return self.graph.dims[str(ref)]
@@ -236,8 +254,8 @@ class _Builder:
         dtype_tok, *dim_refs = tree.children
         if str(dtype_tok) not in DTYPES:
             raise self.fail(f"unknown dtype '{dtype_tok}' (expected one of {', '.join(DTYPES)})", _pos(dtype_tok))
-        written = tuple(int(r) if r.type == "INT" else str(r) for r in dim_refs)
         shape = tuple(self._dim_value(r) for r in dim_refs)
+        written = tuple(int(r) if r.type == "INT" else str(r) for r in dim_refs)
         return DTYPES[str(dtype_tok)], shape, written
 
     def _param(self, tree) -> None:
@@ -267,7 +285,7 @@ class _Builder:
         what, cmp, value = tree.children
         if str(what) != "kernels":
             raise self.fail(f"unknown assertion '{what}' (only 'kernels' can be asserted)", _pos(what))
-        self.graph.expectations.append(Expectation(str(what), str(cmp), int(value), self.loc(_pos(what))))
+        self.graph.expectations.append(Expectation(str(what), str(cmp), _int(value), self.loc(_pos(what))))
 
     def _return(self, tree) -> None:
         outs = []
@@ -411,6 +429,37 @@ def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> FusecSynt
     return FusecSyntaxError(str(err).splitlines()[0], loc)
 
 
+def _not_utf8(data: bytes, err: UnicodeDecodeError, filename: str) -> FusecSyntaxError:
+    """Point at the first byte that is not UTF-8, with its line shown as far as it decodes."""
+    start = err.start
+    line = data.count(b"\n", 0, start) + 1
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", start)
+    text = data[line_start : line_end if line_end >= 0 else len(data)].decode("utf-8", errors="replace")
+    column = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
+    loc = SourceLocation(filename, line, column, text)
+    return FusecSyntaxError(f"not UTF-8 text: byte {data[start]:#04x} (is this a binary file?)", loc)
+
+
+def _too_deep(raw_tree, filename: str, text: str) -> FusecSyntaxError:
+    """Name the statement that nests too deeply (found without recursion, which just failed)."""
+    lines = text.splitlines()
+    deepest, where = -1, None
+    for stmt in getattr(raw_tree, "children", [None])[0].children if raw_tree is not None else []:
+        depth, stack = 0, [(stmt, 1)]
+        while stack:
+            node, d = stack.pop()
+            depth = max(depth, d)
+            stack.extend((c, d + 1) for c in getattr(node, "children", ()))
+        if depth > deepest and getattr(stmt, "meta", None) is not None and not stmt.meta.empty:
+            deepest, where = depth, (stmt.meta.line, stmt.meta.column)
+    if where is None:
+        return FusecSyntaxError(f"{filename}: expression nested too deeply")
+    line, col = where
+    loc = SourceLocation(filename, line, col, lines[line - 1] if 0 < line <= len(lines) else "")
+    return FusecSyntaxError(f"expression nested too deeply ({deepest} levels); split it into several statements", loc)
+
+
 def parse(text: str | bytes, filename: str | None = None, sizes: dict[str, int] | None = None) -> Graph:
     """Parse .fg source text into a verified Graph. `sizes` overrides the declared dimensions."""
     filename = filename or "<string>"
@@ -418,26 +467,30 @@ def parse(text: str | bytes, filename: str | None = None, sizes: dict[str, int] 
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise FusecSyntaxError(f"{filename}: not UTF-8 text (byte {err.start} is {text[err.start]:#04x})") from None
+            raise _not_utf8(text, err, filename) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     if len(text) > _MAX_SOURCE_BYTES:
         raise FusecSyntaxError(f"{filename}: source is larger than {_MAX_SOURCE_BYTES // 2**20} MiB")
     if not text.strip():
         raise FusecSyntaxError("the file is empty; expected 'graph NAME(...) { ... }'", SourceLocation(filename, 1, 1, ""))
     builder = _Builder(text, filename, sizes)
+    raw = None
     try:
-        tree = _PARSER.parse(text)
-        tree = _ToAst().transform(tree)
+        raw = _PARSER.parse(text)
+        tree = _ToAst().transform(raw)
         graph = builder.build(tree)
     except UnexpectedInput as err:
         raise _syntax_error(err, text, filename) from None
+    except _Located as err:  # raised by the builder's own token checks
+        raise builder.fail(err.message, err.pos) from None
     except VisitError as err:
         if isinstance(err.orig_exc, _Located):
             raise builder.fail(err.orig_exc.message, err.orig_exc.pos) from None
         if isinstance(err.orig_exc, RecursionError):
-            raise FusecSyntaxError(f"{filename}: expression nested too deeply") from None
+            raise _too_deep(raw, filename, text) from None
         raise
     except RecursionError:
-        raise FusecSyntaxError(f"{filename}: expression nested too deeply") from None
+        raise _too_deep(raw, filename, text) from None
     graph.verify()
     return graph
 
