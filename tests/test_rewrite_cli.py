@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import ROOT
 
 import fusec
 from fusec.cli.main import main
 from fusec.ir.printer import print_graph
 from fusec.rewrite import rewrite
-
-from conftest import ROOT
 
 
 def run(capsys, *argv):

@@ -250,6 +250,10 @@ def _condition_vars(p: Any, out: set[str]) -> set[str]:
     return out
 
 
+class _SelfCheckError(Exception):
+    """The verifier built the pattern, but the matcher did not recognise it: a bug, reported as a failure."""
+
+
 class _CaseMaker:
     """Builds one random instance of a rule's pattern as a graph."""
 
@@ -385,7 +389,10 @@ class _CaseMaker:
             return None
         values.update(attrs)
         g.set_outputs([root])
-        bindings = Matcher(g).first(rule, root)
+        matcher = Matcher(g)
+        if next(matcher._match(rule.pattern, root, {}), None) is None:
+            raise _SelfCheckError(f"the matcher does not match the pattern's own instance:\n{g}")
+        bindings = matcher.first(rule, root)  # now with the guard
         if bindings is None:
             return None
         try:
@@ -483,8 +490,11 @@ def _counterexample(case: _Case, before: np.ndarray, after: np.ndarray, index: t
 def _allowed_dtypes(rule: Rule, maker: _CaseMaker) -> list[DType]:
     allowed = []
     for dt in VERIFY_DTYPES:
-        if any(maker.make(dt) is not None for _ in range(40)):
-            allowed.append(dt)
+        try:
+            if any(maker.make(dt) is not None for _ in range(40)):
+                allowed.append(dt)
+        except _SelfCheckError:
+            allowed.append(dt)  # verify_rule meets the same error and reports it
     return allowed
 
 
@@ -506,7 +516,11 @@ def verify_rule(rule: Rule, cases: int = DEFAULT_CASES, seed: int = 0) -> Verify
     while result.cases < cases and attempts < cases * 40:
         attempts += 1
         dtype = allowed[int(rng.integers(0, len(allowed)))]
-        case = maker.make(dtype)
+        try:
+            case = maker.make(dtype)
+        except _SelfCheckError as err:
+            result.error = str(err)
+            return result
         if case is None:
             result.not_applicable += 1
             continue
