@@ -71,7 +71,7 @@ def compile_stages(
     backend: str = "c",
     sizes: dict[str, int] | None = None,
     policy: str = "auto",
-    rewrite_classes: tuple[str, ...] | None = ("exact", "approx"),
+    rewrite_classes: tuple[str, ...] | None = ("exact", "approx"),  # None: no rewrite stage
     donate: dict[str, str] | None = None,
     schedules: dict[int, Schedule] | None = None,
     tune_db: str | Path | bool | None = None,
@@ -79,7 +79,7 @@ def compile_stages(
     """Run every stage of the compiler on a graph (or a .fg file) and keep each stage's result."""
     be = choose_backend(backend)
     graph = parse_stage(graph_or_path, sizes)  # parse
-    rewritten = rewrite(graph, rewrite_classes or ())  # rewrite
+    rewritten = rewrite_stage(graph, rewrite_classes)  # rewrite
     the_plan = plan(rewritten.graph, policy=policy)  # plan
     inplace = donations(the_plan, donate or {})
     nests = [lower(the_plan.graph, grp, inplace) for grp in the_plan.groups]  # lower
@@ -99,6 +99,13 @@ def parse_stage(graph_or_path: Graph | str | Path, sizes: dict[str, int] | None)
         graph_or_path.verify()
         return graph_or_path
     return load(graph_or_path, sizes=sizes)
+
+
+def rewrite_stage(graph: Graph, classes: tuple[str, ...] | None) -> RewriteResult:
+    """Rewrite with the given rule classes; None skips the stage (the graph is compiled as written)."""
+    if classes is None:
+        return RewriteResult(graph.copy())
+    return rewrite(graph, classes)
 
 
 def choose_backend(name: str) -> Backend:

@@ -146,6 +146,7 @@ class _Gen:
         self.cached: dict[Expr, str] = {}  # values computed earlier in this block, by expression
         self.pinned: dict[int, list[_Slot]] = {}  # statement -> scratch kept alive until after it
         self.reused_later: dict[Expr, int] = {}
+        self.pinned_by_text: dict[str, _Slot] = {}
         self.names: set[str] = {b.name for b in nest.buffers} | {d.var for d in nest.dims}
         for st in walk(nest.body):  # the nest's own names: temporaries, accumulators, loop variables
             if isinstance(st, (Let, AccInit)):
@@ -332,6 +333,7 @@ class _Gen:
             self.cached[e] = v.text
             if v.slot is not None:
                 self.pinned.setdefault(self.reused_later[e], []).append(v.slot)
+                self.pinned_by_text[v.text] = v.slot
             return _Value(v.text, None)
         return v
 
@@ -415,7 +417,7 @@ class _Gen:
             if isinstance(s, AccInit):
                 init_at[s.name] = enclosing
         values: dict[str, _Value] = {}
-        self.cached, self.pinned = {}, {}
+        self.cached, self.pinned, self.pinned_by_text = {}, {}, {}
         self.reused_later = _shared_across(flat)
         mm = self.nest.matmul
         for k, (s, enclosing) in enumerate(flat):
@@ -428,6 +430,14 @@ class _Gen:
                     blk.lines.append(f"{s.name} = {v.text}")
                 elif v.text != s.name:
                     blk.lines.append(f"{s.name} = {v.text}  # {expr_str(s.value)}"[:150])
+                if v.slot is None and v.text in self.pinned_by_text:
+                    # a value computed once for several statements: keep it until this Let's last reader too
+                    slot = self.pinned_by_text[v.text]
+                    until = max(last_use.get(s.name, k), max(at for at, ss in self.pinned.items() if slot in ss))
+                    for ss in self.pinned.values():
+                        if slot in ss:
+                            ss.remove(slot)
+                    self.pinned.setdefault(until, []).append(slot)
                 values[s.name] = _Value(s.name, v.slot, v.owned)
             elif isinstance(s, AccUpdate):
                 axes = [self.pos[v] for v in enclosing - init_at[s.name]]
@@ -448,6 +458,8 @@ class _Gen:
                 blk.lines.append(f"{s.name} = {slot.view}")
                 values[s.name] = _Value(s.name, slot, True)
             elif isinstance(s, Store):
+                if self.nest.buffer(s.buffer).size == 0:
+                    continue  # an empty output: nothing to write
                 if not s.index.is_affine:
                     raise NumpyCodegenError(f"store to {s.buffer}[{s.index}] is not affine")
                 view = self.view_of(s.buffer, s.index)

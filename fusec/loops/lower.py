@@ -193,7 +193,9 @@ class _Lowering:
             buf = self.buffers[name]
             return Load(buf.name, flat_index(point, buf.shape), buf.dtype)
         if name in self.results:  # a reduction or the matmul: its accumulator, read on its own row
-            if point != self.result_points[name]:
+            # along a size-1 axis every index is 0, however it is written
+            same = all(p == q or d == 1 for p, q, d in zip(point, self.result_points[name], node.type.shape))
+            if not same:
                 raise LoweringError(
                     f"group {self.group.id}: '{name}' is read at [{', '.join(map(str, point))}], not on its own row "
                     f"[{', '.join(map(str, self.result_points[name]))}]"
@@ -231,6 +233,8 @@ class _Lowering:
             inner[axis] = point[axis] * step + start
             return self.value_at(args[0], tuple(inner))
         if op == "reshape":
+            if src.size == 0:  # nothing is ever read from an empty tensor
+                return self.value_at(args[0], tuple(Index() for _ in src.shape))
             flat = flat_index(point, shape)
             in_shape = src.shape
             inner = []
