@@ -60,6 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend = getattr(args, "backend", "interp")
     if args.verify and backend == "interp":
         raise FusecError("--verify compares a compiled backend with the interpreter: add --backend numpy or --backend c")
+    if getattr(args, "bisect", False) and not args.verify:
+        raise FusecError("--bisect explains a --verify mismatch: add --verify")
     if backend == "interp":
         values = evaluate(g, inputs)
     else:
@@ -76,7 +78,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         save_npz(args.out, {o: values[o] for o in g.outputs})
         print(f"wrote {args.out}")
     if args.verify:
-        return verify_against_interpreter(g, inputs, values)
+        status = verify_against_interpreter(g, inputs, values)
+        if status and getattr(args, "bisect", False):
+            from fusec.bisect import bisect  # layer 7: where did it go wrong?
+
+            print(bisect(g, inputs, backend))
+        return status
     return 0
 
 
@@ -105,6 +112,11 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
     p.add_argument("--backend", choices=("interp", "numpy", "c"), default="interp", help="run with the interpreter (default) or compiled")
     p.add_argument("--verify", action="store_true", help="also run the interpreter; exit 1 if the results differ beyond the tolerance")
+    p.add_argument(
+        "--bisect",
+        action="store_true",
+        help="with --verify, on a mismatch: name the first kernel that diverges (in ulps) and the rewrite rule or fusion that causes it",
+    )
 
 
 def register(sub) -> None:
