@@ -23,6 +23,7 @@ import numpy as np
 
 from fusec.codegen.base import Backend, Kernel, kernel_signature
 from fusec.codegen.c_emit import PRELUDE, CEmitter
+from fusec.codegen.c_passes import reuse_row_values
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
 from fusec.loops.ir import (
@@ -40,7 +41,7 @@ from fusec.loops.ir import (
     walk,
     walk_expr,
 )
-from fusec.loops.schedule import Schedule, apply_schedule, default_schedule
+from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, default_schedule
 from fusec.runtime.build import compiler_flags, find_compiler, sanitize_requested
 from fusec.runtime.cache import KernelCache, default_cache
 from fusec.runtime.loader import KernelFunction, Param
@@ -90,7 +91,7 @@ class CBackend(Backend):
     def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
         if nest.kind == "matmul" and nest.matmul is not None and self.matmul == "blas":
             return self._build_blas_matmul(nest)
-        scheduled = apply_schedule(nest, schedule)
+        scheduled = reuse_row_values(schedule_or_fallback(nest, schedule))
         source, symbol = c_source(scheduled, self.sanitize)
         fn = self.compile_source(source, symbol, buffer_params(nest.buffers))
         call = fn.call_pointers
@@ -107,7 +108,7 @@ class CBackend(Backend):
         source_parts, symbols = [], []
         for rows in sorted({plan.tile_rows, plan.tail_rows} - {0}, reverse=True):
             epi = plan.epilogue_nest(rows)
-            scheduled = apply_schedule(epi, default_schedule(epi, backend="c"))
+            scheduled = schedule_or_fallback(epi, default_schedule(epi, backend="c"))
             text, symbol = c_source(scheduled, self.sanitize, with_prelude=not source_parts)
             source_parts.append(text)
             symbols.append((rows, symbol, epi))
@@ -121,6 +122,20 @@ class CBackend(Backend):
             "results, then this epilogue on each tile while it is in cache */\n"
         )
         return Kernel(backend="c", source=header + source, run=run, **kernel_signature(nest))
+
+
+def schedule_or_fallback(nest: LoopNest, schedule: Schedule) -> LoopNest:
+    """Apply the schedule; if its legality checks reject it, drop parallelism, then everything.
+
+    A rejected schedule is a planning mistake, not a user error: the kernel still runs correctly,
+    only slower (serial, or unscheduled).
+    """
+    for attempt in (schedule, replace(schedule, parallel=False), Schedule()):
+        try:
+            return apply_schedule(nest, attempt)
+        except ScheduleError:
+            continue
+    return nest
 
 
 def c_source(nest: LoopNest, sanitize: bool, with_prelude: bool = True) -> tuple[str, str]:

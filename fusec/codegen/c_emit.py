@@ -38,6 +38,7 @@ import re
 
 import numpy as np
 
+from fusec.codegen.c_passes import RowArray
 from fusec.ir.dtypes import BOOL, F32, F64, I32, I64, DType
 from fusec.loops.ir import (
     AccInit,
@@ -152,6 +153,7 @@ class CEmitter:
         self.acc_types: dict[str, tuple[str, DType]] = {}  # accumulator -> (its op, its dtype)
         self.vector_depth = 0  # > 0 inside an `omp simd` loop
         self.temp_count = 0
+        self.row_arrays: dict[str, int] = {}  # local row arrays (c_passes.RowArray) and their sizes
         # float max/min accumulators updated inside a vector loop keep a separate NaN flag
         self.flagged = {
             u.name
@@ -220,7 +222,8 @@ class CEmitter:
     def element(self, buffer: str, idx: Index) -> str:
         text = self.index(idx)
         if self.bounds_check:
-            text = f"FUSEC_AT({text}, {self.nest.buffer(buffer).size})"
+            size = self.row_arrays[buffer] if buffer in self.row_arrays else self.nest.buffer(buffer).size
+            text = f"FUSEC_AT({text}, {size})"
         return f"{self.cname(buffer)}[{text}]"
 
     # --------------------------------------------------------------------------- expressions
@@ -345,9 +348,12 @@ class CEmitter:
             ctype = UNSIGNED[s.dtype.name] if s.dtype.is_int and s.op in ("sum", "prod") else s.dtype.c_type
             self.emit(f"{ctype} {self.cname(s.name)} = {c_literal(s.identity, s.dtype)};", depth)
             if s.dtype.is_float and s.name in self.flagged:
-                self.emit(f"bool {self.cname(s.name)}_nan = false;", depth)
+                self.emit(f"int {self.cname(s.name)}_nan = 0;", depth)  # int: a bool reduction does not vectorize
         elif isinstance(s, AccUpdate):
             self.acc_update(s, depth)
+        elif isinstance(s, RowArray):
+            self.row_arrays[s.name] = s.size
+            self.emit(f"{s.dtype.c_type} {self.cname(s.name)}[{s.size}];  /* a row of values computed once, reused below */", depth)
         else:  # pragma: no cover - every statement type is listed above
             raise AssertionError(type(s))
 

@@ -30,7 +30,7 @@ void softmax_k0(const float *restrict x, float *restrict y)
         for (int64_t i0_i = 0; i0_i < 64; i0_i++) {
             const int64_t i0 = i0_i + i0_o * 64;
             float acc_m = -INFINITY;
-            bool acc_m_nan = false;
+            int acc_m_nan = 0;
             #pragma omp simd reduction(max:acc_m) reduction(|:acc_m_nan)
             for (int64_t r1 = 0; r1 < 256; r1++) {
                 const float acc_m_v = x[i0 * 256 + r1];
@@ -39,13 +39,16 @@ void softmax_k0(const float *restrict x, float *restrict y)
             }
             if (acc_m_nan) acc_m = NAN;
             float acc_s = 0.0f;
+            float row0[256];  /* a row of values computed once, reused below */
             #pragma omp simd reduction(+:acc_s)
             for (int64_t r1 = 0; r1 < 256; r1++) {
-                acc_s = acc_s + fusec_expf(x[i0 * 256 + r1] - acc_m);
+                const float row0_value = fusec_expf(x[i0 * 256 + r1] - acc_m);
+                row0[r1] = row0_value;
+                acc_s = acc_s + row0_value;
             }
             #pragma omp simd
             for (int64_t r1 = 0; r1 < 256; r1++) {
-                y[i0 * 256 + r1] = fusec_expf(x[i0 * 256 + r1] - acc_m) / acc_s;
+                y[i0 * 256 + r1] = row0[r1] / acc_s;
             }
         }
     }

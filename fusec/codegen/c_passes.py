@@ -1,0 +1,151 @@
+"""Nest rewrites the C backend applies after scheduling, before emitting C.
+
+`reuse_row_values`: one transcendental per element in multi-pass row kernels.
+
+Softmax lowers to three passes over each row: max, then sum(exp(x - max)), then exp(x - max) / sum.
+The second and third passes both compute exp(x - max), and exp is what a softmax kernel spends its
+time on. This pass finds such a repeated expensive expression in two sibling loops over the same
+row, computes it once in the first loop into a small per-thread row array (`RowArray`, a stack
+array of at most ROW_ARRAY_BYTES, so it stays in L1/L2), and makes the second loop read it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from fusec.ir.dtypes import DType
+from fusec.loops.ir import (
+    AccUpdate,
+    Expr,
+    Index,
+    Let,
+    LetIndex,
+    Load,
+    Loop,
+    LoopNest,
+    Op,
+    Piecewise,
+    Ref,
+    Stmt,
+    Store,
+    substitute,
+    walk,
+    walk_expr,
+)
+
+EXPENSIVE = {"exp", "log", "tanh", "erf", "sigmoid", "gelu", "pow"}
+ROW_ARRAY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RowArray:
+    """Declares a local array `name[size]` (C: on the stack of the thread that runs this block)."""
+
+    name: str
+    dtype: DType
+    size: int
+
+
+def _rename_var(e: Expr, old: str, new: str) -> Expr:
+    """e with loop variable `old` renamed to `new` in every index."""
+
+    def ix(index: Index) -> Index:
+        return substitute(index, {old: Index.of(new)})
+
+    if isinstance(e, Load):
+        return replace(e, index=ix(e.index))
+    if isinstance(e, Op):
+        return replace(e, args=tuple(_rename_var(a, old, new) for a in e.args))
+    if isinstance(e, Piecewise):
+        return replace(e, index=ix(e.index), pieces=tuple(_rename_var(p, old, new) for p in e.pieces))
+    if hasattr(e, "index") and isinstance(e.index, Index):
+        return replace(e, index=ix(e.index))
+    return e
+
+
+def _replace_expr(e: Expr, target: Expr, by: Expr) -> Expr:
+    if e == target:
+        return by
+    if isinstance(e, Op):
+        return replace(e, args=tuple(_replace_expr(a, target, by) for a in e.args))
+    if isinstance(e, Piecewise):
+        return replace(e, pieces=tuple(_replace_expr(p, target, by) for p in e.pieces))
+    return e
+
+
+def _replace_in_stmts(stmts: tuple[Stmt, ...], target: Expr, by: Expr) -> tuple[Stmt, ...]:
+    out: list[Stmt] = []
+    for s in stmts:
+        if isinstance(s, Loop):
+            s = replace(s, body=_replace_in_stmts(s.body, target, by))
+        elif isinstance(s, (Let, Store, AccUpdate)):
+            s = replace(s, value=_replace_expr(s.value, target, by))
+        out.append(s)
+    return tuple(out)
+
+
+def _exprs(stmts: tuple[Stmt, ...]):
+    for s in walk(stmts):
+        if isinstance(s, (Let, Store, AccUpdate)):
+            yield from walk_expr(s.value)
+
+
+def _defined_inside(stmts: tuple[Stmt, ...]) -> set[str]:
+    names = set()
+    for s in walk(stmts):
+        if isinstance(s, (Let, AccUpdate)):
+            names.add(s.name)
+        elif isinstance(s, (LetIndex, Loop)):
+            names.add(s.var)
+    return names
+
+
+def _candidate(first: Loop, second: Loop) -> Expr | None:
+    """An expensive expression of `first` that `second` recomputes (with its own loop variable)."""
+    if first.extent != second.extent or not first.extent.is_const:
+        return None
+    local = _defined_inside(first.body) | _defined_inside(second.body)
+    second_exprs = set(_exprs(second.body))
+    for e in _exprs(first.body):
+        if not (isinstance(e, Op) and e.op in EXPENSIVE):
+            continue
+        refs = {s.name for s in walk_expr(e) if isinstance(s, Ref)}
+        indices = [s.index for s in walk_expr(e) if isinstance(s, (Load, Piecewise))]
+        if refs & local or any(v in local - {first.var} for ix in indices for v in ix.variables()):
+            continue  # depends on something computed inside the loops: not safe to move
+        if _rename_var(e, first.var, second.var) in second_exprs:
+            return e
+    return None
+
+
+def _reuse_in_block(stmts: tuple[Stmt, ...], counter: list[int]) -> tuple[Stmt, ...]:
+    stmts = tuple(replace(s, body=_reuse_in_block(s.body, counter)) if isinstance(s, Loop) else s for s in stmts)
+    out = list(stmts)
+    for a in range(len(out)):
+        for b in range(a + 1, len(out)):
+            first, second = out[a], out[b]
+            if not (isinstance(first, Loop) and isinstance(second, Loop)):
+                continue
+            e = _candidate(first, second)
+            if e is None or e.dtype.itemsize * first.extent.const > ROW_ARRAY_BYTES:
+                continue
+            name = f"row{counter[0]}"
+            counter[0] += 1
+            value_name = f"{name}_value"
+            index = Index.of(first.var)
+            lead = [s for s in first.body if isinstance(s, LetIndex)]
+            rest = _replace_in_stmts(tuple(s for s in first.body if not isinstance(s, LetIndex)), e, Ref(value_name, e.dtype))
+            first = replace(first, body=tuple(lead) + (Let(value_name, e), Store(name, index, Ref(value_name, e.dtype))) + rest)
+            renamed = _rename_var(e, first.var, second.var)
+            second = replace(second, body=_replace_in_stmts(second.body, renamed, Load(name, Index.of(second.var), e.dtype)))
+            out[a], out[b] = first, second
+            out.insert(a, RowArray(name, e.dtype, first.extent.const))
+            return _reuse_in_block(tuple(out), counter)  # look for more in the rewritten block
+    return tuple(out)
+
+
+def reuse_row_values(nest: LoopNest) -> LoopNest:
+    """Compute each repeated expensive row expression once (see the module docstring)."""
+    if nest.kind != "reduce":
+        return nest
+    return nest.with_body(_reuse_in_block(nest.body, [0]))
