@@ -295,3 +295,11 @@ def test_check_expectations_reports_the_assert_location():
 def test_reports_are_deterministic():
     g = fusec.load(example("attention"), sizes=small_sizes(example("attention")))
     assert explain(plan(g)) == explain(plan(g))
+
+
+def test_the_docs_show_the_table_the_planner_uses():
+    from conftest import ROOT
+
+    from fusec.fusion.kinds import table_markdown
+
+    assert table_markdown() in (ROOT / "docs" / "fusion.md").read_text()

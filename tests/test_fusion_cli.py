@@ -184,3 +184,16 @@ def test_builtin_svg_without_graphviz(monkeypatch):
     assert svg.count('stroke-dasharray="6,4"') == len(p.not_fused) == 2  # e -> s and e -> y cross kernels
     colors = {line.split('fill="')[1].split('"')[0] for line in svg.splitlines() if "<rect" in line}
     assert len(colors) == p.kernels
+
+
+def test_what_if_machine_flags_change_the_model_for_one_run(capsys):
+    path = ROOT / "docs" / "snippets" / "fusion_bias.fg"
+    code, out, _ = run(capsys, "explain", path, "--json")
+    assert json.loads(out)["kernels"] == 1
+    code, out, _ = run(capsys, "explain", path, "--peak", "10", "--json")
+    r = json.loads(out)
+    assert r["kernels"] == 2 and r["model"]["peak_gflops"] == 10
+    assert [nf["rule"] for nf in r["not_fused"]] == ["unprofitable"]
+    assert load_model() == MachineModel()  # nothing stored
+    with pytest.raises(SystemExit):
+        main(["explain", str(path), "--bandwidth", "-1"])

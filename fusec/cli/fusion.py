@@ -6,11 +6,21 @@ import argparse
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from fusec.cli.common import add_file_args, load_graph
 from fusec.errors import FusecError
-from fusec.fusion import compare, explain, format_compare, format_report, load_model, plan, save_model
+from fusec.fusion import (
+    MachineModel,
+    compare,
+    explain,
+    format_compare,
+    format_report,
+    load_model,
+    plan,
+    save_model,
+)
 from fusec.fusion.machine import model_path
 from fusec.fusion.planner import POLICY_HELP
 
@@ -32,15 +42,42 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
                    help="counterfactual: keep ops A and B in different kernels (repeatable)")
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_machine_args(p: argparse.ArgumentParser) -> None:
+    what_if = p.add_argument_group("what-if machine (override the calibrated model for this run)")
+    what_if.add_argument("--bandwidth", type=_positive, metavar="GB/S", help="memory bandwidth")
+    what_if.add_argument("--peak", type=_positive, metavar="GFLOP/S", help="arithmetic peak")
+    what_if.add_argument("--overhead", type=_positive, metavar="US", help="fixed cost per kernel")
+
+
+def _model(args: argparse.Namespace) -> MachineModel:
+    m = load_model()
+    changes = {k: v for k, v in (("bandwidth_gbs", getattr(args, "bandwidth", None)),
+                                 ("peak_gflops", getattr(args, "peak", None)),
+                                 ("kernel_overhead_us", getattr(args, "overhead", None))) if v is not None}
+    if changes:
+        m = replace(m, **changes, source=f"{m.source}, with " + ", ".join(f"{k}={v:g}" for k, v in changes.items()))
+    return m
+
+
 def _plan(args: argparse.Namespace):
     g = load_graph(args)
-    return g, plan(g, args.policy, force_fuse=args.force_fuse, forbid=args.forbid)
+    return g, plan(g, args.policy, model=_model(args), force_fuse=args.force_fuse, forbid=args.forbid)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     g, p = _plan(args)
     if args.compare:
-        rows = compare(g, force_fuse=args.force_fuse, forbid=args.forbid)
+        rows = compare(g, model=_model(args), force_fuse=args.force_fuse, forbid=args.forbid)
         if args.json:
             print(json.dumps({"graph": g.name, "policies": rows}, indent=2))
         else:
@@ -49,7 +86,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 0
     report = explain(p)
     if args.force_fuse or args.forbid:  # the counterfactual against the planner's own choice
-        own = explain(plan(g, args.policy))
+        own = explain(plan(g, args.policy, model=_model(args)))
         report["counterfactual"] = {
             "force_fuse": args.force_fuse,
             "forbid": args.forbid,
@@ -146,6 +183,7 @@ def register(sub) -> None:
     add_plan_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--compare", action="store_true", help="show every policy's plan side by side")
+    add_machine_args(p)
     p.set_defaults(handler=cmd_explain)
 
     p = sub.add_parser("calibrate", help="measure bandwidth and peak for the cost model",

@@ -139,7 +139,7 @@ def builtin_svg(d: Drawing) -> str:
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{int(max_x + _PAD)}" height="{int(height)}" '
         f'font-family="Helvetica, Arial, sans-serif" font-size="11">',
-        "<defs><marker id='arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='7' markerHeight='7' "
+        "<defs><marker id='arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='9' markerHeight='9' markerUnits='userSpaceOnUse' "
         "orient='auto-start-reverse'><path d='M 0 0 L 10 5 L 0 10 z' fill='context-stroke'/></marker></defs>",
         f"<title>{html.escape(d.name)}</title>",
     ]
