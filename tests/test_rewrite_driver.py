@@ -125,14 +125,15 @@ def test_unknown_class_and_bad_iteration_bound_are_user_errors():
 
 
 def test_the_trace_says_which_rule_fired_where_and_when():
-    g = fusec.parse("graph f(x: f32[4]) { t = x * 1\n y = -(-t)\n return y }")
+    g = fusec.parse("graph f(x: f32[4]) { t = x * 1\n u = -(-t)\n return exp(u) }")
     result = rewrite(g)
     steps = [(s.rule, s.node, s.iteration) for s in result.trace]
-    assert steps == [("mul_one", "t", 1), ("neg_neg", "y", 1)] or steps[0] == ("mul_one", "t", 1)
+    # consumers first: u = -(-t) becomes t, then (same iteration) t = x * 1 becomes x
+    assert steps == [("neg_neg", "u", 1), ("mul_one", "t", 1)]
     text = result.trace_text()
-    assert "mul_one at t: mul(x, 1.0) => x" in text
-    assert text.splitlines()[-1].endswith("dead nodes removed")
-    assert result.converged
+    assert "neg_neg at u: neg(neg(t)) => t" in text and "mul_one at t: mul(x, 1.0) => x" in text
+    assert text.splitlines()[-1] == "2 rewrites in 2 iterations (converged); 4 dead nodes removed"
+    assert [n.op for n in result.graph.ops()] == ["exp"] and result.converged
 
 
 def test_rules_that_undo_each_other_stop_at_the_iteration_bound():
@@ -255,10 +256,11 @@ def test_a_1000_node_graph_rewrites_in_under_a_second():
     g = _big_graph(1000)
     assert len(g) >= 1000
     rewrite(g)  # warm caches (rule library parse)
-    start = time.perf_counter()
+    # CPU time of this process, so other tests running beside this one do not count against it
+    start = time.process_time()
     result = rewrite(g)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    elapsed = time.process_time() - start
+    assert elapsed < 1.0, f"{elapsed:.2f} s of CPU"
     assert result.converged and len(result.graph) < len(g)
     x = np.random.default_rng(0).uniform(-1e-3, 1e-3, (8, 8)).astype(np.float32)
     y = np.random.default_rng(1).uniform(0.5, 0.6, (8, 8)).astype(np.float32)

@@ -6,9 +6,10 @@
 
 How it stays fast: rules are indexed by the op at their pattern's root, so a node is only tried
 against rules that could match it; and the work is a worklist, not repeated sweeps. Iteration 1
-visits every node in topological order (producers first, so constants fold bottom-up). When
-something changes, only the new nodes and the consumers of the change (up to the depth of the
-deepest pattern) go on the list for the next iteration.
+visits every node, consumers before producers ("maximal munch": the whole GELU pattern at its root is
+seen before `x ** 3 -> x * x * x` changes a piece of it). When something changes, constant
+expressions the rule built are folded at once, and the new nodes and the consumers of the change (up
+to the depth of the deepest pattern) go on the list for the next iteration.
 
 Why it stops: each iteration visits a finite list, and there are at most `max_iterations` of them.
 If rules keep firing until then (two rules that undo each other), the result says converged=False.
@@ -129,7 +130,9 @@ class _Rewriter:
     # ------------------------------------------------------------------------ the loop
 
     def run(self) -> tuple[int, bool]:
-        work = [n.name for n in self.g.nodes() if n.op != "input"]
+        # Consumers first: a pattern rooted high in the graph (all of GELU) is seen whole before a
+        # rule lower down (x ** 3 -> x * x * x) changes a piece of it.
+        work = [n.name for n in reversed(self.g.nodes()) if n.op != "input"]
         while work:
             if self.iteration == self.max_iterations:
                 return self.iteration, False
@@ -174,9 +177,10 @@ class _Rewriter:
             after = self._describe(self._node(new), set(created)) if new in created else new
             survivor = self._replace(node, new, created)
             self.trace.append(RewriteStep(rule.name, node.name, self.iteration, before, after))
-            for c in created:
-                if c in self.g.nx and c != new:
-                    self._push(c)
+            for c in created:  # fold new constant expressions at once, so the next node up sees a constant
+                if c in self.g.nx and c != survivor:
+                    if not self._fold(self._node(c)):
+                        self._push(c)
             self._push(survivor)
             return True
         return False

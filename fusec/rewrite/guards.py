@@ -102,6 +102,15 @@ def _is_finite(v: Any) -> bool:
     return bool(np.all(np.isfinite(np.asarray(v, dtype=np.float64) if np.asarray(v).dtype.kind != "f" else v)))
 
 
+def _is_close(v: Any, target: float) -> bool:
+    """v is within 2 ulps of `target` rounded to v's dtype: the same constant, written with fewer digits."""
+    a = np.asarray(v)
+    if a.dtype.kind != "f":
+        return bool(a == target)
+    t = a.dtype.type(target)
+    return bool(np.abs(a - t) <= 2 * np.spacing(np.abs(t)))
+
+
 def _dim(v: Any, axis: int) -> int:
     shape = _shape(v)
     return shape[normalize_axis(int(axis), len(shape))]
@@ -144,6 +153,7 @@ FUNCTIONS: dict[str, tuple[Callable, str]] = {
     "broadcasts_to": (_broadcasts_to, "broadcasts_to(a, b): a's shape broadcasts to b's shape"),
     "is_normal": (_is_normal, "a finite, nonzero, non-denormal number"),
     "is_finite": (_is_finite, "neither inf nor nan"),
+    "is_close": (_is_close, "is_close($c, 0.7978845608028654): within 2 ulps of that number in $c's dtype"),
     "abs": (lambda v: abs(v), "absolute value of a number"),
     "is_const": (lambda v: isinstance(v, np.generic) or (isinstance(v, Value) and v.is_const), "the value is a constant"),
 }

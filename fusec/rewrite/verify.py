@@ -39,7 +39,7 @@ from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS, literal_context_dtype
 from fusec.rewrite.apply import NotApplicable, instantiate
 from fusec.rewrite.match import BITWISE_COMMUTATIVE, Matcher
-from fusec.rewrite.rule import AttrLit, PConst, PLit, PNamed, POp, PVar, Rule
+from fusec.rewrite.rule import AttrLit, Call, ConstVar, Lit, PConst, PLit, PNamed, POp, PVar, Rule
 from fusec.tolerance import ATOL, RTOL, compare
 
 DEFAULT_CASES = 200
@@ -238,6 +238,21 @@ class _Case:
     values: dict[str, Any] = field(default_factory=dict)  # for the counterexample: name -> array or value
 
 
+def _guard_numbers(e: Any, out: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Numbers a guard compares a constant with (is_close($c, 0.0447), $c > 2): the constant is
+    also drawn near them. Numbers not tied to one constant are listed under ""."""
+    if isinstance(e, Call) and len(e.args) == 2:
+        a, b = e.args
+        if isinstance(a, ConstVar) and isinstance(b, Lit) and isinstance(b.value, (int, float)) and not isinstance(b.value, bool):
+            out.setdefault(a.name, []).append(float(b.value))
+            return out
+    if isinstance(e, Lit) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool):
+        out.setdefault("", []).append(float(e.value))
+    for child in getattr(e, "args", ()) or ():
+        _guard_numbers(child, out)
+    return out
+
+
 def _condition_vars(p: Any, out: set[str]) -> set[str]:
     """Tensor variables used as where's condition: they must be bool."""
     if isinstance(p, PNamed):
@@ -263,6 +278,7 @@ class _CaseMaker:
         self.bool_vars = _condition_vars(rule.pattern, set())
         self.domain = {name: (lo, hi) for name, lo, hi in rule.domain}
         self.finite = rule.cls != "exact"
+        self.guard_numbers = _guard_numbers(rule.guard, {}) if rule.guard is not None else {}
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
         rng = self.rng
@@ -340,6 +356,11 @@ class _CaseMaker:
             values[v] = arr
         for c in rule.const_vars:
             value = _constant(dtype, self.finite, self.domain.get(c), rng)
+            numbers = self.guard_numbers.get(c) or self.guard_numbers.get("")
+            if numbers and dtype.is_float and rng.random() < (0.8 if c in self.guard_numbers else 0.3):
+                # near a number the guard names, a few ulps either side
+                near = dtype.numpy.type(numbers[int(rng.integers(0, len(numbers)))])
+                value = (near + int(rng.integers(-3, 4)) * np.spacing(np.abs(near))).item()
             earlier = [values[k] for k in rule.const_vars if k in values]
             if earlier and c not in self.domain and rng.random() < 0.3:
                 # constants related to each other are where identities break: a + (-a) cancels
