@@ -40,13 +40,14 @@ class CompiledC:
     steps: list[tuple[Callable, list[str]]]  # (kernel, the values bound to its parameters)
     values: dict[str, np.ndarray]
     sources: list[str]
+    aliases: dict[str, str]  # an output updated in place -> the input whose memory holds it
 
     def run(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         for name, arr in zip(self.graph.inputs, inputs):
             self.values[name] = arr
         for kernel, params in self.steps:
             kernel(*[self.values[p] for p in params])
-        return tuple(self.values[o] for o in self.graph.outputs)
+        return tuple(self.values[self.aliases.get(o, o)] for o in self.graph.outputs)
 
 
 def compile_c(graph: Graph, backend: CBackend | None = None, inplace: dict[str, str] | None = None) -> CompiledC:
@@ -55,6 +56,7 @@ def compile_c(graph: Graph, backend: CBackend | None = None, inplace: dict[str, 
     p = plan(graph)
     values: dict[str, np.ndarray] = {}
     steps, sources = [], []
+    aliases: dict[str, str] = {}
     for group in p.groups:
         donated = {o: i for o, i in (inplace or {}).items() if o in group.outputs and i in group.inputs}
         nest = lower_group(p.graph, group, inplace=donated)
@@ -63,10 +65,12 @@ def compile_c(graph: Graph, backend: CBackend | None = None, inplace: dict[str, 
         params = []
         for b in nest.buffers:
             params.append(b.value)
+            if b.role == "inout":
+                aliases[b.written_value] = b.value
             if b.role == "out":
                 values[b.value] = np.ones(b.shape, b.dtype.numpy)  # touched now, not in the timed call
         steps.append((kernel, params))
-    return CompiledC(graph, steps, values, sources)
+    return CompiledC(graph, steps, values, sources, aliases)
 
 
 def graph_bytes(graph: Graph, inplace: bool = False) -> int:
