@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import fusec
 from fusec.codegen import get_backend
@@ -20,8 +21,6 @@ from fusec.tolerance import compare
 from fusec.tune import TuneDB
 from fusec.tune.signature import FORMAT, record_key
 from fusec.tune.space import schedule_to_dict
-
-from conftest import ROOT
 
 CHAIN = ROOT / "examples" / "01_chain.fg"
 SIZES = {"N": 33, "M": 47}
@@ -96,7 +95,7 @@ def test_cli_list_measures_nothing(tmp_path):
     r = fusec_cli("tune", CHAIN, *SETS, "--list", "--db", tmp_path / "t.jsonl")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("kernel chain_k0 (elementwise): ") and "candidates from" in r.stdout
-    assert "  default  tiles=" in r.stdout
+    assert "  default      tiles=" in r.stdout
     assert not (tmp_path / "t.jsonl").exists()
 
 

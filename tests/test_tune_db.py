@@ -140,7 +140,7 @@ def _append_many(path: str, worker: int, n: int) -> None:
 
 def test_concurrent_appends_never_interleave(tmp_path):
     path = tmp_path / "tune.jsonl"
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # separate processes, without re-importing fusec in each
     procs = [ctx.Process(target=_append_many, args=(str(path), w, 25)) for w in range(3)]
     for p in procs:
         p.start()

@@ -49,11 +49,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         def progress(name, trial):
             t = f"{trial.median_s * 1e3:.3f} ms" if trial.ok else f"{trial.status}: {trial.detail}"
             print(f"  {name}: {trial.schedule}  {t}", file=sys.stderr)
-    note = load_note()
-    if note and not args.json:
-        print(note, file=sys.stderr)
     results = tune_graph(graph, backend=backend.name, settings=settings, db=db, kernels=kernels,
                          store=not args.dry_run, progress=progress)
+    note = load_note()  # after the run: what the machine was doing while it measured
+    if note and not args.json:
+        print(note, file=sys.stderr)
     stored = sum(r.record is not None for r in results) if not args.dry_run else 0
     if args.json:
         print(json.dumps({"graph": graph.name, "backend": backend.name, "db": str(db.path), "stored": stored,

@@ -35,8 +35,9 @@ def load_note() -> str | None:
 
 def format_space(space: Space) -> str:
     nest = space.nest
-    lines = [f"kernel {nest.name} ({nest.kind}): {space.describe()}",
-             f"  default  {space.default}"]
+    lines = [f"kernel {nest.name} ({nest.kind}): {space.describe()}"]
+    lines += [f"  {knob:<12} {values}" for knob, values in space.options.items()]
+    lines.append(f"  {'default':<12} {space.default}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ Knobs (fields of `fusec.loops.schedule.Schedule`), per backend:
 
     tiles      per kept dimension: 0 (whole), 1 (row by row, outer dimensions only), and the powers of
                two and divisors of the extent whose block fits half of L1, half of L2, and this
-               core's share of L3 (sizes read from /sys, else 32 KiB / 512 KiB / 32 MiB)
+               core's share of L3 (sizes read from /sys, else 32 KiB / 512 KiB / 32 MiB); with two
+               or more kept dimensions also 16 and 64 (square blocks for transposes)
     order      loop order of the kept dimensions (every permutation up to 3 dimensions)
     parallel   the outer tile loop runs on all cores (on/off = threads 1 or all)
     vectorize  `omp simd` on the innermost loops, or instead
@@ -38,7 +39,8 @@ KNOBS = {
     "numpy": ("tiles",),
 }
 UNROLL_FACTORS = (4, 8)
-MAX_COMBINATIONS = 2000  # above this, tile options are thinned (enumeration applies each one)
+BLOCK_TILES = (16, 64)
+MAX_COMBINATIONS = 1200  # above this, tile options are thinned (enumeration applies each one, ~0.5 ms)
 DEFAULT_CACHES = (32 * 1024, 512 * 1024, 32 * 1024 * 1024)
 
 
@@ -138,7 +140,8 @@ class Space:
     backend: str
     default: Schedule
     candidates: list[Schedule]  # legal and distinct; candidates[0] is the default
-    options: dict[str, list] = field(default_factory=dict)  # the values each knob takes
+    options: dict[str, str] = field(default_factory=dict)  # knob -> the values it takes, as text
+    note: str = ""  # why the space is what it is, when that is not obvious
     combinations: int = 0  # knob combinations considered
     illegal: int = 0  # rejected by apply_schedule
     duplicates: int = 0  # gave the same scheduled nest as an earlier candidate
@@ -147,9 +150,11 @@ class Space:
         return len(self.candidates)
 
     def describe(self) -> str:
-        parts = [f"{k} {v}" for k, v in self.options.items()]
-        return (f"{len(self.candidates)} candidates from {self.combinations} combinations "
-                f"({self.illegal} illegal, {self.duplicates} duplicates): " + "; ".join(parts))
+        n = len(self.candidates)
+        head = f"{n} candidate{'s' if n != 1 else ''}"
+        if self.note:
+            return f"{head}: {self.note}"
+        return f"{head} ({self.combinations} combinations, {self.illegal} illegal, {self.duplicates} duplicates)"
 
 
 def schedule_ignored(backend: Backend | None, nest: LoopNest) -> bool:
@@ -169,6 +174,7 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
     space = Space(nest, backend, default, [default])
     if ignored:
         space.combinations = 1
+        space.note = "the backend ignores the schedule here (a matmul runs on BLAS)"
         return space
     knobs = KNOBS.get(backend, ("tiles",))
     kept = [d for d in nest.dims if not d.reduced]
@@ -182,6 +188,8 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
         opts = [0]
         if "tiles" in knobs:
             opts = tile_options(ext, per_point * math.prod(extents[pos + 1:]), pos == len(extents) - 1, caches)
+            if len(extents) >= 2:  # square-ish blocks, for a transpose that reads across rows
+                opts = sorted(set(opts) | {t for t in BLOCK_TILES if t < ext})
         if pos < len(default.tiles) and default.tiles[pos] not in opts:
             opts = sorted(set(opts) | {default.tiles[pos]})
         tiles.append(opts)
@@ -210,13 +218,15 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
         widest = max(range(len(tiles)), key=lambda i: len(tiles[i]))
         tiles[widest] = _thin(tiles[widest])
 
-    space.options = {"tiles": tiles}
+    for d, opts in zip(kept, tiles):
+        if len(opts) > 1:
+            space.options[f"tile {d.var}"] = ", ".join(map(str, opts))
     if len(orders) > 1:
-        space.options["order"] = [list(o) for o in orders]
+        space.options["order"] = ", ".join(str(list(o) or "as lowered") for o in orders)
     if len(parallel) > 1:
-        space.options["parallel"] = parallel
+        space.options["parallel"] = ", ".join("on" if p else "off" for p in parallel)
     if len(inner) > 1:
-        space.options["vectorize/unroll"] = [f"{'vector' if v else 'unroll ' + str(u) if u > 1 else 'scalar'}" for v, u in inner]
+        space.options["inner loops"] = ", ".join("vector" if v else f"unroll {u}" if u > 1 else "scalar" for v, u in inner)
 
     seen = {first}
     for combo in itertools.product(*tiles):

@@ -9,7 +9,9 @@ Per kernel:
   3. the default schedule is measured first; then batches from the strategy: each batch is built in
      parallel on the executor, then measured one candidate at a time, each in its own process
      (isolate.py), checked against the reference before its time counts;
-  4. one record (the best and default schedules, every trial) is appended to the database.
+  4. a confirmation round: the default and the fastest few are measured again, in turn, and their
+     samples pooled, so load that drifted during the search does not pick the winner;
+  5. one record (the best and default schedules, every trial) is appended to the database.
 
 A failing candidate (compile error, crash, hang, wrong result) becomes a typed Trial and the
 search goes on; it never stops the tuner.
@@ -71,6 +73,7 @@ class TuneSettings:
     warmup: int = 2
     repeats: int = 7
     min_sample_s: float = 0.002
+    confirm: int = 2  # the fastest candidates measured again with the default before choosing
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -268,9 +271,32 @@ def tune_kernel(job: KernelJob, backend: Backend, settings: TuneSettings, db: Tu
         chosen = set(batch)
         remaining = [s for s in remaining if s not in chosen]
         run_batch(batch)
+    confirm(job, result, runner, settings.confirm)
     result.pruned = strategy.pruned
     result.seconds = time.perf_counter() - start
     return result
+
+
+def confirm(job: KernelJob, result: KernelResult, runner: IsolatedRunner, top: int) -> None:
+    """Measure the default and the `top` fastest candidates once more, in turn, and pool the samples.
+
+    Load on a shared machine drifts during a search; a candidate measured in a quiet minute can look
+    faster than the default measured in a busy one. A second round close together in time evens
+    that out before the best is chosen (a candidate that fails now is marked failed).
+    """
+    ok = sorted((t for t in result.trials[1:] if t.ok), key=lambda t: t.median_s)[:top]
+    if not ok or top < 1:
+        return
+    for trial in [result.trials[0]] + ok:
+        if not trial.ok:
+            continue
+        res = runner.run(job, trial.schedule)
+        if res.get("status") == "ok":
+            trial.samples.extend(res.get("samples", []))
+        else:
+            trial.status = res.get("status", "crash") if res.get("status") in FAILURES else "crash"
+            trial.detail = "on a second run: " + str(res.get("detail", ""))
+            trial.samples = []
 
 
 def job_model():
