@@ -59,8 +59,8 @@ def memory_bound_rows(quick: bool, backend: CBackend) -> list[str]:
         want = interpret(graph, *xs)
         assert compare(got[0], want) is None, f"{stem}: the C result differs from the interpreter"
         bw = triad_gbs()
-        c = time_call(lambda: compiled.run(xs), repeats=15)
-        interp = time_call(lambda: interpret(graph, *xs), repeats=3)
+        c = time_call(lambda c=compiled, x=xs: c.run(x), repeats=15)
+        interp = time_call(lambda g=graph, x=xs: interpret(g, *x), repeats=3)
         roof = graph_bytes(graph) / (bw * 1e9)
         peer = "-"
         if stem in NUMEXPR:
@@ -68,7 +68,8 @@ def memory_bound_rows(quick: bool, backend: CBackend) -> list[str]:
                 import numexpr
 
                 out = np.empty_like(xs[0])
-                ne = time_call(lambda: numexpr.evaluate(NUMEXPR[stem], local_dict={"x": xs[0]}, out=out), repeats=7)
+                expr, x0 = NUMEXPR[stem], xs[0]
+                ne = time_call(lambda e=expr, x=x0, o=out: numexpr.evaluate(e, local_dict={"x": x}, out=o), repeats=7)
                 peer = f"{ne['median'] * 1e3:8.2f}"
             except ImportError:
                 peer = "n/a"
