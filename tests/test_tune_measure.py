@@ -4,7 +4,9 @@ stores the fastest correct schedule."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
+import multiprocessing
 import os
 import time
 from dataclasses import replace
@@ -20,7 +22,7 @@ from fusec.runtime.build import FusecCompileError
 from fusec.tune import FAILURES, TuneDB, TuneSettings, best_schedule, lower_all, tune_graph
 from fusec.tune.isolate import IsolatedRunner
 from fusec.tune.jobs import BackendSpec, KernelJob
-from fusec.tune.tuner import PASS_ENV, _save_arrays
+from fusec.tune.tuner import PASS_ENV, _save_arrays, history
 
 CHAIN = "graph chain(x: f32[64, 32]) {\n  y = (x * 2 + 1) * x - 3\n  return y\n}\n"
 
@@ -125,3 +127,27 @@ def test_bad_settings_are_user_errors():
     for bad in (TuneSettings(budget=0), TuneSettings(timeout_s=0), TuneSettings(strategy="anneal")):
         with pytest.raises(fusec.FusecError):
             tune_graph(g, "c", bad)
+
+
+class CountingPool(concurrent.futures.ProcessPoolExecutor):
+    """A process pool that counts what it is given: builds must cross a process boundary as data."""
+
+    def __init__(self):
+        super().__init__(max_workers=2, mp_context=multiprocessing.get_context("forkserver"))
+        self.submitted = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_builds_go_through_any_executor_and_history_feeds_the_model(tmp_path):
+    g = fusec.parse(CHAIN)
+    db = TuneDB(tmp_path / "tune.jsonl")
+    settings = TuneSettings(strategy="random", budget=3, repeats=2, min_sample_s=0.0005, confirm=0)
+    with CountingPool() as pool:
+        (result,) = tune_graph(g, "c", settings, db=db, executor=pool)
+        assert pool.submitted == 3  # the default, then a batch of two
+    assert [t.status for t in result.trials] == ["ok"] * 3
+    # a later run of the same kernel starts its model from these measurements
+    assert {s for s, _ in history(db, result.key)} == {t.schedule for t in result.trials}
