@@ -368,7 +368,12 @@ class _CaseMaker:
                 with np.errstate(all="ignore"):  # -(lowest int) wraps, 1/0 is inf: both are fine cases
                     related = [e, -e, np.reciprocal(e) if dtype.is_float else e]
                 value = related[int(rng.integers(0, 3))].item()
-            names[c] = g.const(value, dtype)
+            const_dtype = dtype
+            if dtype.is_float and rng.random() < 0.15:  # a typed literal of the other float dtype: f64(0.5)
+                const_dtype = F64 if dtype == F32 else F32
+                with np.errstate(over="ignore"):
+                    value = const_dtype.numpy.type(value).item()
+            names[c] = g.const(value, const_dtype)
             values[c] = value
         attrs: dict[str, Any] = {}
         generated: list = []
