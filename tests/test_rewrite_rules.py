@@ -108,3 +108,13 @@ def test_load_rules_combines_files_and_rejects_duplicate_names(tmp_path):
     path.write_text("rule mul_one exact x * 1 -> x\n")
     with pytest.raises(FusecError, match="defined twice"):
         load_rules(path, standard=True)
+
+
+def test_the_chapter_documents_every_guard_function():
+    from conftest import ROOT
+
+    from fusec.rewrite.guards import FUNCTIONS
+
+    text = (ROOT / "docs" / "rewrites.md").read_text()
+    missing = [name for name in FUNCTIONS if f"`{name}" not in text]
+    assert not missing, f"docs/rewrites.md does not mention the guard functions {missing}"
