@@ -88,7 +88,7 @@ def test_adam_in_place(benchmark, triad_gbs):
     benchmark(compiled.run, state)
 
 
-def test_mlp_c(benchmark):
+def test_mlp_c(benchmark):  # BLAS into the output, then the generated epilogue in place
     graph = example("06_mlp")
     xs = inputs_for(graph)
     compiled = compile_c(graph)

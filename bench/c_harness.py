@@ -1,9 +1,10 @@
 """What the C-backend benches share: compile an example with the C backend, run it with caller-provided
 outputs, time things the same way, and compute roofline ratios.
 
-The driver here is deliberately small (plan -> lower -> CBackend.build, buffers allocated once and
-pre-touched), so a bench measures the kernels, not allocation: a freshly page-faulted 64 MiB output
-costs ~25 ms on this kind of machine, more than the kernel itself.
+Graphs compile through the public API (fusec.compile, so rewrites, fusion and the executor are
+included) and run with caller-provided, pre-touched outputs (`out=`), so a bench measures the
+kernels, not allocation: a freshly page-faulted 64 MiB output costs ~25 ms on this kind of machine,
+more than the kernel itself.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fusec.codegen.c_backend import CBackend
+import fusec
 from fusec.frontend import load
-from fusec.fusion.planner import plan
 from fusec.inputs import random_inputs
 from fusec.ir.graph import Graph
-from fusec.loops.lower import lower_group
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -34,43 +33,23 @@ def example(stem: str, sizes: dict[str, int] | None = None) -> Graph:
 
 @dataclass
 class CompiledC:
-    """A graph compiled to C kernels, with every buffer preallocated and touched once."""
+    """A graph compiled by fusec.compile(backend="c"), with its outputs preallocated and touched once."""
 
     graph: Graph
-    steps: list[tuple[Callable, list[str]]]  # (kernel, the values bound to its parameters)
-    values: dict[str, np.ndarray]
+    compiled: fusec.Compiled
+    outs: dict[str, np.ndarray]
     sources: list[str]
-    aliases: dict[str, str]  # an output updated in place -> the input whose memory holds it
 
-    def run(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        for name, arr in zip(self.graph.inputs, inputs):
-            self.values[name] = arr
-        for kernel, params in self.steps:
-            kernel(*[self.values[p] for p in params])
-        return tuple(self.values[self.aliases.get(o, o)] for o in self.graph.outputs)
+    def run(self, inputs: list[np.ndarray]):
+        return self.compiled(*inputs, out=self.outs or None)
 
 
-def compile_c(graph: Graph, backend: CBackend | None = None, inplace: dict[str, str] | None = None) -> CompiledC:
-    """Compile every group; `inplace` maps an output to the input it overwrites (donation)."""
-    backend = backend or CBackend()
-    p = plan(graph)
-    values: dict[str, np.ndarray] = {}
-    steps, sources = [], []
-    aliases: dict[str, str] = {}
-    for group in p.groups:
-        donated = {o: i for o, i in (inplace or {}).items() if o in group.outputs and i in group.inputs}
-        nest = lower_group(p.graph, group, inplace=donated)
-        kernel = backend.build(p.graph, group, nest, backend.default_schedule(nest))
-        sources.append(kernel.source)
-        params = []
-        for b in nest.buffers:
-            params.append(b.value)
-            if b.role == "inout":
-                aliases[b.written_value] = b.value
-            if b.role == "out":
-                values[b.value] = np.ones(b.shape, b.dtype.numpy)  # touched now, not in the timed call
-        steps.append((kernel, params))
-    return CompiledC(graph, steps, values, sources, aliases)
+def compile_c(graph: Graph, inplace: dict[str, str] | None = None) -> CompiledC:
+    """Compile through the public API; `inplace` maps an output to the input it overwrites (donation)."""
+    compiled = fusec.compile(graph, backend="c", donate=inplace)
+    donated = set(inplace or {})
+    outs = {s.name: np.ones(s.shape, s.dtype) for s in compiled.outputs if s.name not in donated}
+    return CompiledC(graph, compiled, outs, [compiled.source()])
 
 
 def graph_bytes(graph: Graph, inplace: bool = False) -> int:

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from c_harness import MEMORY_BOUND, compile_c, example, graph_bytes, inputs_for, time_call  # noqa: E402
 
+import fusec  # noqa: E402
 from fusec.codegen.c_backend import CBackend  # noqa: E402
 from fusec.interp import interpret  # noqa: E402
 from fusec.runtime.cache import KernelCache  # noqa: E402
@@ -54,10 +55,10 @@ def memory_bound_rows(quick: bool, backend: CBackend) -> list[str]:
         graph = example(stem)
         graph = example(stem, shrink(graph.dims, quick))
         xs = inputs_for(graph)
-        compiled = compile_c(graph, backend)
+        compiled = compile_c(graph)
         got = compiled.run(xs)
         want = interpret(graph, *xs)
-        assert compare(got[0], want) is None, f"{stem}: the C result differs from the interpreter"
+        assert compare(got, want) is None, f"{stem}: the C result differs from the interpreter"
         bw = triad_gbs()
         c = time_call(lambda c=compiled, x=xs: c.run(x), repeats=15)
         interp = time_call(lambda g=graph, x=xs: interpret(g, *x), repeats=3)
@@ -85,7 +86,7 @@ def adam_row(quick: bool, backend: CBackend) -> str:
     graph = example("07_adam", shrink(graph.dims, quick))
     xs = inputs_for(graph)
     want = interpret(graph, *xs)
-    compiled = compile_c(graph, backend, inplace={"p_new": "p", "m_new": "m", "v_new": "v"})
+    compiled = compile_c(graph, inplace={"p_new": "p", "m_new": "m", "v_new": "v"})
     state = [x.copy() for x in xs]
     got = compiled.run(state)
     for g, w in zip(got, want):
@@ -100,18 +101,18 @@ def mlp_row(quick: bool, backend: CBackend) -> str:
     graph = example("06_mlp")
     graph = example("06_mlp", shrink(graph.dims, quick))
     xs = inputs_for(graph)
-    compiled = compile_c(graph, backend)
+    compiled = compile_c(graph)
     got = compiled.run(xs)
-    assert compare(got[0], interpret(graph, *xs)) is None, "mlp: the C result differs from the interpreter"
-    out = np.empty_like(got[0])
+    assert compare(got, interpret(graph, *xs)) is None, "mlp: the C result differs from the interpreter"
+    out = np.empty_like(got)
     mm = time_call(lambda: np.matmul(xs[0], xs[1], out=out), repeats=9)
     c = time_call(lambda: compiled.run(xs), repeats=9)
-    loops = CBackend(matmul="loops", cache=backend.cache)
-    looped = compile_c(example("06_mlp", {"B": 256, "K": 256, "F": 1024}), loops)
-    small = inputs_for(looped.graph)
-    c_loops = time_call(lambda: looped.run(small), repeats=3)
-    blas_small = compile_c(looped.graph, backend)
-    c_blas_small = time_call(lambda: blas_small.run(small), repeats=9)
+    small_graph = example("06_mlp", {"B": 256, "K": 256, "F": 1024})
+    small = inputs_for(small_graph)
+    looped = legacy_driver(small_graph, CBackend(matmul="loops", cache=backend.cache))
+    c_loops = time_call(lambda: looped(small), repeats=3)
+    blas_small = legacy_driver(small_graph, backend)
+    c_blas_small = time_call(lambda: blas_small(small), repeats=9)
     return (
         f"mlp: C (BLAS tiles + C epilogue) {c['median'] * 1e3:.2f} ms, NumPy matmul alone {mm['median'] * 1e3:.2f} ms "
         f"-> {c['median'] / mm['median']:.3f}x (target <= 1.05x)\n"
@@ -120,20 +121,36 @@ def mlp_row(quick: bool, backend: CBackend) -> str:
     )
 
 
+def legacy_driver(graph, backend: CBackend):
+    """One matmul group built by a given backend object (to compare the matmul strategies)."""
+    from fusec.fusion.planner import plan
+    from fusec.loops.lower import lower_group
+
+    p = plan(graph)
+    (group,) = p.groups
+    nest = lower_group(p.graph, group)
+    kernel = backend.build(p.graph, group, nest, backend.default_schedule(nest))
+    out = np.ones(nest.buffers[-1].shape, np.float32)
+    return lambda xs: kernel(*[np.ascontiguousarray(a).reshape(b.shape) for a, b in zip(xs, nest.buffers[:-1])], out)
+
+
 def compile_rows() -> list[str]:
     rows = []
+    saved = os.environ.get("FUSEC_CACHE_DIR")
     for path in sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.fg")):
-        graph = example(path.stem)
         with tempfile.TemporaryDirectory() as tmp:
-            cold_backend = CBackend(cache=KernelCache(tmp))
+            os.environ["FUSEC_CACHE_DIR"] = tmp  # a fresh, empty kernel cache
             t0 = time.perf_counter()
-            compile_c(graph, cold_backend)
+            fusec.compile(path, backend="c", tune_db=False)
             cold = time.perf_counter() - t0
-            warm_backend = CBackend(cache=KernelCache(tmp))
             t0 = time.perf_counter()
-            compile_c(graph, warm_backend)
+            fusec.compile(path, backend="c", tune_db=False)
             hit = time.perf_counter() - t0
         rows.append(f"{path.stem:<22} cold {cold * 1e3:7.0f} ms   cache hit {hit * 1e3:6.1f} ms")
+    if saved is None:
+        os.environ.pop("FUSEC_CACHE_DIR", None)
+    else:
+        os.environ["FUSEC_CACHE_DIR"] = saved
     return rows
 
 
