@@ -35,16 +35,23 @@ def backend() -> CBackend:
     return CBackend()
 
 
-def run_with(backend: CBackend, graph, arrays) -> tuple[np.ndarray, ...]:
-    """Plan, lower and run every group in C; return the graph's outputs."""
+def run_with(backend: CBackend, graph, arrays, batched: bool = False) -> tuple[np.ndarray, ...]:
+    """Plan, lower and run every group in C; return the graph's outputs.
+
+    batched: build all groups with CBackend.build_all (shared translation units) instead of one by one.
+    """
     p = plan(graph)
+    nests = [lower_group(p.graph, group) for group in p.groups]
+    if batched:
+        items = [(g, n, backend.default_schedule(n)) for g, n in zip(p.groups, nests)]
+        kernels = backend.build_all(p.graph, items)
+    else:
+        kernels = [backend.build(p.graph, g, n, backend.default_schedule(n)) for g, n in zip(p.groups, nests)]
     values = dict(zip(graph.inputs, arrays))
     for node in p.graph.nodes():  # outputs may be constants; kernels inline the others
         if node.op == "const":
             values[node.name] = np.asarray(node.attrs["value"], dtype=node.type.dtype.numpy)
-    for group in p.groups:
-        nest = lower_group(p.graph, group)
-        kernel = backend.build(p.graph, group, nest, backend.default_schedule(nest))
+    for nest, kernel in zip(nests, kernels):
         args = []
         for b in nest.buffers:
             if b.role == "in":
@@ -57,10 +64,10 @@ def run_with(backend: CBackend, graph, arrays) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(values[o]).reshape(graph.type_of(o).shape) for o in graph.outputs)
 
 
-def check_against_interpreter(backend: CBackend, graph, arrays) -> None:
+def check_against_interpreter(backend: CBackend, graph, arrays, batched: bool = False) -> None:
     expected = interpret(graph, *arrays)
     expected = expected if isinstance(expected, tuple) else (expected,)
-    actual = run_with(backend, graph, arrays)
+    actual = run_with(backend, graph, arrays, batched)
     for name, a, e in zip(graph.outputs, actual, expected):
         mismatch = compare(a, e)
         assert mismatch is None, f"output {name}: {mismatch}"
@@ -70,6 +77,17 @@ def check_against_interpreter(backend: CBackend, graph, arrays) -> None:
 def test_example_matches_interpreter(backend, path):
     graph = load(path, sizes=small_sizes(path))
     check_against_interpreter(backend, graph, random_inputs(graph, seed=3))
+
+
+def test_build_all_shares_translation_units(backend, tmp_path):
+    """A whole graph built with two compiler runs gives the same results as one kernel at a time."""
+    from fusec.runtime.cache import KernelCache
+
+    fresh = CBackend(cache=KernelCache(tmp_path))
+    path = EXAMPLES[0].parent / "09_transformer_block.fg"
+    graph = load(path, sizes=small_sizes(path))
+    check_against_interpreter(fresh, graph, random_inputs(graph, seed=6), batched=True)
+    assert fresh.cache.misses == 2  # two translation units for all of the block's kernels
 
 
 def test_special_values_are_computed_not_rejected(backend):

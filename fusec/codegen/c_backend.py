@@ -16,7 +16,9 @@ that into one warning and the NumPy backend.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,45 +88,84 @@ class CBackend(Backend):
 
     def compile_source(self, source: str, symbol: str, params: list[Param]) -> KernelFunction:
         """Compile (or find in the cache) one C translation unit and bind one of its functions."""
+        return KernelFunction(self.library(source), symbol, params)
+
+    def library(self, source: str) -> Path:
         cache = self.cache or default_cache()
-        entry = cache.build(source, self.headers, self.compiler, self.flags)
-        return KernelFunction(entry.library, symbol, params)
+        return cache.build(source, self.headers, self.compiler, self.flags).library
 
     def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
+        prepared = self.prepare(nest, schedule)
+        return prepared.finish(self.library(prepared.source))
+
+    def build_all(self, graph: Graph, items: list[tuple[Group, LoopNest, Schedule]]) -> list[Kernel]:
+        """Build many groups with few compiler runs: their functions share translation units.
+
+        A compiler run costs ~0.1 s of start-up and per-file work before any kernel is compiled,
+        so a graph's kernels go into at most two files, compiled at the same time (two cores).
+        """
+        prepared = [self.prepare(nest, schedule) for _, nest, schedule in items]
+        if not prepared:
+            return []
+        halves = [prepared] if len(prepared) < 4 else [prepared[: len(prepared) // 2], prepared[len(prepared) // 2 :]]
+        sources = [PRELUDE + "\n" + "\n".join(f for p in half for f in p.functions) for half in halves]
+        with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+            libraries = list(pool.map(self.library, sources))
+        return [p.finish(lib) for half, lib in zip(halves, libraries) for p in half]
+
+    def prepare(self, nest: LoopNest, schedule: Schedule) -> Prepared:
+        """Generate a group's C functions; `finish` binds them once a library holds them."""
         if nest.kind == "matmul" and nest.matmul is not None and self.matmul == "blas":
-            return self._build_blas_matmul(nest)
+            return self._prepare_blas_matmul(nest)
         scheduled = reuse_row_values(schedule_or_fallback(nest, schedule))
-        source, symbol = c_source(scheduled, self.sanitize)
-        fn = self.compile_source(source, symbol, buffer_params(nest.buffers))
-        call = fn.call_pointers
+        function, symbol = c_source(scheduled, self.sanitize, with_prelude=False)
+        params = buffer_params(nest.buffers)
 
-        def run(*arrays: np.ndarray) -> None:
-            call(*[a.ctypes.data for a in arrays])
+        def finish(library: Path) -> Kernel:
+            call = KernelFunction(library, symbol, params).call_pointers
 
-        return Kernel(backend="c", source=source, run=run, **kernel_signature(nest))
+            def run(*arrays: np.ndarray) -> None:
+                call(*[a.ctypes.data for a in arrays])
+
+            return Kernel(backend="c", source=PRELUDE + "\n" + function, run=run, **kernel_signature(nest))
+
+        return Prepared([function], finish)
 
     # -------------------------------------------------------------------------- matmul + BLAS
 
-    def _build_blas_matmul(self, nest: LoopNest) -> Kernel:
+    def _prepare_blas_matmul(self, nest: LoopNest) -> Prepared:
         plan = MatmulTiling.of(nest)
-        source_parts, symbols = [], []
+        functions, symbols = [], []
         for rows in sorted({plan.tile_rows, plan.tail_rows} - {0}, reverse=True):
             epi = plan.epilogue_nest(rows)
             scheduled = schedule_or_fallback(epi, default_schedule(epi, backend="c"))
-            text, symbol = c_source(scheduled, self.sanitize, with_prelude=not source_parts)
-            source_parts.append(text)
+            text, symbol = c_source(scheduled, self.sanitize, with_prelude=False)
+            functions.append(text)
             symbols.append((rows, symbol, epi))
-        source = "\n".join(source_parts)
-        functions = {
-            rows: self.compile_source(source, symbol, buffer_params(epi.buffers)) for rows, symbol, epi in symbols
-        }
-        run = plan.runner(functions)
         where = f"into {plan.direct}, which the epilogue updates in place" if plan.direct else "into a scratch tile"
         header = (
             f"/* {nest.name}: NumPy's matmul (BLAS) on tiles of {plan.tile_rows} x {plan.row_elements} results,\n"
             f" * written {where}; then this epilogue on each tile */\n"
         )
-        return Kernel(backend="c", source=header + source, run=run, **kernel_signature(nest))
+
+        def finish(library: Path) -> Kernel:
+            bound = {rows: KernelFunction(library, symbol, buffer_params(epi.buffers)) for rows, symbol, epi in symbols}
+            source = header + PRELUDE + "\n" + "\n".join(functions)
+            return Kernel(backend="c", source=source, run=plan.runner(bound), **kernel_signature(nest))
+
+        return Prepared(functions, finish)
+
+
+@dataclass
+class Prepared:
+    """A group's generated C functions, and how to make its Kernel from a library that holds them."""
+
+    functions: list[str]
+    finish: Callable[[Path], Kernel]
+
+    @property
+    def source(self) -> str:
+        return PRELUDE + "\n" + "\n".join(self.functions)
 
 
 def schedule_or_fallback(nest: LoopNest, schedule: Schedule) -> LoopNest:
