@@ -99,7 +99,7 @@ def verify_against_interpreter(g, inputs, values) -> int:
             print(f"verify: {o}: {mismatch}")
             failed = True
     if failed:
-        print("verify: FAILED: the results differ from the interpreter beyond the tolerance (docs/tolerances.md)")
+        print("verify: FAILED: the results differ from the interpreter beyond the tolerance (fusec/tolerance.py)")
         return 1
     print(f"verify: ok: {len(g.outputs)} output(s) match the interpreter within the tolerance")
     return 0
