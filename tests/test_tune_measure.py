@@ -112,7 +112,7 @@ def test_a_hang_is_killed_at_the_timeout(tmp_path):
     start = time.monotonic()
     result = runner.run(_job(tmp_path, "test_tune_measure:FaultyBackend"), Schedule((0,), False, False, 4))
     assert result["status"] == "timeout" and "2 s" in result["detail"]
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 30  # the kernel sleeps for an hour; the runner does not wait for it
 
 
 def test_a_correct_candidate_reports_timed_samples(tmp_path):

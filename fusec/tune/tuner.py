@@ -42,6 +42,7 @@ from fusec.loops.ir import LoopNest
 from fusec.loops.lower import lower_group
 from fusec.loops.schedule import Schedule
 from fusec.rewrite import rewrite
+from fusec.runtime.build import sanitize_requested
 from fusec.tune.db import TuneDB
 from fusec.tune.isolate import IsolatedRunner
 from fusec.tune.jobs import FAILURES, BackendSpec, KernelJob, Trial
@@ -208,10 +209,19 @@ def tune_graph(
     settings = settings or TuneSettings()
     settings.check()
     db = db or TuneDB()
+    if sanitize_requested():
+        raise FusecError("FUSEC_SANITIZE is set: sanitized kernels are for finding memory errors, not for timing; "
+                         "unset it to tune")
     spec = BackendSpec(backend, tuple(sorted((backend_options or {}).items())), backend_factory)
     backend_obj = spec.make()
     if kernels is None:
         graph, kernels = lower_all(graph)
+    # every space first, so a strategy that refuses one (exhaustive over budget) does before anything runs
+    spaces = [search_space(n, backend_obj.name, backend_obj.default_schedule(n), ignored=schedule_ignored(backend_obj, n))
+              for _, n in kernels]
+    if settings.strategy == "exhaustive":
+        for (_, nest), space in zip(kernels, spaces):
+            make_strategy("exhaustive", len(space), settings.budget).start(nest, space.candidates[1:], settings.budget)
     values = evaluate(graph, random_inputs(graph, seed=settings.seed), keep_all=True)
     env = tuple((k, os.environ[k]) for k in PASS_ENV if k in os.environ)
     runner = IsolatedRunner(settings.timeout_s)
@@ -220,11 +230,11 @@ def tune_graph(
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="fusec-tune-") as tmp:
-            for group, nest in kernels:
+            for (group, nest), space in zip(kernels, spaces):
                 directory = Path(tmp) / nest.name
                 _save_arrays(directory, nest, values)
                 job = KernelJob(spec, graph, group, nest, directory, env, settings.warmup, settings.repeats, settings.min_sample_s)
-                result = tune_kernel(job, backend_obj, settings, db, executor, runner, progress)
+                result = tune_kernel(job, space, backend_obj, settings, db, executor, runner, progress)
                 result.record = make_record(graph, nest, backend_obj, result, settings)
                 if store and result.record is not None:
                     db.append(result.record)
@@ -235,12 +245,11 @@ def tune_graph(
     return results
 
 
-def tune_kernel(job: KernelJob, backend: Backend, settings: TuneSettings, db: TuneDB,
+def tune_kernel(job: KernelJob, space: Space, backend: Backend, settings: TuneSettings, db: TuneDB,
                 executor: concurrent.futures.Executor, runner: IsolatedRunner,
                 progress: Callable[[str, Trial], None] | None = None) -> KernelResult:
     start = time.perf_counter()
     nest = job.nest
-    space = search_space(nest, backend.name, backend.default_schedule(nest), ignored=schedule_ignored(backend, nest))
     key = record_key(nest, backend)
     rest = space.candidates[1:]
     strategy = make_strategy(settings.strategy, len(space), settings.budget, settings.seed, job_model(), history(db, key))
