@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Differential fuzzing for long sessions: random graphs through rewrite, plan and compile on each
+backend, compared with the interpreter. Every failing graph is shrunk and saved as a minimal .fg
+reproducer (plus its inputs as .npz) in the output directory.
+
+    python tools/fuzz.py --graphs 10000 --backends numpy,c --out fuzz-failures/
+    python tools/fuzz.py --minutes 60 --special 0.05          # NaN/inf/-0/denormals in 5% of elements
+
+Shrinking works in two passes. First on the generator's *choices*: each graph is made by
+fusec.testing.graphgen from a list of recorded random decisions, and a shorter or smaller list
+replays into a smaller graph, so sizes, ranks and op counts all shrink together. Then on the graph
+itself: drop outputs, and cut an op off by turning it into an input of the same type. A candidate
+is kept only while it fails in the same way (same backend, same kind, same exception type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fusec.bisect import Failure, check  # noqa: E402
+from fusec.errors import FusecError  # noqa: E402
+from fusec.interp import evaluate  # noqa: E402
+from fusec.ir.graph import Graph  # noqa: E402
+from fusec.ir.printer import print_graph  # noqa: E402
+from fusec.testing.graphgen import GenConfig, random_arrays, random_graph, replay_graph  # noqa: E402
+
+
+def find_failure(g: Graph, input_seed: int, backends: list[str], special: float) -> Failure | None:
+    arrays = random_arrays(g, np.random.default_rng(input_seed), special)
+    expected = evaluate(g, arrays)
+    for b in backends:
+        f = check(g, arrays, b, expected)
+        if f is not None:
+            return f
+    return None
+
+
+def _same(g: Graph, input_seed: int, backends: list[str], special: float, signature: str) -> bool:
+    try:
+        f = find_failure(g, input_seed, backends, special)
+    except FusecError:
+        return False
+    return f is not None and f.signature == signature
+
+
+# ------------------------------------------------------------------------------------------ shrinking
+
+
+def shrink_choices(record: list[int], cfg: GenConfig, still_fails) -> list[int]:
+    """Delete chunks of the choice list and lower single choices, while the replayed graph still fails."""
+    best = list(record)
+    changed = True
+    while changed:
+        changed = False
+        for size in (16, 8, 4, 2, 1):
+            i = 0
+            while i < len(best):
+                cand = best[:i] + best[i + size :]
+                if _try(cand, cfg, still_fails):
+                    best, changed = cand, True
+                else:
+                    i += size
+        for i in range(len(best)):
+            for smaller in (0, best[i] // 2, best[i] - 1):
+                if 0 <= smaller < best[i]:
+                    cand = best[:i] + [smaller] + best[i + 1 :]
+                    if _try(cand, cfg, still_fails):
+                        best, changed = cand, True
+                        break
+    return best
+
+
+def _try(record: list[int], cfg: GenConfig, still_fails) -> bool:
+    try:
+        g = replay_graph(record, cfg)
+    except FusecError:
+        return False
+    return still_fails(g)
+
+
+def rebuild(g: Graph, outputs: list[str], cut: str | None = None) -> Graph:
+    """A copy of g with other outputs, optionally with op `cut` replaced by an input of its type."""
+    new = Graph(g.name)
+    new.dims = dict(g.dims)
+    ren: dict[str, str] = {}  # the cut op's name -> its input's name
+    for i in g.inputs:
+        t = g.type_of(i)
+        new.add_input(i, t.dtype, t.shape, written=g.input_dims.get(i))
+        if i in g.input_ranges:
+            new.input_ranges[i] = g.input_ranges[i]
+    for node in g.nodes():
+        if node.op == "input":
+            continue
+        if node.name == cut:
+            name = node.name if not node.name.startswith("%") else f"cut{node.name[1:]}"
+            new.add_input(name, node.type.dtype, node.type.shape)
+            if node.type.dtype.is_int:
+                new.input_ranges[name] = (-10, 10)
+            outputs = [name if o == node.name else o for o in outputs]
+            ren[node.name] = name
+            continue
+        if node.op == "const":
+            new.const(node.attrs["value"], node.type.dtype, name=node.name)
+        else:
+            new.add(node.op, *[ren.get(a, a) for a in node.args], name=node.name, **node.attrs)
+    new.set_outputs(outputs)
+    new.dead_code_elimination()
+    used = {w for ws in new.input_dims.values() for w in ws if isinstance(w, str)}
+    new.dims = {k: v for k, v in new.dims.items() if k in used}
+    new.verify()
+    return new
+
+
+def shrink_graph(g: Graph, still_fails) -> Graph:
+    best = g
+    changed = True
+    while changed:
+        changed = False
+        outs = list(dict.fromkeys(best.outputs))
+        if len(best.outputs) > 1:
+            for o in outs:
+                cand = rebuild(best, [o])
+                if still_fails(cand):
+                    best, changed = cand, True
+                    break
+        for node in best.ops():
+            try:
+                cand = rebuild(best, list(best.outputs), cut=node.name)
+            except FusecError:
+                continue
+            if cand.ops() and still_fails(cand):
+                best, changed = cand, True
+                break
+    return best
+
+
+def save(out_dir: Path, seed: int, g: Graph, input_seed: int, failure: Failure, special: float) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"fuzz_{seed}_{failure.backend}_{failure.kind}"
+    header = [
+        f"# Found by tools/fuzz.py (graph seed {seed}, input seed {input_seed}, special {special}), then shrunk.",
+        f"# {failure}".replace("\n", " "),
+    ]
+    text = "\n".join(header) + "\n" + print_graph(g)
+    path = out_dir / f"{stem}.fg"
+    path.write_text(text)
+    arrays = random_arrays(g, np.random.default_rng(input_seed), special)
+    np.savez(out_dir / f"{stem}.npz", **dict(zip(g.inputs, arrays)))
+    return path
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--graphs", type=int, default=1000, help="how many graphs (default 1000)")
+    ap.add_argument("--minutes", type=float, default=None, help="stop after this long instead")
+    ap.add_argument("--seed", type=int, default=0, help="first graph seed")
+    ap.add_argument("--backends", default="numpy,c", help="comma-separated: numpy, c")
+    ap.add_argument("--max-ops", type=int, default=10)
+    ap.add_argument("--special", type=float, default=0.0, help="fraction of special float inputs")
+    ap.add_argument("--out", default="fuzz-failures", help="directory for reproducers")
+    ap.add_argument("--no-shrink", action="store_true")
+    args = ap.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    cfg = GenConfig(max_ops=args.max_ops)
+    deadline = time.time() + args.minutes * 60 if args.minutes else None
+    out_dir = Path(args.out)
+    seen: set[str] = set()
+    n = failures = 0
+    seed = args.seed
+    t0 = time.time()
+    while (deadline is None and n < args.graphs) or (deadline is not None and time.time() < deadline):
+        g, record = random_graph(seed, cfg)
+        f = find_failure(g, seed, backends, args.special)
+        n += 1
+        if f is not None:
+            failures += 1
+            sig = f.signature
+            print(f"seed {seed}: {f}", flush=True)
+            if not args.no_shrink:
+                def still(c: Graph, sig=sig) -> bool:
+                    return _same(c, seed, backends, args.special, sig)
+
+                record = shrink_choices(record, cfg, still)
+                g = shrink_graph(replay_graph(record, cfg), still)
+                f = find_failure(g, seed, backends, args.special) or f
+            path = save(out_dir, seed, g, seed, f, args.special)
+            new = " (new kind)" if sig not in seen else ""
+            seen.add(sig)
+            print(f"  shrunk to {len(g.ops())} ops: {path}{new}", flush=True)
+        seed += 1
+        if n % 100 == 0:
+            print(f"{n} graphs, {failures} failing, {time.time() - t0:.0f}s", flush=True)
+    print(f"done: {n} graphs, {failures} failing ({len(seen)} kinds), {time.time() - t0:.0f}s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
