@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fusec.rewrite import parse_rules, standard_rules, verify_rule
-from fusec.rewrite.verify import DEFAULT_CASES, _float_pool
+from fusec.rewrite.cases import float_pool
+from fusec.rewrite.verify import DEFAULT_CASES
 
 RULES = standard_rules()
 
@@ -68,12 +69,12 @@ def test_cases_are_deterministic_for_a_seed():
 
 
 def test_inputs_include_zeros_infinities_nan_and_denormals():
-    pool = _float_pool(np.dtype(np.float32), finite=False)
+    pool = float_pool(np.dtype(np.float32), finite=False)
     assert np.any((pool == 0) & np.signbit(pool)) and np.any((pool == 0) & ~np.signbit(pool))
     assert np.isnan(pool).any() and np.isposinf(pool).any() and np.isneginf(pool).any()
     tiny = np.finfo(np.float32).tiny
     assert np.any((pool != 0) & (np.abs(pool) < tiny))  # denormals
-    finite = _float_pool(np.dtype(np.float64), finite=True)
+    finite = float_pool(np.dtype(np.float64), finite=True)
     assert np.isfinite(finite).all()
 
 

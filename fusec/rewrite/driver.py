@@ -226,9 +226,10 @@ class _Rewriter:
                 return False  # two outputs that are equal keep their own names
             keep, drop = drop, keep
         dropped = self._node(drop)
+        before = self._describe(dropped)  # before _replace removes its dead operands
         survivor = self._replace(dropped, keep)
         self.cse[key] = survivor
-        self.trace.append(RewriteStep(CSE, drop, self.iteration, self._describe(dropped), survivor))
+        self.trace.append(RewriteStep(CSE, drop, self.iteration, before, survivor))
         self._push(survivor)
         return True
 
