@@ -84,7 +84,7 @@ def compile_stages(
     inplace = donations(the_plan, donate or {})
     nests = [lower(the_plan.graph, grp, inplace) for grp in the_plan.groups]  # lower
     scheds = [pick_schedule(be, n, (schedules or {}).get(g.id), tune_db) for g, n in zip(the_plan.groups, nests)]  # schedule
-    kernels = [build(be, the_plan.graph, g, n, s) for g, n, s in zip(the_plan.groups, nests, scheds)]  # codegen + build
+    kernels = build(be, the_plan.graph, the_plan.groups, nests, scheds)  # codegen + build
     return Stages(graph, rewritten, the_plan, nests, scheds, kernels, be.name)
 
 
@@ -178,10 +178,11 @@ def pick_schedule(be: Backend, nest: LoopNest | None, override: Schedule | None,
     return be.default_schedule(nest)
 
 
-def build(be: Backend, graph: Graph, grp: Group, nest: LoopNest | None, sched: Schedule | None) -> Kernel:
-    if nest is None:
-        return reference_kernel(graph, grp)
-    return be.build(graph, grp, nest, sched)
+def build(be: Backend, graph: Graph, groups: list[Group], nests: list, scheds: list) -> list[Kernel]:
+    """Every group's kernel, in plan order (the backend may compile them together)."""
+    items = [(g, n, s) for g, n, s in zip(groups, nests, scheds) if n is not None]
+    built = iter(be.build_all(graph, items))
+    return [next(built) if n is not None else reference_kernel(graph, g) for g, n in zip(groups, nests)]
 
 
 def reference_kernel(graph: Graph, grp: Group) -> Kernel:

@@ -78,3 +78,7 @@ class Backend(ABC):
     @abstractmethod
     def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
         """Generate, compile if needed, and load one kernel."""
+
+    def build_all(self, graph: Graph, items: list[tuple[Group, LoopNest, Schedule]]) -> list[Kernel]:
+        """Build several kernels of one graph; a backend may share work between them (one compiler run)."""
+        return [self.build(graph, group, nest, schedule) for group, nest, schedule in items]
