@@ -19,6 +19,8 @@ def test_every_standard_rule_keeps_its_promise(rule):
     result = verify_rule(rule, cases=DEFAULT_CASES)
     assert result.passed, str(result)  # the message carries the counterexample
     assert result.cases >= 200 and result.elements >= result.cases
+    if rule.cls == "unsafe":  # and it is unsafe for a reason: it breaks somewhere outside its domain
+        assert result.witness is not None, f"{rule.name} found no input that breaks it: is it really unsafe?"
 
 
 def test_the_verifier_catches_x_plus_zero_claimed_exact_and_prints_the_counterexample():

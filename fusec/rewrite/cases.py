@@ -164,12 +164,13 @@ class SelfCheckError(Exception):
 class CaseMaker:
     """Builds one random instance of a rule's pattern as a graph."""
 
-    def __init__(self, rule: Rule, rng: np.random.Generator):
+    def __init__(self, rule: Rule, rng: np.random.Generator, anywhere: bool = False):
+        """anywhere=True ignores the rule's domain and draws specials too (to show why it is unsafe)."""
         self.rule = rule
         self.rng = rng
         self.bool_vars = _condition_vars(rule.pattern, set())
-        self.domain = {name: (lo, hi) for name, lo, hi in rule.domain}
-        self.finite = rule.cls != "exact"
+        self.domain = {} if anywhere else {name: (lo, hi) for name, lo, hi in rule.domain}
+        self.finite = rule.cls != "exact" and not anywhere
         self.guard_numbers = _guard_numbers(rule.guard, {}) if rule.guard is not None else {}
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:

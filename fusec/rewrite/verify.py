@@ -105,6 +105,7 @@ class VerifyResult:
     dtypes: tuple[str, ...] = ()
     counterexample: Counterexample | None = None
     error: str | None = None
+    witness: Counterexample | None = None  # unsafe rules: an input outside the domain where it breaks
 
     def __str__(self) -> str:
         head = "PASS" if self.passed else "FAIL"
@@ -113,6 +114,8 @@ class VerifyResult:
             text += f"\n  {self.error}"
         if self.counterexample is not None:
             text += "\n" + "\n".join("  " + line for line in str(self.counterexample).splitlines())
+        if self.witness is not None:
+            text += "\n  why it is unsafe: outside its domain, " + "\n  ".join(str(self.witness).splitlines())
         return text
 
     def to_json(self) -> dict:
@@ -127,6 +130,7 @@ class VerifyResult:
             "dtypes": list(self.dtypes),
             "error": self.error,
             "counterexample": self.counterexample.to_json() if self.counterexample else None,
+            "unsafe_witness": self.witness.to_json() if self.witness else None,
         }
 
 
@@ -264,7 +268,26 @@ def verify_rule(rule: Rule, cases: int = DEFAULT_CASES, seed: int = 0) -> Verify
         result.error = f"only {result.cases} applicable cases in {attempts} attempts (wanted {cases}); the guard is rarely true"
         return result
     result.passed = True
+    if rule.cls == "unsafe":
+        result.witness = _unsafe_witness(rule, rng, allowed, cases)
     return result
+
+
+def _unsafe_witness(rule: Rule, rng: np.random.Generator, allowed: list[DType], cases: int) -> Counterexample | None:
+    """An input, anywhere (specials included), where an unsafe rule misses the tolerance: the reason
+    it is unsafe. None if none turned up, which suggests the rule may deserve a safer class."""
+    maker = CaseMaker(rule, rng, anywhere=True)
+    for _ in range(cases * 4):
+        case = maker.make(allowed[int(rng.integers(0, len(allowed)))])
+        if case is None:
+            continue
+        values = evaluate(case.graph, case.inputs)
+        before, after = np.asarray(values[case.root]), np.asarray(values[case.replacement])
+        rtol, atol = _tolerances(rule, before.dtype) if before.dtype.kind == "f" else (0.0, 0.0)
+        m = compare(after, before, rtol=rtol, atol=atol)
+        if m is not None:
+            return _counterexample(case, before, after, m.index or (), f"{m.reason}: outside the domain the rule assumes")
+    return None
 
 
 def verify_rules(rules: list[Rule], cases: int = DEFAULT_CASES, seed: int = 0) -> list[VerifyResult]:
