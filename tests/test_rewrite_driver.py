@@ -122,6 +122,8 @@ def test_unknown_class_and_bad_iteration_bound_are_user_errors():
         rewrite(g, classes=("exact", "fast"))
     with pytest.raises(FusecError, match="max_iterations"):
         rewrite(g, max_iterations=0)
+    assert rewrite(g, classes=()).fired() == {}  # no rule classes: only fold, CSE and DCE
+    assert rewrite(g, classes="exact,approx").fired() == rewrite(g).fired()
 
 
 def test_the_trace_says_which_rule_fired_where_and_when():

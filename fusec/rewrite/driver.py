@@ -90,8 +90,11 @@ def _pattern_depth(p: Any) -> int:
     return 0
 
 
-def check_classes(classes: Iterable[str]) -> tuple[str, ...]:
-    out = tuple(dict.fromkeys(c.strip() for c in classes))
+def check_classes(classes: Iterable[str] | str) -> tuple[str, ...]:
+    """The rule classes to enable: an iterable of names, or one comma-separated string."""
+    if isinstance(classes, str):
+        classes = classes.split(",")
+    out = tuple(dict.fromkeys(c.strip() for c in classes if c.strip()))
     for c in out:
         if c not in CLASSES:
             raise FusecError(f"unknown rule class '{c}' (classes: {', '.join(CLASSES)})")
@@ -315,13 +318,14 @@ class _Rewriter:
 
 def rewrite(
     graph: Graph,
-    classes: Iterable[str] = DEFAULT_CLASSES,
+    classes: Iterable[str] | str = DEFAULT_CLASSES,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     rules: Sequence[Rule] | None = None,
 ) -> RewriteResult:
     """Rewrite `graph` with the enabled rule classes (and fold, CSE, DCE) until nothing changes.
 
-    classes: which rule classes to use; "unsafe" is off unless named. rules: the rules to draw
+    classes: which rule classes to use; "unsafe" is off unless named; none at all leaves only
+    folding, CSE and DCE. rules: the rules to draw
     from (default: the standard library). Returns a RewriteResult; `graph` itself is not changed.
     """
     classes = check_classes(classes)
