@@ -258,3 +258,33 @@ def test_generated_c_matches_golden(backend, golden):
         path.write_text(text)
     assert path.exists(), f"{path} is missing: run with FUSEC_UPDATE_GOLDEN=1 to create it"
     assert text == path.read_text(), f"generated C for {name} changed; see {path} (FUSEC_UPDATE_GOLDEN=1 to accept)"
+
+
+SANITIZED_RUN = """
+import fusec
+from fusec.inputs import random_inputs
+from fusec.tolerance import compare
+for stem, sizes in [("03_softmax", {"N": 5, "D": 33}), ("06_mlp", {"B": 5, "K": 7, "F": 9})]:
+    path = f"examples/{stem}.fg"
+    compiled = fusec.compile(path, backend="c", sizes=sizes, tune_db=False)
+    assert "FUSEC_AT(" in compiled.source()
+    graph = fusec.load(path, sizes=sizes)
+    xs = random_inputs(graph, 0)
+    assert compare(compiled(*xs), fusec.interpret(graph, *xs)) is None, stem
+print("sanitized kernels ok")
+"""
+
+
+def test_generated_kernels_run_clean_under_asan_and_ubsan(tmp_path):
+    """Sanitize mode end to end: bounds assertions, AddressSanitizer and UBSan, in a child process."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from fusec.runtime.build import sanitizer_env
+
+    env = dict(os.environ, **sanitizer_env(), FUSEC_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", SANITIZED_RUN], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sanitized kernels ok" in proc.stdout
