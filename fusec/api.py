@@ -66,7 +66,7 @@ class Compiled:
                 if not (arr.flags.c_contiguous and arr.flags.writeable):
                     raise FusecInputError(f"input '{name}' is donated (updated in place), so it must be a C-contiguous, writeable array")
             else:
-                arr = np.ascontiguousarray(arr)
+                arr = np.require(arr, requirements="C")  # np.ascontiguousarray would make a 0-d array 1-d
             inputs[name] = arr
         outs = self._out_arrays(out)
         produced = self._executor.run(inputs, outs)

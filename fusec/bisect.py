@@ -26,7 +26,7 @@ import numpy as np
 from fusec.errors import FusecError
 from fusec.interp import evaluate
 from fusec.ir.graph import Graph
-from fusec.tolerance import Mismatch, compare
+from fusec.tolerance import Mismatch, compare, compare_output
 
 DEFAULT_CLASSES = ("exact", "approx")
 
@@ -95,7 +95,7 @@ def check(graph: Graph, arrays: list[np.ndarray], backend: str, expected: dict |
     except Exception as err:  # noqa: BLE001 - every escape on a well-typed graph is a finding
         return Failure(backend, "crash", error=err)
     for o in graph.outputs:
-        m = compare(got[o], expected[o])
+        m = compare_output(graph, o, got[o], expected[o])
         if m is not None:
             return Failure(backend, "mismatch", output=o, mismatch=m)
     return None
@@ -159,7 +159,7 @@ def bisect(graph: Graph, arrays: list[np.ndarray], backend: str = "c", rewrite_c
     from fusec.rewrite import rewrite
 
     rewritten = rewrite(graph, rewrite_classes or ())
-    if _differs(evaluate(rewritten.graph, arrays), expected, graph.outputs, rewritten.graph.outputs):
+    if _differs(evaluate(rewritten.graph, arrays), expected, graph.outputs, rewritten.graph.outputs, graph):
         report.rewrite_rule = _guilty_rule(graph, arrays, expected, rewrite_classes, rewritten)
         if report.rewrite_rule is None:
             report.notes.append("the rewritten graph already differs in the interpreter, but no single rule explains it")
@@ -208,8 +208,8 @@ def bisect(graph: Graph, arrays: list[np.ndarray], backend: str = "c", rewrite_c
     return report
 
 
-def _differs(got: dict, expected: dict, want_names: list[str], got_names: list[str]) -> bool:
-    return any(compare(got[b], expected[a]) is not None for a, b in zip(want_names, got_names))
+def _differs(got: dict, expected: dict, want_names: list[str], got_names: list[str], graph: Graph) -> bool:
+    return any(compare_output(graph, a, got[b], expected[a]) is not None for a, b in zip(want_names, got_names))
 
 
 def _without(rule_name: str):
@@ -225,7 +225,7 @@ def _guilty_rule(graph, arrays, expected, classes, rewritten) -> str | None:
         if name in ("fold", "cse", "dce"):
             continue
         again = rewrite(graph, classes or (), rules=_without(name))
-        if not _differs(evaluate(again.graph, arrays), expected, graph.outputs, again.graph.outputs):
+        if not _differs(evaluate(again.graph, arrays), expected, graph.outputs, again.graph.outputs, graph):
             return name
     return None
 
@@ -267,7 +267,7 @@ def _first_divergent_group(the_plan, arrays, backend) -> GroupDivergence | None:
                 values[p] = np.array(ref[p], copy=True, order="C")
         kernel.run(*(values[p] for p in kernel.params))
         for o in kernel.outputs:
-            m = compare(values[o], ref[o])
+            m = compare_output(g, o, values[o], ref[o])
             if m is not None:
                 return GroupDivergence(grp.id, grp.kind, [f"{n} = {g.node(n).op}" for n in grp.nodes], o, m)
     return None

@@ -7,7 +7,10 @@ The policy (docs/tolerances.md explains the numbers):
 * finite floats must satisfy |actual - expected| <= atol + rtol * |expected|, with rtol and atol per
   dtype. f32's rtol of 1e-4 covers what a fused kernel legitimately changes: reductions summed in
   another order (error grows with sqrt(n) * eps) and the C backend's polynomial exp/tanh/erf (a few
-  ulps). Approx-class rewrites (reassociation) are held to the same bound.
+  ulps). Approx-class rewrites (reassociation) are held to the same bound;
+* a graph output is judged by the precision it was *computed* in (`output_tolerance`): an f64
+  output that went through an f32 computation (where(c, exp(x_f32), y_f64)) can only be as exact as
+  f32, so it gets f32's rtol and atol.
 """
 
 from __future__ import annotations
@@ -18,6 +21,40 @@ import numpy as np
 
 RTOL = {"f32": 1e-4, "f64": 1e-9}
 ATOL = {"f32": 1e-5, "f64": 1e-12}
+
+
+def working_precision(graph, name: str) -> str | None:
+    """The narrowest float precision ("f32" or "f64") any op rounded in on the way to `name`.
+
+    Only ops that round count: inputs and constants are exact, and so are layout ops (they move
+    values) and widening an f32 to f64. None if no float arithmetic feeds `name`.
+    """
+    import networkx as nx
+
+    found = None
+    for n in nx.ancestors(graph.nx, name) | {name}:
+        node = graph.node(n)
+        if node.kind in ("leaf", "layout", "broadcast") or not node.type.dtype.is_float:
+            continue
+        prec = node.type.dtype.name
+        if prec == "f32":
+            return "f32"
+        found = prec
+    return found
+
+
+def output_tolerance(graph, name: str) -> tuple[float | None, float | None]:
+    """(rtol, atol) for comparing graph value `name`: its dtype's, or f32's if it went through f32."""
+    if not graph.type_of(name).dtype.is_float:
+        return None, None
+    prec = working_precision(graph, name) or graph.type_of(name).dtype.name
+    return RTOL[prec], ATOL[prec]
+
+
+def compare_output(graph, name: str, actual: np.ndarray, expected: np.ndarray) -> Mismatch | None:
+    """compare() with the tolerance of the precision `name` was computed in."""
+    rtol, atol = output_tolerance(graph, name)
+    return compare(actual, expected, rtol=rtol, atol=atol)
 
 
 @dataclass(frozen=True)

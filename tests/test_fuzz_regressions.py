@@ -1,7 +1,9 @@
 """Every reproducer in tests/regressions/ (bugs the fuzzers found) stays fixed.
 
 Each .fg file there starts with a comment saying what went wrong. Each one must round-trip through
-the printer, run from the CLI without a warning, and give values of the inferred types.
+the printer, run from the CLI without a warning, give values of the inferred types, and compile on
+both backends to results that match the interpreter (on its saved .npz inputs where it has one,
+else on several seeds of random inputs with special values).
 """
 
 from __future__ import annotations
@@ -42,6 +44,28 @@ def test_reproducer_runs_from_the_cli_without_warnings(path):
     r = subprocess.run([sys.executable, "-m", "fusec", "run", str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
+
+
+def _input_sets(path, g):
+    from fusec.testing.graphgen import random_arrays
+
+    saved = path.with_suffix(".npz")
+    if saved.exists():
+        with np.load(saved) as d:
+            yield [d[n] for n in g.inputs]
+    for seed in range(3):
+        yield random_arrays(g, np.random.default_rng(seed), special=0.1 * seed)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("path", REGRESSIONS, ids=lambda p: p.stem)
+def test_reproducer_compiles_to_the_interpreters_results(path, backend):
+    from fusec.bisect import check
+
+    g = fusec.load(path)
+    for arrays in _input_sets(path, g):
+        failure = check(g, arrays, backend)
+        assert failure is None, f"{path.name}: {failure}"
 
 
 def test_negative_literal_base_of_pow_keeps_its_meaning():

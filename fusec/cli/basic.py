@@ -89,12 +89,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def verify_against_interpreter(g, inputs, values) -> int:
     """Exit status 1, with the worst error, when a compiled result differs from the interpreter's."""
-    from fusec.tolerance import compare
+    from fusec.tolerance import compare_output
 
     expected = evaluate(g, inputs)
     failed = False
     for o in g.outputs:
-        mismatch = compare(values[o], expected[o])
+        mismatch = compare_output(g, o, values[o], expected[o])
         if mismatch is not None:
             print(f"verify: {o}: {mismatch}")
             failed = True
