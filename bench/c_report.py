@@ -163,6 +163,7 @@ def main() -> int:
     backend = CBackend(cache=KernelCache(os.environ.get("FUSEC_CACHE_DIR") or tempfile.mkdtemp(prefix="fusec-bench-")))
     print(f"fusec C backend report: {os.cpu_count()} cores, compiler {backend.compiler.identity}")
     print(f"flags: {' '.join(backend.flags)}")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (figures are only comparable on a quiet machine)")
     if "memory" in only:
         print()
         print(f"{'workload':<14} {'C ms':>8} {'roof ms':>9} {'GB/s':>7} {'%roof':>8} {'interp ms':>9} {'speedup':>8} {'numexpr':>8}")
@@ -178,6 +179,7 @@ def main() -> int:
         print()
         for row in compile_rows():
             print(row, flush=True)
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     return 0
 
 
