@@ -85,7 +85,7 @@ class KernelFunction:
     def __init__(self, library: str | Path | ctypes.CDLL, symbol: str, params: Sequence[Param]):
         lib = library if isinstance(library, ctypes.CDLL) else load_library(library)
         try:
-            self._fn = getattr(lib, symbol)
+            self._fn = lib[symbol]  # a fresh function pointer: its argtypes are this object's own
         except AttributeError:
             raise FusecError(f"the kernel library has no function '{symbol}'") from None
         self._fn.restype = None
