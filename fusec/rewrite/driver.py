@@ -287,11 +287,12 @@ class _Rewriter:
 
     def _push_consumers(self, name: str, depth: int) -> None:
         """Queue `name` and its consumers up to `depth` levels: patterns rooted there may now match."""
-        frontier = [name]
+        frontier, seen = [name], set()
         for _ in range(depth):
             following = []
             for n in frontier:
-                if n not in self.next:
+                if n not in seen:
+                    seen.add(n)
                     self.next[n] = None
                     following.extend(self.g.nx.successors(n))
             frontier = following
