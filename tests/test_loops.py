@@ -220,3 +220,33 @@ def test_accumulators_start_at_their_identities():
     assert {(i.op, i.identity) for i in inits} == {("max", float("-inf")), ("sum", 0.0)}
     updates = [s for s in walk(stages.nests[0].body) if isinstance(s, AccUpdate)]
     assert len(updates) == 2
+
+
+# ------------------------------------------------------------------------------ random graphs, random schedules
+
+from hypothesis import HealthCheck, given, note, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_numpy_backend import random_graphs, special_inputs  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(random_graphs(), st.data())
+def test_random_schedules_of_random_graphs_keep_their_meaning(graph, data):
+    note(str(graph))
+    stages = compile_stages(graph.copy(), backend="numpy", rewrite_classes=None)
+    g = stages.plan.graph
+    values = evaluate(g, special_inputs(g, 0), keep_all=True)
+    for nest in stages.nests:
+        if nest is None:
+            continue
+        kept = sum(1 for d in nest.dims if not d.reduced)
+        sched = Schedule(
+            tiles=tuple(data.draw(st.lists(st.integers(0, 4), min_size=kept, max_size=kept))),
+            parallel=data.draw(st.booleans()),
+            vectorize=data.draw(st.booleans()),
+            unroll=data.draw(st.sampled_from([1, 2, 3])),
+            order=tuple(data.draw(st.permutations(range(kept)))),
+        )
+        note(f"{nest.name}: {sched}")
+        for name, got in run_group(nest, values, sched).items():
+            assert compare(got, values[name]) is None, (nest.name, str(sched), name, compare(got, values[name]))

@@ -230,7 +230,7 @@ class Schedule:
     tiles:     a tile size for each kept (not reduced) dimension, outermost first; 0 leaves the
                dimension whole. The tiled dimensions' outer loops walk tile by tile; everything
                inside is one block (the NumPy backend computes a block with whole-array operations).
-    parallel:  run the outermost tile loop in parallel (threads)
+    parallel:  run the outermost tile loop in parallel (threads), or the outermost loop where that is legal
     vectorize: mark the innermost loops vector
     unroll:    split each innermost loop by this factor and unroll it (1: no unrolling)
     order:     the loop order of the kept dimensions, outermost first, as positions in the kept
@@ -275,10 +275,15 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
         band = [lp.var for lp in _band(nest.body, outers[0])]
         rest = [v for v in band if v not in outers]
         nest = reorder(nest, outers + rest)
-        if schedule.parallel:
-            nest = parallel(nest, outers[0])
-    elif schedule.parallel and kept:
-        nest = parallel(nest, loop_order[0])
+    if schedule.parallel:
+        # the outermost loop whose iterations are independent (a 1-iteration axis that every
+        # iteration writes, as in a matrix-vector product, is not); none at all leaves the nest serial
+        for v in [f"{v}_o" for v, _ in tiled] or loop_order:
+            try:
+                nest = parallel(nest, v)
+                break
+            except ScheduleError:
+                continue
     # dict.fromkeys: a reduce nest has several sweeps over the same variable, and a primitive
     # applies to every loop of that name at once, so each name is handled once
     innermost = list(dict.fromkeys(lp.var for lp in (s for s in walk(nest.body) if isinstance(s, Loop))
