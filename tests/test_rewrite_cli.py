@@ -36,6 +36,13 @@ def test_rules_list_text_shows_pattern_and_replacement(capsys):
     assert out.strip().splitlines()[-1].endswith("0 exact, 0 approx, 10 unsafe)")
 
 
+def test_rules_list_long_shows_description_tolerance_domain_and_source(capsys):
+    code, out, _ = run(capsys, "rules", "list", "--long", "exp_log", "add_const_chain")
+    assert code == 0
+    assert "exp(log(x)) is x for positive x" in out and "assuming x in [1e-30, 1e+30]" in out
+    assert "tolerance: scale=operands" in out and "50_constants.rules:" in out
+
+
 def test_rules_verify_json_reports_cases_and_exits_zero(capsys):
     code, out, _ = run(capsys, "rules", "verify", "mul_one", "softmax", "add_const_chain", "--json")
     data = json.loads(out)

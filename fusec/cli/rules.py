@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from fusec.cli.common import add_file_args, load_graph
@@ -37,6 +38,12 @@ def _select(rules, names: list[str] | None, cls: str | None):
     return rules
 
 
+def _shown_path(path: str) -> str:
+    """A path relative to the current directory when it lies below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def cmd_rules_list(args: argparse.Namespace) -> int:
     rules = _select(_rules(args), args.names, args.cls)
     if args.json:
@@ -46,6 +53,16 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
     for r in rules:
         guard = f"   if {r.guard_text}" if r.guard_text else ""
         print(f"{r.name:<{width}}  {r.cls:<6}  {r.pattern_text}  ->  {r.replacement_text}{guard}")
+        if args.long:
+            indent = " " * (width + 2)
+            if r.doc:
+                print(f"{indent}{r.doc}")
+            if r.cls != "exact":
+                print(f"{indent}tolerance: {r.tolerance}")
+            if r.domain:
+                print(f"{indent}assuming " + ", ".join(f"{name} in [{lo:g}, {hi:g}]" for name, lo, hi in r.domain))
+            if r.location is not None:
+                print(f"{indent}{_shown_path(r.location.filename)}:{r.location.line}")
     counts = ", ".join(f"{sum(r.cls == c for r in rules)} {c}" for c in CLASSES)
     print(f"{len(rules)} rules ({counts})")
     return 0
@@ -119,6 +136,7 @@ def register(sub) -> None:
     q.add_argument("names", nargs="*", metavar="NAME", help="only these rules")
     q.add_argument("--class", dest="cls", choices=CLASSES, help="only rules of this class")
     q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("-l", "--long", action="store_true", help="also each rule's description, tolerance, domain and source")
     _add_rule_source_args(q)
     q.set_defaults(handler=cmd_rules_list)
 
