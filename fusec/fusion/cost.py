@@ -45,7 +45,7 @@ def _size(shape: tuple[int, ...]) -> int:
 def _input_bytes(graph: Graph, value: str, members: set[str]) -> int:
     """Bytes a kernel reads of one input: all of it, unless it only takes slices of it."""
     full = graph.type_of(value).nbytes
-    readers = [graph.node(c) for c in graph.consumers(value) if c in members]
+    readers = [graph.node(c) for c in graph.nx.successors(value) if c in members]
     if readers and all(r.op == "slice" for r in readers):
         return min(full, sum(r.type.nbytes for r in readers))
     return full

@@ -17,7 +17,7 @@ def fuse_greedy(part: Partition) -> None:
     while changed:
         changed = False
         for consumer in reversed(part.ops):
-            for producer in part.graph.producers(consumer):
+            for producer in part.producers[consumer]:
                 if producer not in part.group_of:
                     continue  # an input or a constant
                 a, b = part.group_of[producer], part.group_of[consumer]

@@ -59,10 +59,14 @@ class GroupShape:
     sweeps: int = 1
 
 
-def group_outputs(graph: Graph, members: set[str]) -> list[str]:
-    """Members whose value leaves the group: graph outputs and values read by other ops."""
-    outs = set(graph.outputs)
-    return [n for n in members if n in outs or any(c not in members for c in graph.consumers(n))]
+def group_outputs(graph: Graph, members: Iterable[str]) -> list[str]:
+    """Members whose value leaves the group: graph outputs and values read by other ops.
+
+    In the order `members` come in (pass a topologically sorted list for reproducible messages).
+    """
+    members = list(members)
+    mset, outs = set(members), set(graph.outputs)
+    return [n for n in members if n in outs or any(c not in mset for c in graph.nx.successors(n))]
 
 
 def broadcasts_to(shape: tuple[int, ...], space: tuple[int, ...]) -> bool:
@@ -124,7 +128,7 @@ def _elementwise(graph: Graph, mlist: list[str]) -> GroupShape:
         node = graph.node(n)
         if node.kind not in ELEMENTWISE_GROUP_OPS:  # pragma: no cover - analyze() routes these elsewhere
             raise ContractViolation("kind", f"'{n}' ({node.op}) is a {node.kind} op")
-    outs = group_outputs(graph, set(mlist))
+    outs = group_outputs(graph, mlist)
     shapes = {graph.type_of(o).shape for o in outs}
     if len(shapes) > 1:
         a, b = _two_differing(graph, outs)
@@ -268,7 +272,7 @@ def _reduce(graph: Graph, mlist: list[str]) -> GroupShape:
                     "each row would need the results of other rows",
                 )
     row_shapes = {tuple(1 if i in axes else d for i, d in enumerate(space)), kept_shape, tuple(space)}
-    for o in group_outputs(graph, mset):
+    for o in group_outputs(graph, mlist):
         shape = graph.type_of(o).shape
         if shape not in row_shapes:
             raise ContractViolation(

@@ -51,6 +51,9 @@ class Partition:
         self.model = model
         self.order = {n: i for i, n in enumerate(graph.topo_order())}
         self.ops = [n.name for n in graph.ops()]
+        # the graph does not change while a policy runs: look its edges up once
+        self.consumers: dict[str, list[str]] = {n: graph.consumers(n) for n in self.order}
+        self.producers: dict[str, list[str]] = {n: graph.producers(n) for n in self.order}
         self.group_of: dict[str, int] = {n: i for i, n in enumerate(self.ops)}
         self.members: dict[int, set[str]] = {i: {n} for i, n in enumerate(self.ops)}
         self.forbid = [tuple(p) for p in forbid]
@@ -84,7 +87,7 @@ class Partition:
     def successors(self, gid: int) -> set[int]:
         out = set()
         for n in self.members[gid]:
-            for c in self.graph.consumers(n):
+            for c in self.consumers[n]:
                 g = self.group_of[c]
                 if g != gid:
                     out.add(g)
@@ -93,7 +96,7 @@ class Partition:
     def predecessors(self, gid: int) -> set[int]:
         out = set()
         for n in self.members[gid]:
-            for a in self.graph.node(n).args:
+            for a in self.producers[n]:
                 g = self.group_of.get(a)
                 if g is not None and g != gid:
                     out.add(g)
@@ -107,11 +110,11 @@ class Partition:
         start = set()
         for g in gids:
             start |= self.successors(g) - gids
-        seen, stack = set(start), list(start)
+        seen, stack = set(start), sorted(start, reverse=True)
         parent = {g: g for g in start}
-        while stack:
+        while stack:  # depth first, in a fixed order so the reported group is reproducible
             g = stack.pop()
-            for s in self.successors(g):
+            for s in sorted(self.successors(g)):
                 if s in gids:
                     return parent[g]
                 if s not in seen:

@@ -28,7 +28,7 @@ def immediate_post_dominators(part: Partition) -> dict[str, str]:
     outputs = set(g.outputs)
     for n in part.ops:
         rev.add_node(n)
-        consumers = g.consumers(n)
+        consumers = part.consumers[n]
         for c in consumers:
             rev.add_edge(c, n)
         if n in outputs or not consumers:
@@ -48,11 +48,11 @@ def fuse_postdom(part: Partition) -> None:
             if d == _SINK:
                 # nothing post-dominates it (it is an output, or its paths end in several): it can
                 # still take all its direct consumers at once, as a multi-output kernel
-                region = {n, *g.consumers(n)}
+                region = {n, *part.consumers[n]}
                 edge = None
             else:
                 region = (nx.descendants(g.nx, n) & nx.ancestors(g.nx, d)) | {n, d}
-                edge = (n, d) if d in g.consumers(n) else None
+                edge = (n, d) if d in part.consumers[n] else None
             gids = {part.group_of[x] for x in region if x in part.group_of}
             if len(gids) >= 2:
                 part.try_merge(gids, edge=edge)

@@ -24,7 +24,7 @@ def _grow(part: Partition, gid: int, verdicts: tuple[str, ...]) -> int:
         while changed:
             changed = False
             for n in sorted(part.members[gid], key=part.order.__getitem__):
-                others = g.consumers(n) if direction == "consumers" else g.producers(n)
+                others = part.consumers[n] if direction == "consumers" else part.producers[n]
                 for o in others:
                     og = part.group_of.get(o)
                     if og is None or og == gid:
