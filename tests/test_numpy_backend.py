@@ -250,8 +250,8 @@ def special_inputs(graph: Graph, seed: int) -> list[np.ndarray]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(random_graphs(), st.integers(0, 3))
-def test_random_graphs_match_the_interpreter(graph, seed):
+@given(random_graphs(), st.integers(0, 3), st.data())
+def test_random_graphs_match_the_interpreter(graph, seed, data):
     note(str(graph))
     # no rewrite stage: this test is about lowering and the backend (the rewriter has its own tests)
     compiled = Compiled(compile_stages(graph.copy(), backend="numpy", rewrite_classes=None))
@@ -259,6 +259,12 @@ def test_random_graphs_match_the_interpreter(graph, seed):
     check_against_interpreter(compiled, graph, arrays)
     tiny = with_schedules(compiled.stages, lambda kept: Schedule(tiles=(1,) * max(kept - 1, 0) + (2,) * min(kept, 1)))
     check_against_interpreter(tiny, graph, arrays)
+
+    def random_schedule(kept: int) -> Schedule:
+        tiles = tuple(data.draw(st.lists(st.integers(0, 3), min_size=kept, max_size=kept)))
+        return Schedule(tiles=tiles, order=tuple(data.draw(st.permutations(range(kept)))), unroll=2, vectorize=True)
+
+    check_against_interpreter(with_schedules(compiled.stages, random_schedule), graph, arrays)
 
 
 # ------------------------------------------------------------------------------ golden snapshots

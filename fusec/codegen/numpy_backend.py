@@ -18,7 +18,7 @@ How a scheduled nest becomes NumPy:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -601,7 +601,9 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
-        scheduled = apply_schedule(nest, schedule)
+        # whole-array NumPy calls are already vectorised and unrolling means nothing to them: only
+        # the tiles and the loop order shape a NumPy kernel (and it runs on one thread)
+        scheduled = apply_schedule(nest, replace(schedule, vectorize=False, unroll=1, parallel=False))
         source = generate(scheduled)
         fn = load_source(source, nest.name)
 
