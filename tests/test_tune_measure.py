@@ -151,3 +151,9 @@ def test_builds_go_through_any_executor_and_history_feeds_the_model(tmp_path):
     assert [t.status for t in result.trials] == ["ok"] * 3
     # a later run of the same kernel starts its model from these measurements
     assert {s for s, _ in history(db, result.key)} == {t.schedule for t in result.trials}
+
+
+def test_sanitize_mode_is_refused(monkeypatch):
+    monkeypatch.setenv("FUSEC_SANITIZE", "1")
+    with pytest.raises(fusec.FusecError, match="not for timing"):
+        tune_graph(fusec.parse(CHAIN), "c", TuneSettings(budget=1))
