@@ -68,7 +68,8 @@ def test_compiled(benchmark, workload, variant, triad_gbs):
     _bench(benchmark, default if variant == "default" else tuned, xs, triad_gbs, variant, results)
 
 
-def test_isolated_measurement_overhead(benchmark):
+@pytest.mark.parametrize("workload", ["isolation"])  # a group of its own under --benchmark-group-by=param:workload
+def test_isolated_measurement_overhead(benchmark, workload):
     """One candidate of a 2048-element kernel, measured in its own process (the per-candidate cost)."""
     g = fusec.parse("graph chain(x: f32[64, 32]) {\n  y = (x * 2 + 1) * x - 3\n  return y\n}\n")
     graph, ((group, nest),) = lower_all(g)
