@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fusec.errors import FusecError, FusecSyntaxError
 from fusec.rewrite import CLASSES, parse_rules, standard_rules
@@ -118,3 +120,48 @@ def test_the_chapter_documents_every_guard_function():
     text = (ROOT / "docs" / "rewrites.md").read_text()
     missing = [name for name in FUNCTIONS if f"`{name}" not in text]
     assert not missing, f"docs/rewrites.md does not mention the guard functions {missing}"
+
+
+_TOKENS = [
+    "rule", "r", "exact", "approx", "unsafe", "(", ")", "rtol", "=", "1e-3", ",", "x", "y", "$c", "+", "-", "*",
+    "/", "**", "->", "exp", "sum", "axis", "keepdims", "true", "with", "if", "and", "not", "is_float", "assuming",
+    "in", "[", "]", "0", "-0.0", '"doc"', "transpose", "perm", "p", "\n", "==", "nan", "foo", "@", "$",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_TOKENS), max_size=30))
+def test_any_rule_text_parses_or_gives_a_located_error(tokens):
+    text = " ".join(tokens)
+    try:
+        rules = parse_rules(text, "fuzz.rules")
+    except FusecError as err:  # never any other exception, and always a place in the file
+        assert err.location is not None and err.location.filename == "fuzz.rules"
+    else:
+        for r in rules:
+            assert r.cls in CLASSES
+
+
+_exprs = st.recursive(
+    st.sampled_from(["x", "y", "$c", "0", "1", "-0.0", "2.5", "true", "a", "f32"]),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "**", "==", "@"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(st.sampled_from(["exp", "sum", "transpose", "where", "maximum", "cast", "softmax", "nope"]), st.lists(inner, max_size=3),
+                  st.sampled_from(["", ", axis=a", ", perm=p", ", keepdims=true", ", dtype=f64", ", axis=x"])).map(
+            lambda t: f"{t[0]}({', '.join(t[1])}{t[2] if t[1] else ''})"
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["exact", "approx", "unsafe"]), _exprs, _exprs, st.sampled_from(["", " if is_float(x)", " if rank(a) > 1", " if is_close($c, 0.5)"]))
+def test_structured_random_rules_compile_or_give_a_located_error(cls, pattern, replacement, guard):
+    text = f"rule r {cls}\n  {pattern} -> {replacement}{guard}\n"
+    try:
+        (rule,) = parse_rules(text, "fuzz.rules")
+    except FusecError as err:
+        assert err.location is not None and err.location.line in (1, 2)
+    else:
+        assert rule.pattern.op and rule.cls == cls
