@@ -7,6 +7,9 @@ import time
 import numpy as np
 import pytest
 from conftest import EXAMPLES, small_sizes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_rewrite_rules import _exprs as _rule_exprs
 
 import fusec
 from fusec.errors import FusecError
@@ -14,7 +17,7 @@ from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.ir import F32, F64, I32, Graph
 from fusec.ir.printer import print_graph
-from fusec.rewrite import parse_rules, rewrite, standard_rules
+from fusec.rewrite import parse_rules, rewrite, standard_rules, verify_rule
 from fusec.tolerance import compare
 
 
@@ -273,3 +276,23 @@ def test_a_1000_node_graph_rewrites_in_under_a_second():
     # exact rules alone must give the same bits on this deep graph
     exact = rewrite(g, classes=("exact",)).graph
     assert _bitwise_equal(fusec.interpret(exact, x, y), fusec.interpret(g, x, y))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["exact", "approx", "unsafe"]), _rule_exprs, _rule_exprs)
+def test_any_rule_that_parses_verifies_and_rewrites_without_internal_errors(cls, pattern, replacement):
+    """Whatever a user writes, the verifier and the driver either work or say what is wrong."""
+    try:
+        (rule,) = parse_rules(f"rule r {cls}\n  {pattern} -> {replacement}\n")
+    except FusecError:
+        return
+    g = fusec.parse(
+        "graph f(x: f32[2, 3], y: f32[3], c: bool[2, 3]) {\n"
+        "  t = exp(x) * y + 0\n  u = where(c, t, x - x)\n"
+        "  return transpose(u) * 2.5, sum(t, axis=1, keepdims=true)\n}"
+    )
+    result = verify_rule(rule, cases=3)
+    assert result.passed or result.error or result.counterexample
+    r = rewrite(g, rules=[rule], max_iterations=4)
+    r.graph.verify()
+    assert r.graph.outputs == g.outputs and [r.graph.type_of(o) for o in r.graph.outputs] == [g.type_of(o) for o in g.outputs]
