@@ -194,7 +194,7 @@ def _big_nest():
 def test_default_schedules_tile_rows_for_numpy_and_run_parallel_vector_loops_for_c():
     softmax = compile_stages(EXAMPLES[2], backend="numpy", sizes={"N": 64, "D": 1024}).nests[0]
     s = default_schedule(softmax, "numpy")
-    assert s.tiles == (16,)  # 16 rows of 1024 = one 16K-element block
+    assert s.tiles == (32,)  # 32 rows of 1024 = one 32K-element block
     c = apply_schedule(softmax, default_schedule(softmax, "c"))
     kinds = {lp.kind for lp in loops(c.body)}
     assert {"parallel", "vector"} <= kinds

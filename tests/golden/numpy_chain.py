@@ -11,11 +11,11 @@ def chain_k0(x, y):
     """
     y_v0 = strided(y, 0, (32768,), (1,))  # y[i0]
     x_v0 = strided(x, 0, (32768,), (1,))  # x[i0]
-    s0 = np.empty((16384,), np.float32)
-    s1 = np.empty((16384,), np.float32)
-    for i0_o in range(2):
-        lo_i0 = i0_o * 16384
-        hi_i0 = min(lo_i0 + 16384, 32768)
+    s0 = np.empty((32768,), np.float32)
+    s1 = np.empty((32768,), np.float32)
+    for i0_o in range(1):
+        lo_i0 = i0_o * 32768
+        hi_i0 = min(lo_i0 + 32768, 32768)
         n_i0 = hi_i0 - lo_i0
         x_0 = x_v0[lo_i0:hi_i0]
         t0 = s0[:n_i0]
