@@ -7,8 +7,8 @@ unfused framework runs); the planners live beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
 
 
@@ -47,7 +47,7 @@ class Plan:
     not_fused: list[NotFused] = field(default_factory=list)
     policy: str = "none"  # the policy whose grouping this is
     requested: str = ""  # the policy asked for ("auto" picks one of the others)
-    model: Any = None  # the MachineModel the plan was costed with (None: defaults)
+    model: MachineModel | None = None  # the machine model the plan was costed with (None: defaults)
     candidates: dict[str, float] = field(default_factory=dict)  # auto: predicted ms of each policy's plan
 
     @property
