@@ -78,6 +78,17 @@ def test_cli_tune_then_compile_uses_the_record(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_cli_stored_shows_what_compile_takes(tmp_path):
+    db = tmp_path / "tune.jsonl"
+    r = fusec_cli("tune", CHAIN, *SETS, "--stored", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("kernel chain_k0 (elementwise): not tuned on this machine; compile uses the default ")
+    store_tuned(db)
+    r = fusec_cli("tune", CHAIN, *SETS, "--stored", "--db", db)
+    assert r.returncode == 0, r.stderr
+    assert f"compile uses {TUNED} (1.0 us)" in r.stdout
+
+
 def test_cli_text_report(tmp_path):
     r = fusec_cli("tune", CHAIN, *SETS, "--budget", "2", "--strategy", "random", "--db", tmp_path / "t.jsonl",
                   "--repeats", "3")

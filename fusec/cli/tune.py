@@ -15,8 +15,8 @@ from fusec.cli.common import add_file_args, parse_sizes
 from fusec.fusion import plan
 from fusec.pipeline import choose_backend, lower, parse_stage
 from fusec.rewrite import rewrite
-from fusec.tune import STRATEGIES, TuneDB, TuneSettings, search_space, tune_graph
-from fusec.tune.report import format_failures, format_result, format_space, load_note, result_json
+from fusec.tune import STRATEGIES, TuneDB, TuneSettings, best_record, search_space, tune_graph
+from fusec.tune.report import format_failures, format_result, format_space, format_stored, load_note, result_json
 from fusec.tune.space import schedule_ignored
 
 
@@ -44,6 +44,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     problems = db.read().problems
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
+    if args.stored:
+        for _, nest in kernels:
+            print(format_stored(nest, best_record(nest, backend, db), backend.default_schedule(nest)))
+        return 0
     progress = None
     if args.verbose:
         def progress(name, trial):
@@ -94,6 +98,7 @@ def register(sub) -> None:
     p.add_argument("--db", metavar="PATH", help="tuning database (default $FUSEC_TUNE_DB, else tune.jsonl in the cache dir)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--list", action="store_true", help="print each kernel's search space and measure nothing")
+    p.add_argument("--stored", action="store_true", help="print the schedule compile would take from the database for each kernel, and measure nothing")
     p.add_argument("--dry-run", action="store_true", help="measure but store nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="print every candidate as it is measured (stderr)")
     p.set_defaults(handler=cmd_tune)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from fusec.tune.jobs import FAILURES, Trial
-from fusec.tune.space import Space, schedule_to_dict
+from fusec.tune.space import Space, schedule_from_dict, schedule_to_dict
 from fusec.tune.tuner import KernelResult
 
 BUSY_LOAD = 0.75  # load average per core above which timings are flagged as noisy
@@ -39,6 +39,18 @@ def format_space(space: Space) -> str:
     lines += [f"  {knob:<12} {values}" for knob, values in space.options.items()]
     lines.append(f"  {'default':<12} {space.default}")
     return "\n".join(lines)
+
+
+def format_stored(nest, record: dict | None, default) -> str:
+    """What compile would use for this kernel: the stored best, or the default when none matches."""
+    if record is None:
+        return f"kernel {nest.name} ({nest.kind}): not tuned on this machine; compile uses the default {default}"
+    best = record["best"]
+    schedule = schedule_from_dict(best["schedule"])
+    speedup = record.get("speedup")
+    extra = f", {speedup:.2f}x the default" if isinstance(speedup, (int, float)) else ""
+    return (f"kernel {nest.name} ({nest.kind}): tuned {record.get('created', '')}; compile uses {schedule} "
+            f"({fmt_time(best['median_s'])}{extra})")
 
 
 def _trial_line(label: str, t: Trial) -> str:

@@ -11,8 +11,8 @@ Knobs (fields of `fusec.loops.schedule.Schedule`), per backend:
     vectorize  `omp simd` on the innermost loops, or instead
     unroll     split the innermost loops by 4 or 8 and unroll them
 
-The C backend uses all of them; the NumPy backend only tiles (its blocks are whole-array calls), and
-so does a backend the tuner does not know. A C matmul group runs on BLAS and ignores its schedule,
+The C backend uses all of them; the NumPy backend tiles and orders (its blocks are whole-array
+calls); a backend the tuner does not know only tiles. A C matmul group runs on BLAS and ignores its schedule,
 so its space is the default alone.
 
 Every combination is applied to the nest (`apply_schedule`); one that raises ScheduleError is
@@ -36,7 +36,7 @@ from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, defaul
 
 KNOBS = {
     "c": ("tiles", "order", "parallel", "vectorize", "unroll"),
-    "numpy": ("tiles",),
+    "numpy": ("tiles", "order"),  # it ignores vectorize, unroll and parallel (whole-array calls)
 }
 UNROLL_FACTORS = (4, 8)
 BLOCK_TILES = (16, 64)
