@@ -233,13 +233,13 @@ class Graph:
     def rename(self, old: str, new: str) -> None:
         if new in self.nx:
             raise FusecError(f"'{new}' is already defined")
+        consumers = list(self.nx.successors(old))
         nx.relabel_nodes(self.nx, {old: new}, copy=False)
-        for n in self.nx.nodes:
-            node = self.nx.nodes[n]["node"]
-            if n == new or old in node.args:
-                self.nx.nodes[n]["node"] = replace(
-                    node, name=n, args=tuple(new if a == old else a for a in node.args)
-                )
+        data = self.nx.nodes
+        data[new]["node"] = replace(data[new]["node"], name=new)
+        for c in consumers:  # only the renamed node and its consumers mention the old name
+            node = data[c]["node"]
+            data[c]["node"] = replace(node, args=tuple(new if a == old else a for a in node.args))
         self.inputs = [new if i == old else i for i in self.inputs]
         self.outputs = [new if o == old else o for o in self.outputs]
         if old in self.input_dims:

@@ -595,8 +595,9 @@ def _defs() -> None:
         ("sub", np.subtract, "-", False, "numeric", 1),
         ("mul", np.multiply, "*", True, "promote", 1),
         ("div", np.true_divide, "/", False, "float", 1),
-        ("maximum", np.maximum, None, True, "promote", 1),
-        ("minimum", np.minimum, None, True, "promote", 1),
+        # not commutative in IEEE terms: np.maximum(0.0, -0.0) and np.maximum(-0.0, 0.0) differ
+        ("maximum", np.maximum, None, False, "promote", 1),
+        ("minimum", np.minimum, None, False, "promote", 1),
         ("eq", np.equal, "==", True, "bool", 1),
         ("ne", np.not_equal, "!=", True, "bool", 1),
         ("lt", np.less, "<", False, "bool", 1),
