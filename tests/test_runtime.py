@@ -225,3 +225,16 @@ def test_triad_probe_measures_a_positive_bandwidth(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "GB/s" in str(bw) and "GFLOP/s" in str(peak)
+
+
+def test_stale_build_dirs_of_killed_processes_are_cleaned(tmp_path):
+    cache = KernelCache(tmp_path)
+    stale = cache.root / "tmp" / "deadbeef-killed"
+    stale.mkdir(parents=True)
+    (stale / "kernel.c").write_text("half written")
+    old = 3 * 86400
+    os.utime(stale, (stale.stat().st_atime - old, stale.stat().st_mtime - old))
+    fresh = cache.root / "tmp" / "cafe-building-now"
+    fresh.mkdir()
+    KernelCache(tmp_path)
+    assert not stale.exists() and fresh.exists()

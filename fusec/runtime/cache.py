@@ -127,6 +127,7 @@ class KernelCache:
         self.root = self.directory / LAYOUT_VERSION
         self.hits = 0
         self.misses = 0
+        self._remove_stale_work_dirs()
 
     def entry_dir(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -163,6 +164,19 @@ class KernelCache:
         return self._compile_into_cache(key, source, headers, compiler, flags)
 
     # ------------------------------------------------------------------------------ internals
+
+    def _remove_stale_work_dirs(self, max_age_s: float = 86400.0) -> None:
+        """Build directories a killed process left behind (a live build is never a day old)."""
+        tmp = self.root / "tmp"
+        if not tmp.is_dir():
+            return
+        now = time.time()
+        for d in tmp.iterdir():
+            try:
+                if now - d.stat().st_mtime > max_age_s:
+                    shutil.rmtree(d, ignore_errors=True)
+            except OSError:
+                continue
 
     def _verify(self, directory: Path, key: str) -> str | None:
         try:
