@@ -48,7 +48,8 @@ def _q(text: str) -> str:
 
 
 def to_dot(d: Drawing) -> str:
-    lines = [f"digraph {_q(d.name)} {{", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+    lines = [f"digraph {_q(d.name)} {{", "  rankdir=TB;", '  graph [fontname="Helvetica"];',
+             '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=9];']
     if d.title:
         lines.append(f"  label={_q(d.title)}; labelloc=t;")
     for b in d.boxes:
