@@ -91,7 +91,7 @@ def format_report(report: dict) -> str:
             f"kernel {grp['id']} ({grp['kind']} {space}{axes}): {_mib(grp['bytes'])}, {grp['flops']:.3g} flops, "
             f"{grp['predicted_ms']:.3f} ms ({grp['bound']}-bound)"
         )
-        lines.append("  ops:     " + ", ".join(grp["op_kinds"]))
+        lines.append("  ops:     " + ", ".join(f"{n}={k}" for n, k in zip(grp["ops"], grp["op_kinds"])))
         lines.append("  reads:   " + (", ".join(grp["inputs"]) or "-"))
         lines.append("  writes:  " + (", ".join(grp["outputs"]) or "-"))
     if report["not_fused"]:
