@@ -8,6 +8,8 @@ import concurrent.futures
 import ctypes
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -157,3 +159,18 @@ def test_sanitize_mode_is_refused(monkeypatch):
     monkeypatch.setenv("FUSEC_SANITIZE", "1")
     with pytest.raises(fusec.FusecError, match="not for timing"):
         tune_graph(fusec.parse(CHAIN), "c", TuneSettings(budget=1))
+
+
+def test_tuning_from_a_script_without_a_main_guard(tmp_path):
+    """A worker must not re-run the caller's main script (here: stdin, which cannot be re-run)."""
+    script = (
+        "import fusec\n"
+        "from fusec.tune import TuneDB, TuneSettings, tune_graph\n"
+        f"g = fusec.parse({CHAIN!r})\n"
+        f"(r,) = tune_graph(g, 'c', TuneSettings(budget=2, repeats=2, confirm=0), db=TuneDB({str(tmp_path / 't.jsonl')!r}))\n"
+        "print('statuses', [t.status for t in r.trials])\n"
+    )
+    r = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "statuses ['ok', 'ok']" in r.stdout
+    assert "Traceback" not in r.stderr

@@ -14,11 +14,15 @@ The parent waits for the child's one result or its death, whichever comes first:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import tempfile
+import threading
+import types
 from pathlib import Path
 
 from fusec.loops.schedule import Schedule
@@ -35,6 +39,28 @@ def _context():
         return ctx
     except ValueError:  # no fork server on this platform
         return multiprocessing.get_context("spawn")
+
+
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_main():
+    """Hide the caller's __main__ while a child starts.
+
+    multiprocessing re-runs the parent's main script (or stdin) in a child to recreate its
+    functions, which is why scripts need an `if __name__ == "__main__":` guard. The worker needs
+    nothing from the caller's main module (its entry point is fusec.tune.worker.measure_main), so
+    a blank __main__ during start() lets `fusec.tune` run from any script, notebook or stdin.
+    """
+    with _START_LOCK:
+        real = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if real is not None:
+                sys.modules["__main__"] = real
 
 
 def _died(exitcode: int | None) -> str:
@@ -76,7 +102,8 @@ class IsolatedRunner:
         receiver, sender = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(target=measure_main, args=(job, schedule, sender, log), daemon=True)
         try:
-            proc.start()
+            with _without_main():
+                proc.start()
             sender.close()  # ours; the child holds its own copy
             ready = multiprocessing.connection.wait([receiver, proc.sentinel], timeout=self.timeout_s)
             result = None

@@ -65,9 +65,12 @@ def format_failures(counts) -> str:
 
 
 def format_result(r: KernelResult) -> str:
+    if r.skipped:
+        return f"kernel {r.name} ({r.kind}): nothing to tune: {r.skipped}"
     ok = sum(t.ok for t in r.trials)
     failed = len(r.trials) - ok
-    head = f"kernel {r.name} ({r.kind}): {len(r.space)} candidates, strategy {r.strategy}"
+    n = len(r.space)
+    head = f"kernel {r.name} ({r.kind}): {n} candidate{'s' if n != 1 else ''}, strategy {r.strategy}"
     summary = f"  tried {len(r.trials)} in {r.seconds:.1f} s: {ok} ok, {failed} failed"
     if failed:
         summary += f" ({format_failures(r.failures)})"
@@ -110,4 +113,5 @@ def result_json(r: KernelResult) -> dict:
         "best": _trial_json(r.best),
         "speedup": r.speedup,
         "stored": r.record is not None,
+        "skipped": r.skipped,
     }

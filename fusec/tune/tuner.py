@@ -96,7 +96,8 @@ class KernelResult:
     strategy: str
     trials: list[Trial] = field(default_factory=list)
     pruned: int = 0
-    record: dict | None = None  # what was stored (None: nothing ran correctly)
+    record: dict | None = None  # what was stored (None: nothing ran correctly, or nothing to tune)
+    skipped: str = ""  # why nothing was measured (the backend ignores this kernel's schedule)
     seconds: float = 0.0  # wall time spent tuning this kernel
 
     @property
@@ -255,6 +256,9 @@ def tune_kernel(job: KernelJob, space: Space, backend: Backend, settings: TuneSe
     strategy = make_strategy(settings.strategy, len(space), settings.budget, settings.seed, job_model(), history(db, key))
     strategy.start(nest, rest, settings.budget)
     result = KernelResult(nest.name, nest.kind, key, space, strategy.name)
+    if space.note:  # a single candidate that the backend does not even look at: nothing to measure
+        result.skipped = space.note
+        return result
 
     def run_batch(batch: list[Schedule]) -> None:
         builds = list(executor.map(build_candidate, [job] * len(batch), batch))  # in parallel
