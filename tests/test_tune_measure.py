@@ -174,3 +174,11 @@ def test_tuning_from_a_script_without_a_main_guard(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "statuses ['ok', 'ok']" in r.stdout
     assert "Traceback" not in r.stderr
+
+
+def test_a_kernel_whose_schedule_is_ignored_is_reported_not_measured(tmp_path):
+    g = fusec.parse("graph mm(a: f32[8, 16], b: f32[16, 4]) {\n  y = matmul(a, b)\n  return y\n}\n")
+    db = TuneDB(tmp_path / "t.jsonl")
+    (result,) = tune_graph(g, "c", TuneSettings(budget=4), db=db)
+    assert "BLAS" in result.skipped and result.trials == [] and result.record is None
+    assert not db.path.exists()
