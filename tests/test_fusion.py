@@ -303,3 +303,17 @@ def test_the_docs_show_the_table_the_planner_uses():
     from fusec.fusion.kinds import table_markdown
 
     assert table_markdown() in (ROOT / "docs" / "fusion.md").read_text()
+
+
+def test_layout_ops_are_index_maps_inside_elementwise_kernels():
+    g = fusec.parse("graph t(x: f32[8, 12], y: f32[12, 8]) { a = transpose(x)\n b = a + y\n c = transpose(y)\n return b, c }")
+    p = plan(g)
+    check_plan(p)
+    assert p.group_of("a") is p.group_of("b") and p.group_of("a").kind == "elementwise"
+    assert p.group_of("c").kind == "layout" and p.group_of("c").nodes == ["c"]  # [8, 12]: another space
+
+
+def test_dead_ops_are_not_planned():
+    g = fusec.parse("graph d(x: f32[8]) { unused = exp(x)\n y = x * 2\n return y }")
+    p = plan(g)
+    assert "unused" not in p.graph and p.kernels == 1
