@@ -236,14 +236,14 @@ def random_graphs(draw) -> Graph:
     return g
 
 
-def special_inputs(graph: Graph, seed: int) -> list[np.ndarray]:
-    """Random inputs with zeros, infinities and NaN sprinkled into the float ones."""
+def special_inputs(graph: Graph, seed: int, nan: bool = True) -> list[np.ndarray]:
+    """Random inputs with zeros, infinities and (unless nan=False) NaN sprinkled into the float ones."""
     arrays = random_inputs(graph, seed=seed)
     rng = np.random.default_rng(seed)
     for a in arrays:
         if a.dtype.kind == "f" and a.size:
             flat = a.reshape(-1)
-            for v in (0.0, np.inf, -np.inf, np.nan):
+            for v in (0.0, np.inf, -np.inf, np.nan) if nan else (0.0, np.inf, -np.inf):
                 if rng.random() < 0.3:
                     flat[rng.integers(flat.size)] = v
     return arrays

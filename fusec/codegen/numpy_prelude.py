@@ -6,6 +6,10 @@ interpreter's formula for the op (fusec.ir.ops), so results match it to rounding
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from fusec.ir.special import erf as _erf
@@ -46,11 +50,23 @@ def ipow(a, b, out: np.ndarray) -> np.ndarray:
 
 
 def gelu(x: np.ndarray, approximate: str, out: np.ndarray) -> np.ndarray:
+    """0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))), or with erf(x / sqrt(2)).
+
+    The tanh form works in `out` alone (no temporaries); `out` must not be `x`.
+    """
     t = x.dtype.type
     if approximate == "tanh":
-        r = 0.5 * x * (1.0 + np.tanh(t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x * x * x)))
-    else:
-        r = 0.5 * x * (1.0 + _erf(x * t(_INV_SQRT2)))
+        np.multiply(x, t(0.044715), out=out)
+        np.multiply(out, x, out=out)
+        np.multiply(out, x, out=out)
+        np.add(x, out, out=out)
+        np.multiply(out, t(_SQRT_2_OVER_PI), out=out)
+        np.tanh(out, out=out)
+        np.add(out, t(1.0), out=out)
+        np.multiply(out, x, out=out)
+        np.multiply(out, t(0.5), out=out)
+        return out
+    r = 0.5 * x * (1.0 + _erf(x * t(_INV_SQRT2)))
     np.copyto(out, r, casting="unsafe")
     return out
 
@@ -71,3 +87,33 @@ def select(index: np.ndarray, bounds: tuple[int, ...], pieces: list, out: np.nda
     for lo, hi, piece in zip(bounds, bounds[1:], pieces):
         np.copyto(out, piece, where=np.broadcast_to((index >= lo) & (index < hi), out.shape), casting="unsafe")
     return out
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def threads() -> int:
+    """Threads for parallel tile loops: FUSEC_NUMPY_THREADS, else the number of cores."""
+    return max(1, int(os.environ.get("FUSEC_NUMPY_THREADS") or os.cpu_count() or 1))
+
+
+def run_parallel(tiles, n: int) -> None:
+    """Run tiles(first, last) over [0, n), split into one contiguous range per thread."""
+    k = min(threads(), n)
+    if k <= 1:
+        tiles(0, n)
+        return
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < k:
+            _pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="fusec-numpy")
+    bounds = [n * j // k for j in range(k + 1)]
+    futures = [_pool.submit(_quiet, tiles, lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+    for f in futures:
+        f.result()
+
+
+def _quiet(tiles, first: int, last: int) -> None:
+    with np.errstate(all="ignore"):  # NaN and inf are computed, not reported (errstate is per thread)
+        tiles(first, last)

@@ -304,6 +304,7 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
 # small enough that a block's temporaries stay in the L2 cache
 NUMPY_BLOCK_ELEMENTS = 32768  # measured on the 2-core machine: 8K-128K blocks, 32K best overall
 NUMPY_MATMUL_TILE_ELEMENTS = 1 << 18
+NUMPY_MIN_PARALLEL_TILES = 4  # fewer tiles than this run on the calling thread
 # the C backend's parallel tile loop: 16K elements (64 KiB of f32) per iteration of the parallel loop
 C_BLOCK_ELEMENTS = 16384
 
@@ -334,4 +335,7 @@ def default_schedule(nest: LoopNest, backend: str = "numpy") -> Schedule:
         inner *= ext
     if backend == "c":
         return Schedule(tuple(tiles), parallel=bool(kept), vectorize=True)
-    return Schedule(tuple(tiles), parallel=False)
+    # NumPy: tiles on a thread pool when there are enough of them (not for matmul: BLAS has its own threads)
+    first = next((k for k, t in enumerate(tiles) if t > 0), None)
+    trips = -(-kept[first].extent // tiles[first]) if first is not None else 0
+    return Schedule(tuple(tiles), parallel=nest.kind != "matmul" and trips >= NUMPY_MIN_PARALLEL_TILES)
