@@ -182,3 +182,20 @@ def test_a_kernel_whose_schedule_is_ignored_is_reported_not_measured(tmp_path):
     (result,) = tune_graph(g, "c", TuneSettings(budget=4), db=db)
     assert "BLAS" in result.skipped and result.trials == [] and result.record is None
     assert not db.path.exists()
+
+
+class SlowBuildBackend(CBackend):
+    """Builds the default schedule; any other build hangs (well past the test's build timeout)."""
+
+    def build(self, graph, group, nest, schedule):
+        if schedule != self.default_schedule(nest):
+            time.sleep(6)
+        return super().build(graph, group, nest, schedule)
+
+
+def test_a_build_that_hangs_is_a_timeout(tmp_path):
+    settings = TuneSettings(strategy="random", budget=2, repeats=2, confirm=0, build_timeout_s=1.0)
+    (result,) = tune_graph(fusec.parse(CHAIN), "c", settings, db=TuneDB(tmp_path / "t.jsonl"),
+                           backend_factory="test_tune_measure:SlowBuildBackend")
+    assert [t.status for t in result.trials] == ["ok", "timeout"]
+    assert "the build took more than 1 s" in result.trials[1].detail

@@ -75,6 +75,7 @@ class TuneSettings:
     repeats: int = 7
     min_sample_s: float = 0.002
     confirm: int = 2  # the fastest candidates measured again with the default before choosing
+    build_timeout_s: float = 600.0  # for one batch of builds (the compiler itself stops at 120 s per kernel)
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -261,9 +262,16 @@ def tune_kernel(job: KernelJob, space: Space, backend: Backend, settings: TuneSe
         return result
 
     def run_batch(batch: list[Schedule]) -> None:
-        builds = list(executor.map(build_candidate, [job] * len(batch), batch))  # in parallel
-        for s, built in zip(batch, builds):
-            if not built.ok:
+        futures = [executor.submit(build_candidate, job, s) for s in batch]  # built in parallel
+        deadline = time.monotonic() + settings.build_timeout_s
+        for s, future in zip(batch, futures):
+            try:
+                built = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except concurrent.futures.TimeoutError:  # a build that hangs cannot be stopped, only left behind
+                built = None
+            if built is None:
+                trial = Trial(s, "timeout", f"the build took more than {settings.build_timeout_s:g} s")
+            elif not built.ok:
                 trial = Trial(s, "compile", built.error, build_s=built.seconds)
             else:
                 res = runner.run(job, s)
