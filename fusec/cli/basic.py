@@ -62,6 +62,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise FusecError("--verify compares a compiled backend with the interpreter: add --backend numpy or --backend c")
     if getattr(args, "bisect", False) and not args.verify:
         raise FusecError("--bisect explains a --verify mismatch: add --verify")
+    if getattr(args, "sanitize", False):
+        if backend != "c":
+            raise FusecError("--sanitize builds C kernels with sanitizers: add --backend c")
+        from fusec.cli.sanitize import ensure_sanitizer_runtime
+
+        ensure_sanitizer_runtime()  # may re-run this command with the ASan runtime preloaded
+        print("sanitize: kernels built with AddressSanitizer, UBSan and bounds assertions")
     if backend == "interp":
         values = evaluate(g, inputs)
     else:
@@ -112,6 +119,11 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
     p.add_argument("--backend", choices=("interp", "numpy", "c"), default="interp", help="run with the interpreter (default) or compiled")
     p.add_argument("--verify", action="store_true", help="also run the interpreter; exit 1 if the results differ beyond the tolerance")
+    p.add_argument(
+        "--sanitize",
+        action="store_true",
+        help="with --backend c: build kernels with -fsanitize=address,undefined and bounds assertions (also FUSEC_SANITIZE=1)",
+    )
     p.add_argument(
         "--bisect",
         action="store_true",

@@ -50,8 +50,9 @@ static inline float fusec_expf(float x)
     /* 2^n as two halves so that results near the overflow and denormal ends stay right */
     int32_t n1 = ni >> 1;
     int32_t n2 = ni - n1;
-    float s1 = fusec_i2f((n1 + 127) << 23);
-    float s2 = fusec_i2f((n2 + 127) << 23);
+    /* shift as unsigned: for a NaN x, n is garbage and a signed shift would overflow (UB; UBSan stops) */
+    float s1 = fusec_i2f((int32_t)((uint32_t)(n1 + 127) << 23));
+    float s2 = fusec_i2f((int32_t)((uint32_t)(n2 + 127) << 23));
     return p * s1 * s2;
 }
 
