@@ -74,7 +74,7 @@ def compile_with(graph: Graph, backend: str, classes=DEFAULT_CLASSES, rules=None
     the_plan = plan(rewritten.graph, policy=policy, forbid=list(forbid))
     nests = [lower(the_plan.graph, grp, {}) for grp in the_plan.groups]
     scheds = [pick_schedule(be, n, None, False) for n in nests]
-    kernels = [build(be, the_plan.graph, grp, n, s) for grp, n, s in zip(the_plan.groups, nests, scheds)]
+    kernels = build(be, the_plan.graph, the_plan.groups, nests, scheds)
     return Compiled(Stages(graph, rewritten, the_plan, nests, scheds, kernels, be.name))
 
 
@@ -255,9 +255,9 @@ def _first_divergent_group(the_plan, arrays, backend) -> GroupDivergence | None:
     g = the_plan.graph
     be = choose_backend(backend)
     ref = evaluate(g, arrays, keep_all=True)
-    for grp in the_plan.groups:
-        nest = lower(g, grp, {})
-        kernel = build(be, g, grp, nest, pick_schedule(be, nest, None, False))
+    nests = [lower(g, grp, {}) for grp in the_plan.groups]
+    kernels = build(be, g, the_plan.groups, nests, [pick_schedule(be, n, None, False) for n in nests])
+    for grp, kernel in zip(the_plan.groups, kernels):
         values = {}
         for p in kernel.params:
             if p in kernel.outputs and p not in kernel.inputs:
