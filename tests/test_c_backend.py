@@ -105,6 +105,23 @@ def test_special_values_are_computed_not_rejected(backend):
     check_against_interpreter(backend, chain, [y])
 
 
+NAN_REDUCE_GRAPH = """
+graph nanmax(x: f32[3, 1], y: f32[3, 5], z: f64[4]) {
+  return max(x, axis=-1), min(x, axis=-1), max(y, axis=-1), min(y, axis=0), max(z), min(z)
+}
+"""
+
+
+def test_max_and_min_propagate_nan_in_every_loop_shape(backend):
+    """Size-1 axes (no loop), vector loops, non-trailing axes and full reductions all keep NaN."""
+    graph = parse(NAN_REDUCE_GRAPH)
+    x = np.array([[np.nan], [1.0], [-np.inf]], dtype=np.float32)
+    y = np.arange(15, dtype=np.float32).reshape(3, 5)
+    y[1, 3] = np.nan
+    z = np.array([1.0, np.nan, -2.0, 5.0])
+    check_against_interpreter(backend, graph, [x, y, z])
+
+
 INT_GRAPH = """
 graph ints(a: i32[5, 7], b: i32[7], c: i64[5, 7]) {
   s = a * 3 + b - 1

@@ -155,13 +155,17 @@ class CEmitter:
         self.temp_count = 0
         self.row_arrays: dict[str, int] = {}  # local row arrays (c_passes.RowArray) and their sizes
         # float max/min accumulators updated inside a vector loop keep a separate NaN flag
+        # (only those declared outside that loop: the loop's reduction clause combines the lanes)
         self.flagged = {
             u.name
             for lp in walk(nest.body)
             if isinstance(lp, Loop) and lp.kind == "vector"
             for u in walk(lp.body)
-            if isinstance(u, AccUpdate) and u.op in ("max", "min")
+            if isinstance(u, AccUpdate)
+            and u.op in ("max", "min")
+            and u.name not in {i.name for i in walk(lp.body) if isinstance(i, AccInit)}
         }
+        self.acc_depth: dict[str, int] = {}  # vector-loop depth at each accumulator's declaration
         self.lines: list[str] = []
 
     # ------------------------------------------------------------------------------- names
@@ -345,6 +349,7 @@ class CEmitter:
             self.emit(f"{self.element(s.buffer, s.index)} = {value};", depth)
         elif isinstance(s, AccInit):
             self.acc_types[s.name] = (s.op, s.dtype)
+            self.acc_depth[s.name] = self.vector_depth
             ctype = UNSIGNED[s.dtype.name] if s.dtype.is_int and s.op in ("sum", "prod") else s.dtype.c_type
             self.emit(f"{ctype} {self.cname(s.name)} = {c_literal(s.identity, s.dtype)};", depth)
             if s.dtype.is_float and s.name in self.flagged:
@@ -383,10 +388,15 @@ class CEmitter:
             sym = "+" if op == "sum" else "*"
             cast = f"({UNSIGNED[dt.name]})" if dt.is_int else ""
             self.emit(f"{name} = {name} {sym} {cast}{value};", depth)
-        elif dt.is_float and self.vector_depth == 0:
-            # max/min with NaN propagation, as NumPy: once NaN, the accumulator stays NaN
+        elif dt.is_float and self.vector_depth == self.acc_depth.get(s.name, 0):
+            # no vector loop between declaration and update: max/min with NaN propagation, as
+            # NumPy: a NaN value is taken, and once NaN, the accumulator stays NaN
             cmp = ">" if op == "max" else "<"
-            self.emit(f"{name} = ({value} {cmp} {name} || {name} != {name}) ? {value} : {name};", depth)
+            tmp = self.cname(f"{s.name}_v")
+            self.emit(f"const {dt.c_type} {tmp} = {value};", depth)
+            self.emit(f"{name} = ({tmp} {cmp} {name} || {tmp} != {tmp}) ? {tmp} : {name};", depth)
+            self.taken.discard(tmp)  # block-local: the name may be reused
+            self.names.pop(f"{s.name}_v", None)
         elif dt.is_float:
             # in a vector loop: the OpenMP-friendly form plus a sticky NaN flag, applied after the loop
             tmp = self.cname(f"{s.name}_v")
