@@ -68,7 +68,7 @@ def load_model(path: Path | None = None) -> MachineModel:
     path = path or model_path()
     try:
         text = path.read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing calibrated there (the cache dir may be unusable)
         return MachineModel()
     except OSError as err:
         raise FusecError(f"{path}: cannot read the machine model: {err.strerror}") from None

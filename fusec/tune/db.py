@@ -104,7 +104,7 @@ class TuneDB:
                     data = f.read()
                 finally:
                     fcntl.flock(f, fcntl.LOCK_UN)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no database there (the cache dir may be unusable)
             return out
         except OSError as err:
             raise FusecError(f"{self.path}: cannot read the tuning database: {err.strerror}") from None

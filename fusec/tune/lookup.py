@@ -27,7 +27,7 @@ _INDEX: dict[Path, tuple[tuple[int, int], dict[str, list[dict]]]] = {}
 def _index(db: TuneDB) -> dict[str, list[dict]]:
     try:
         st = os.stat(db.path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no database there (the cache dir may be unusable)
         return {}
     except OSError as err:
         raise FusecError(f"{db.path}: cannot read the tuning database: {err.strerror}") from None
