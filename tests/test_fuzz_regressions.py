@@ -68,6 +68,23 @@ def test_reproducer_compiles_to_the_interpreters_results(path, backend):
         assert failure is None, f"{path.name}: {failure}"
 
 
+OPEN = sorted((Path(__file__).parent / "regressions" / "open").glob("*.fg"))
+
+
+@pytest.mark.xfail(strict=True, reason="open bug, reported to its owner: see the comment in each file")
+@pytest.mark.parametrize("path", OPEN, ids=lambda p: p.stem)
+def test_open_reproducer_still_fails(path):
+    """Known open bugs, kept as failing reproducers. strict: when one gets fixed this test *fails*,
+    as a reminder to move the file up into tests/regressions/."""
+    from fusec.bisect import check
+
+    g = fusec.load(path)
+    with np.load(path.with_suffix(".npz")) as d:
+        arrays = [d[n] for n in g.inputs]
+    backend = "c" if "(C backend)" in path.read_text() else "numpy"
+    assert check(g, arrays, backend) is None
+
+
 def test_negative_literal_base_of_pow_keeps_its_meaning():
     g = fusec.parse("graph g(x: f32[3]) { return (-2.0) ** x }")
     x = np.array([2.0, 3.0, 0.5], np.float32)

@@ -216,7 +216,7 @@ class _Rewriter:
 
         Constants are compared by value, not merged: a literal stays inline where it is used.
         """
-        if node.op == "const":
+        if node.op in ("const", "input"):  # two inputs are two different values, whatever their ops say
             return False
         key = self._key_of(node.name)
         other = self.cse.get(key)
