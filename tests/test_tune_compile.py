@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT
 
 import fusec
+from fusec.cli.main import main
 from fusec.codegen import get_backend
 from fusec.loops.schedule import Schedule
 from fusec.pipeline import compile_stages
@@ -78,47 +79,51 @@ def test_cli_tune_then_compile_uses_the_record(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_cli_stored_shows_what_compile_takes(tmp_path):
+def in_process(capsys, *args) -> tuple[int, str, str]:
+    """The CLI's main() in this process (no interpreter start-up): exit code, stdout, stderr."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_stored_shows_what_compile_takes(tmp_path, capsys):
     db = tmp_path / "tune.jsonl"
-    r = fusec_cli("tune", CHAIN, *SETS, "--stored", "--db", db)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("kernel chain_k0 (elementwise): not tuned on this machine; compile uses the default ")
+    code, out, err = in_process(capsys, "tune", CHAIN, *SETS, "--stored", "--db", db)
+    assert code == 0, err
+    assert out.startswith("kernel chain_k0 (elementwise): not tuned on this machine; compile uses the default ")
     store_tuned(db)
-    r = fusec_cli("tune", CHAIN, *SETS, "--stored", "--db", db)
-    assert r.returncode == 0, r.stderr
-    assert f"compile uses {TUNED} (1.0 us)" in r.stdout
+    code, out, err = in_process(capsys, "tune", CHAIN, *SETS, "--stored", "--db", db)
+    assert code == 0, err
+    assert f"compile uses {TUNED} (1.0 us)" in out
 
 
-def test_cli_text_report(tmp_path):
-    r = fusec_cli("tune", CHAIN, *SETS, "--budget", "2", "--strategy", "random", "--db", tmp_path / "t.jsonl",
-                  "--repeats", "3")
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+def test_cli_text_report_after_a_corrupt_line(tmp_path, capsys):
+    db = tmp_path / "t.jsonl"
+    db.write_text("this is not json\n")
+    code, out, err = in_process(capsys, "tune", CHAIN, *SETS, "--budget", "2", "--strategy", "random", "--db", db,
+                                "--repeats", "3")
+    assert code == 0, err
+    assert f"warning: {db}:1: not valid JSON" in err
+    lines = out.splitlines()
     assert lines[0] == "tuned graph chain: 1 kernel, backend c, budget 2 per kernel"
     assert lines[1].startswith("kernel chain_k0 (elementwise): ") and "strategy random" in lines[1]
     assert lines[2].startswith("  tried 2 in ") and "2 ok, 0 failed" in lines[2]
     assert lines[3].startswith("  default  tiles=") and "spread" in lines[3]
     assert lines[4].startswith("  best     tiles=") and "x the default" in lines[4]
-    assert lines[-1] == f"stored 1 record in {tmp_path / 't.jsonl'}"
-
-
-def test_cli_list_measures_nothing(tmp_path):
-    r = fusec_cli("tune", CHAIN, *SETS, "--list", "--db", tmp_path / "t.jsonl")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("kernel chain_k0 (elementwise): ") and " candidates (" in r.stdout
-    assert "  default      tiles=" in r.stdout
-    assert not (tmp_path / "t.jsonl").exists()
-
-
-def test_cli_corrupt_db_is_reported_and_the_run_goes_on(tmp_path):
-    db = tmp_path / "t.jsonl"
-    db.write_text("this is not json\n")
-    r = fusec_cli("tune", CHAIN, *SETS, "--budget", "1", "--db", db, "--repeats", "2")
-    assert r.returncode == 0, r.stderr
-    assert f"warning: {db}:1: not valid JSON" in r.stderr
-    assert "Traceback" not in r.stderr
-    contents = TuneDB(db).read()
+    assert lines[-1] == f"stored 1 record in {db}"
+    contents = TuneDB(db).read()  # the corrupt line is still reported, the new record is usable
     assert len(contents.records) == 1 and len(contents.problems) == 1
+
+
+def test_cli_list_measures_nothing(tmp_path, capsys):
+    code, out, err = in_process(capsys, "tune", CHAIN, *SETS, "--list", "--db", tmp_path / "t.jsonl")
+    assert code == 0, err
+    assert out.startswith("kernel chain_k0 (elementwise): ") and " candidates (" in out
+    assert "  default      tiles=" in out
+    assert not (tmp_path / "t.jsonl").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -126,15 +131,15 @@ def test_cli_corrupt_db_is_reported_and_the_run_goes_on(tmp_path):
     (["--timeout", "0"], "the timeout must be positive"),
     (["--strategy", "exhaustive", "--budget", "2"], "more than the budget of 2"),
     (["--set", "N=x"], "is not an integer"),
+    (["--strategy", "annealing"], "invalid choice"),
 ])
-def test_cli_mistakes_are_clean_errors(tmp_path, args, message):
-    r = fusec_cli("tune", CHAIN, *SETS, *args, "--db", tmp_path / "t.jsonl")
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert message in r.stderr and "Traceback" not in r.stderr
+def test_cli_mistakes_are_clean_errors(tmp_path, capsys, args, message):
+    code, out, err = in_process(capsys, "tune", CHAIN, *SETS, *args, "--db", tmp_path / "t.jsonl")
+    assert code == 2, out + err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "t.jsonl").exists()
 
 
-def test_cli_missing_file_and_bad_strategy():
-    r = fusec_cli("tune", "no/such/file.fg")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    r = fusec_cli("tune", CHAIN, "--strategy", "annealing")
-    assert r.returncode == 2 and "invalid choice" in r.stderr
+def test_cli_missing_file_is_a_clean_error(capsys):
+    code, _, err = in_process(capsys, "tune", "no/such/file.fg")
+    assert code == 2 and "no/such/file.fg" in err

@@ -242,8 +242,8 @@ def tune_graph(
                     db.append(result.record)
                 results.append(result)
     finally:
-        if own_executor:
-            executor.shutdown(wait=True)
+        if own_executor:  # not waiting: a build that hung is left to finish (or not) on its own
+            executor.shutdown(wait=False, cancel_futures=True)
     return results
 
 
@@ -254,7 +254,7 @@ def tune_kernel(job: KernelJob, space: Space, backend: Backend, settings: TuneSe
     nest = job.nest
     key = record_key(nest, backend)
     rest = space.candidates[1:]
-    strategy = make_strategy(settings.strategy, len(space), settings.budget, settings.seed, job_model(), history(db, key))
+    strategy = make_strategy(settings.strategy, len(space), settings.budget, settings.seed, machine_model(), history(db, key))
     strategy.start(nest, rest, settings.budget)
     result = KernelResult(nest.name, nest.kind, key, space, strategy.name)
     if space.note:  # a single candidate that the backend does not even look at: nothing to measure
@@ -320,7 +320,7 @@ def confirm(job: KernelJob, result: KernelResult, runner: IsolatedRunner, top: i
             trial.samples = []
 
 
-def job_model():
+def machine_model():
     """The calibrated machine model (`fusec calibrate`), else the defaults."""
     try:
         return load_model()
