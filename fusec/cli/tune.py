@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 
@@ -61,6 +62,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     stored = sum(r.record is not None for r in results) if not args.dry_run else 0
     if args.json:
         print(json.dumps({"graph": graph.name, "backend": backend.name, "db": str(db.path), "stored": stored,
+                          "load_average": round(os.getloadavg()[0], 2),
                           "kernels": [result_json(r) for r in results]}, indent=2))
         return 0
     n = len(results)

@@ -160,6 +160,7 @@ def make_record(graph: Graph, nest: LoopNest, backend: Backend, result: KernelRe
         "failures": dict(result.failures),
         "trials": [trial_to_dict(t) for t in result.trials],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": round(os.getloadavg()[0], 2),  # how busy the machine was: judge the times by it
     }
 
 
