@@ -59,7 +59,7 @@ def test_every_simd_loop_vectorizes(stem, tmp_path):
     path.write_text(source)
     flags = [f for f in compiler_flags(sanitize=False) if f != "-shared"]
     proc = subprocess.run(
-        [compiler.path, *flags, "-c", "-fopt-info-vec-optimized", "-o", str(tmp_path / "k.o"), str(path)],
+        [*compiler.command, *flags, "-c", "-fopt-info-vec-optimized", "-o", str(tmp_path / "k.o"), str(path)],
         capture_output=True,
         text=True,
     )

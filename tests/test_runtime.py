@@ -238,3 +238,13 @@ def test_stale_build_dirs_of_killed_processes_are_cleaned(tmp_path):
     fresh.mkdir()
     KernelCache(tmp_path)
     assert not stale.exists() and fresh.exists()
+
+
+def test_cc_with_a_wrapper_word(tmp_path, monkeypatch):
+    """CC="env gcc" (like "ccache gcc"): the first word runs the compiler named after it."""
+    real = find_compiler()
+    monkeypatch.setenv("CC", f"env {real.path}")
+    wrapped = find_compiler()
+    assert wrapped.args == (real.path,) and wrapped.identity == real.identity
+    entry = KernelCache(tmp_path).build(ADD_ONE, compiler=wrapped)
+    assert entry.library.is_file()

@@ -70,6 +70,11 @@ class Compiler:
     path: str  # absolute path of the executable
     identity: str  # first line of `cc --version` and the target triple: part of every cache key
     cpu: str  # this machine's CPU model and feature flags, hashed: -march=native depends on them
+    args: tuple[str, ...] = ()  # words after the executable in $CC (CC="ccache gcc": path=ccache, args=(gcc,))
+
+    @property
+    def command(self) -> list[str]:
+        return [self.path, *self.args]
 
     @property
     def is_gcc(self) -> bool:
@@ -106,16 +111,16 @@ def _cpu_signature() -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _identify(path: str) -> Compiler:
+def _identify(path: str, args: tuple[str, ...] = ()) -> Compiler:
     try:
-        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
-        target = subprocess.run([path, "-dumpmachine"], capture_output=True, text=True, timeout=30)
+        version = subprocess.run([path, *args, "--version"], capture_output=True, text=True, timeout=30)
+        target = subprocess.run([path, *args, "-dumpmachine"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise NoCompilerError(f"the C compiler {path} cannot be run: {err}") from None
     if version.returncode != 0:
         raise NoCompilerError(f"the C compiler {path} failed on --version: {version.stderr.strip()[:200]}")
     first = version.stdout.strip().splitlines()[0] if version.stdout.strip() else path
-    return Compiler(path, f"{first} ({target.stdout.strip()})", _cpu_signature())
+    return Compiler(path, f"{first} ({target.stdout.strip()})", _cpu_signature(), args)
 
 
 def find_compiler(cc: str | None = None) -> Compiler:
@@ -125,12 +130,12 @@ def find_compiler(cc: str | None = None) -> Compiler:
     warning and the NumPy backend.
     """
     name = cc or os.environ.get("CC") or "cc"
-    parts = name.split()  # CC="ccache gcc" is not supported; take the first word as the executable
+    parts = name.split()  # CC="ccache gcc": the first word runs, the rest are its first arguments
     path = shutil.which(parts[0]) if parts else None
     if path is None:
         where = "$CC" if cc is None and os.environ.get("CC") else "the PATH"
         raise NoCompilerError(f"no C compiler: '{name}' was not found on {where} (set CC to a C compiler)")
-    return _identify(os.path.realpath(path))
+    return _identify(os.path.realpath(path), tuple(parts[1:]))
 
 
 def compile_shared(compiler: Compiler, source: Path, output: Path, flags: tuple[str, ...]) -> None:
@@ -139,7 +144,7 @@ def compile_shared(compiler: Compiler, source: Path, output: Path, flags: tuple[
     A failure raises FusecCompileError with the compiler's first error lines and the path of the
     source file, which stays on disk for the user to read.
     """
-    cmd = [compiler.path, *flags, "-o", str(output), str(source), "-lm"]
+    cmd = [*compiler.command, *flags, "-o", str(output), str(source), "-lm"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -163,7 +168,7 @@ def sanitizer_env(compiler: Compiler | None = None) -> dict[str, str]:
     because the Python interpreter itself "leaks" at exit.
     """
     compiler = compiler or find_compiler()
-    lib = subprocess.run([compiler.path, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    lib = subprocess.run([*compiler.command, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
     return {
         "LD_PRELOAD": lib,
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",

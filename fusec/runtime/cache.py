@@ -220,7 +220,7 @@ class KernelCache:
                 "key": key,
                 "sha256": _sha256_file(work / LIBRARY_NAME),
                 "compiler": compiler.identity,
-                "compiler_path": compiler.path,
+                "compiler_command": compiler.command,
                 "flags": list(flags),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
