@@ -174,3 +174,15 @@ def test_no_warning_for_a_clean_db(tmp_path, kernel, backend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert best_schedule(kernel[2], backend, db) == Schedule((64,))
+
+
+def test_a_quiet_machine_record_wins_over_a_busy_one(tmp_path, kernel, backend):
+    _, _, nest = kernel
+    db = TuneDB(tmp_path / "tune.jsonl")
+    key = record_key(nest, backend)
+    serial, parallel = Schedule((64,), False, True, 1), Schedule((64,), True, True, 1)
+    db.append(record(key, serial, 1e-4, load_average=100.0))  # fast only because the other core was taken
+    db.append(record(key, parallel, 2e-4, load_average=0.1))
+    assert best_schedule(nest, backend, db) == parallel
+    db.append(record(key, Schedule((128,), True, True, 1), 1.5e-4, load_average=0.2))
+    assert best_schedule(nest, backend, db) == Schedule((128,), True, True, 1)

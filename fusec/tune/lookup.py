@@ -21,6 +21,7 @@ from fusec.tune.db import TuneDB
 from fusec.tune.signature import record_key
 from fusec.tune.space import schedule_from_dict
 
+BUSY_LOAD = 0.75  # load average per core above which a run counts as busy
 _INDEX: dict[Path, tuple[tuple[int, int], dict[str, list[dict]]]] = {}
 
 
@@ -45,11 +46,19 @@ def _index(db: TuneDB) -> dict[str, list[dict]]:
     return by_key
 
 
+def _busy(record: dict) -> bool:
+    """Measured while other work held the cores? Such a run favours serial schedules (a parallel
+    loop waits for a core), so a record from a quiet machine wins over it whatever the times say."""
+    load = record.get("load_average")
+    return isinstance(load, (int, float)) and load > BUSY_LOAD * (os.cpu_count() or 1)
+
+
 def best_record(nest: LoopNest, backend: Backend, db: TuneDB | str | Path | None = None) -> dict | None:
-    """The fastest stored record for this kernel, backend and machine whose schedule still applies."""
+    """The fastest stored record for this kernel, backend and machine whose schedule still applies;
+    records measured on a quiet machine come before those measured on a busy one."""
     db = db if isinstance(db, TuneDB) else TuneDB(db)
     candidates = _index(db).get(record_key(nest, backend), [])
-    for rec in sorted(candidates, key=lambda r: r["best"]["median_s"]):
+    for rec in sorted(candidates, key=lambda r: (_busy(r), r["best"]["median_s"])):
         try:
             apply_schedule(nest, schedule_from_dict(rec["best"]["schedule"]))
         except (FusecError, ScheduleError):

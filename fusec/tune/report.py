@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 
 from fusec.tune.jobs import FAILURES, Trial
+from fusec.tune.lookup import BUSY_LOAD
 from fusec.tune.space import Space, schedule_from_dict, schedule_to_dict
 from fusec.tune.tuner import KernelResult
-
-BUSY_LOAD = 0.75  # load average per core above which timings are flagged as noisy
 
 
 def fmt_time(seconds: float | None) -> str:
