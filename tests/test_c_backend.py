@@ -305,3 +305,9 @@ def test_generated_kernels_run_clean_under_asan_and_ubsan(tmp_path):
     proc = subprocess.run([sys.executable, "-c", SANITIZED_RUN], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sanitized kernels ok" in proc.stdout
+
+
+def test_values_named_like_c_keywords_and_library_functions(backend):
+    graph = parse("graph g(int: f32[4], sqrtf: f32[4], expf: f32[4]) {\n  NAN = sqrt(abs(int)) + exp(sqrtf) * expf\n  return NAN\n}")
+    rng = np.random.default_rng(1)
+    check_against_interpreter(backend, graph, [rng.standard_normal(4).astype(np.float32) for _ in range(3)])

@@ -68,7 +68,9 @@ LONG_EXPR = 80  # characters: a longer expression is split into named temporarie
 C_KEYWORDS = set(
     """auto break case char const continue default do double else enum extern float for goto if inline int
     long register restrict return short signed sizeof static struct switch typedef union unsigned void
-    volatile while bool true false main min max exp log sqrt tanh erf pow fabs abs""".split()
+    volatile while bool true false main min max exp log sqrt tanh erf pow fabs abs expf logf sqrtf tanhf
+    erff powf fabsf fmaf copysignf trunc NAN INFINITY assert int32_t int64_t uint32_t uint64_t
+    omp_get_wtime""".split()  # keywords, and library names a parameter must not shadow
 )
 UNSIGNED = {I32.name: "uint32_t", I64.name: "uint64_t"}
 COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
