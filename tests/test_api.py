@@ -214,3 +214,23 @@ def test_cli_run_verify_exits_1_with_the_worst_error_when_results_differ(monkeyp
 def test_cli_run_verify_needs_a_compiled_backend(capsys):
     assert main(["run", str(SOFTMAX), "--set", "N=3", "--set", "D=4", "--verify"]) == 2
     assert "--backend numpy" in capsys.readouterr().err
+
+
+def test_every_stage_prints_and_an_opaque_group_runs_its_reference_op():
+    from fusec.fusion.plan import make_group
+    from fusec.pipeline import STAGES, compile_stages, reference_kernel
+
+    stages = compile_stages(SOFTMAX, backend="numpy", sizes={"N": 3, "D": 4})
+    texts = {s: stages.show(s) for s in STAGES}
+    assert texts["ir"].startswith("graph softmax") and "kernel 0" in texts["groups"]
+    assert "rewrites in" in texts["rules"] and "for i0 in" in texts["loops"] and "def softmax_k0" in texts["source"]
+    with pytest.raises(FusecError, match="unknown stage"):
+        stages.show("asm")
+    g = parse("graph o(a: f32[2, 3], b: f32[3, 4]) { return a @ b }")
+    (m,) = [n.name for n in g.ops()]
+    kernel = reference_kernel(g, make_group(g, 0, [m], "opaque"))
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.ones((3, 4), np.float32)
+    out = np.zeros((2, 4), np.float32)
+    kernel(a, b, out)
+    np.testing.assert_array_equal(out, a @ b)
