@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fusec.errors import FusecInputError
+from fusec.inputs import check_memory
 from fusec.interp import check_inputs
 from fusec.ir.graph import Graph
 from fusec.pipeline import STAGES, Stages, compile_stages
@@ -49,6 +50,10 @@ class Compiled:
         produced = {o for k in stages.kernels for o in k.outputs}
         self._leaf_outputs = [o for o in g.outputs if o not in produced]  # inputs or constants returned as is
         self._plan_graph = g
+        # refuse at compile time, not with a MemoryError at call time, buffers that cannot fit
+        check_memory(g, list(dict.fromkeys(g.inputs + g.outputs)))
+        for value in produced:
+            check_memory(g, [value])
         self.pool = BufferPool()
         self._executor = Executor(steps, [o for o in dict.fromkeys(g.outputs) if o in produced], types, self.pool)
 

@@ -276,3 +276,54 @@ def test_nan_and_inf_inputs_are_computed_not_rejected(s_fg):
     with np.load(s_fg / "o.npz") as out:
         (y,) = (out[k] for k in out.files)
     assert np.isnan(y[0]) and np.isnan(y[1]) and y[2] == -2.0
+
+
+# ------------------------------------------------------------------------------------------ the Python API
+
+
+def test_api_compile_time_errors_are_located(tmp_path):
+    import fusec
+    from fusec.errors import FusecError
+
+    (tmp_path / "bad.fg").write_text("graph g(x: f32[3], y: f32[4]) {\n  return x * y\n}\n")
+    with pytest.raises(FusecError) as err:
+        fusec.compile(tmp_path / "bad.fg", backend="numpy")
+    assert str(err.value).startswith(f"{tmp_path / 'bad.fg'}:2:12: error: shapes [3] and [4] do not broadcast")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_api_call_time_errors_name_the_input(backend):
+    import fusec
+    from fusec.errors import FusecInputError
+
+    g = fusec.parse("graph g(x: f32[3], k: i32[3]) {\n  return x * k\n}\n")
+    run = fusec.compile(g, backend=backend)
+    x, k = np.ones(3, np.float32), np.ones(3, np.int32)
+    assert (run(x, k) == 1).all()
+    with pytest.raises(FusecInputError, match=r"input 'x' must be f32\[3\], got an array of dtype f64"):
+        run(np.ones(3), k)
+    with pytest.raises(FusecInputError, match=r"input 'k' must be i32\[3\], got shape \[4\]"):
+        run(x, np.ones(4, np.int32))
+    with pytest.raises(FusecInputError, match="takes 2 inputs"):
+        run(x)
+    # NaN and inf are computed, not rejected
+    y = run(np.array([np.nan, np.inf, -np.inf], np.float32), np.array([1, 0, 2], np.int32))
+    assert np.isnan(y[0]) and np.isnan(y[1]) and y[2] == -np.inf
+
+
+def test_api_compile_refuses_buffers_that_cannot_fit_before_allocating():
+    import fusec
+    from fusec.errors import FusecInputError
+
+    g = fusec.parse("graph g(x: f32[1]) {\n  y = broadcast_to(x, shape=[100000, 100000, 100])\n  return exp(y)\n}\n")
+    with pytest.raises(FusecInputError, match="would take .* GiB"):
+        fusec.compile(g, backend="numpy")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_api_zero_size_tensors_compile_and_run(backend):
+    import fusec
+
+    g = fusec.parse("graph g<N=0>(x: f32[N, 5]) {\n  return sum(exp(x), axis=0), x * 2.0\n}\n")
+    s, y = fusec.compile(g, backend=backend)(np.ones((0, 5), np.float32))
+    assert s.shape == (5,) and (s == 0).all() and y.shape == (0, 5)
