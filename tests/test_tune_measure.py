@@ -199,3 +199,12 @@ def test_a_build_that_hangs_is_a_timeout(tmp_path):
                            backend_factory="test_tune_measure:SlowBuildBackend")
     assert [t.status for t in result.trials] == ["ok", "timeout"]
     assert "the build took more than 1 s" in result.trials[1].detail
+
+
+def test_the_numpy_backend_tunes_too(tmp_path):
+    g = fusec.parse("graph sm(x: f32[64, 96]) {\n  y = exp(x - max(x, axis=-1, keepdims=true))\n  return y\n}\n")
+    db = TuneDB(tmp_path / "t.jsonl")
+    (result,) = tune_graph(g, "numpy", TuneSettings(budget=3, repeats=2, confirm=1), db=db)
+    assert [t.status for t in result.trials] == ["ok"] * len(result.trials) and len(result.trials) >= 2
+    (rec,) = db.read().records
+    assert rec["backend"] == "numpy" and rec["best"]["median_s"] > 0
