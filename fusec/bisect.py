@@ -26,7 +26,7 @@ import numpy as np
 from fusec.errors import FusecError
 from fusec.interp import evaluate
 from fusec.ir.graph import Graph
-from fusec.tolerance import Mismatch, compare, compare_output
+from fusec.tolerance import Mismatch, compare_output
 
 DEFAULT_CLASSES = ("exact", "approx")
 

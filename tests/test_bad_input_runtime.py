@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 GRAPH = "graph g<N=100>(x: f32[N]) {\n  return exp(x) * 2.0 + 1.0\n}\n"

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 GRAPH = """graph g<N=1000>(x: f32[N], y: f32[N]) {

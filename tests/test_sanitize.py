@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, ROOT, small_sizes
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="ASan preloading as done here is Linux-only")

@@ -31,13 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fusec.bisect import Failure, check, compile_and_run  # noqa: E402
-from fusec.ir.dtypes import F32, F64  # noqa: E402
-from fusec.tolerance import ATOL, RTOL, working_precision  # noqa: E402
 from fusec.errors import FusecError  # noqa: E402
 from fusec.interp import evaluate  # noqa: E402
+from fusec.ir.dtypes import F32, F64  # noqa: E402
 from fusec.ir.graph import Graph  # noqa: E402
 from fusec.ir.printer import print_graph  # noqa: E402
 from fusec.testing.graphgen import GenConfig, random_arrays, random_graph, replay_graph  # noqa: E402
+from fusec.tolerance import ATOL, RTOL, working_precision  # noqa: E402
 
 
 def find_failure(g: Graph, input_seed: int, backends: list[str], special: float) -> Failure | None:
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed}: {f}", flush=True)
             if not args.no_shrink:
                 # only the failing backend is rerun while shrinking: a C compile per candidate is slow
-                def still(c: Graph, sig=sig, b=f.backend) -> bool:
-                    return _same(c, seed, [b], args.special, sig)
+                def still(c: Graph, sig=sig, b=f.backend, s=seed) -> bool:
+                    return _same(c, s, [b], args.special, sig)
 
                 stop = time.time() + args.shrink_minutes * 60
                 record = shrink_choices(record, cfg, still, stop)
