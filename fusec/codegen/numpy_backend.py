@@ -562,7 +562,8 @@ class _Gen:
         nest = self.nest
         params = ", ".join(b.name for b in nest.buffers)
         body = self.body(nest.body, 1)
-        doc = [f'    """{nest.comment or nest.name}']
+        first, *rest = (nest.comment or nest.name).splitlines()
+        doc = [f'    """{first}'] + [f"        {line}" for line in rest]
         for b in nest.buffers:
             doc.append(f"    {b.role:<5} {b.name}: {b.dtype.name}[{', '.join(map(str, b.shape))}]")
         doc.append('    """')

@@ -294,9 +294,7 @@ class _Lowering:
         for b in self.buffers.values():
             if b not in buffers:
                 buffers.append(b)
-        comment = f"group {self.group.id} ({kind}): " + ", ".join(
-            f"{n} = {self.g.node(n).op}" for n in self.group.nodes
-        )
+        comment = f"group {self.group.id} ({kind}):\n" + "\n".join(member_line(self.g, n) for n in self.group.nodes)
         nest = LoopNest(self.kernel_name, kind, tuple(buffers), tuple(dims), tuple(body), mm, comment)
         if kind != "matmul":
             nest = simplify_dims(nest)
@@ -551,6 +549,22 @@ class _Lowering:
 
         rewritten = [replace(s, value=rewrite(s.value)) for s in sinks]
         return tuple(out + rewritten)
+
+
+def _fg_name(name: str) -> str:
+    """A value's name as the .fg printer spells it (compiler temporaries %3 print as t3)."""
+    return "t" + name[1:] if name.startswith("%") else name
+
+
+def member_line(g: Graph, name: str) -> str:
+    """One member of a group in .fg-like form, for the comments of generated code: `t2 = exp(t1)`."""
+    node = g.node(name)
+    args = []
+    for a in node.args:
+        arg = g.node(a)
+        args.append(repr(arg.attrs["value"]) if arg.op == "const" else _fg_name(a))
+    attrs = [f"{k}={v!r}" for k, v in node.attrs.items() if v is not None]
+    return f"{_fg_name(name)} = {node.op}({', '.join(args + attrs)})"
 
 
 def _count(e: Expr, counts: Counter) -> None:

@@ -5,7 +5,17 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 
 
 def chain_k0(x, y):
-    """group 0 (elementwise): %1 = mul, %3 = add, %4 = mul, num = sub, %6 = mul, den = add, %8 = div, %9 = abs, %10 = sqrt, y = add
+    """group 0 (elementwise):
+        t1 = mul(x, 2.0)
+        t3 = add(t1, 1.0)
+        t4 = mul(t3, x)
+        num = sub(t4, 3.0)
+        t6 = mul(x, x)
+        den = add(t6, 1.0)
+        t8 = div(num, den)
+        t9 = abs(x)
+        t10 = sqrt(t9)
+        y = add(t8, t10)
     in    x: f32[64, 512]
     out   y: f32[64, 512]
     """

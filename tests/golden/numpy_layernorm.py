@@ -5,7 +5,16 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 
 
 def layernorm_k0(x, gamma, beta, y):
-    """group 0 (reduce): mean = mean, d = sub, %0 = mul, var = mean, %2 = add, %3 = rsqrt, %4 = mul, %5 = mul, y = add
+    """group 0 (reduce):
+        mean = mean(x, axis=-1, keepdims=True)
+        d = sub(x, mean)
+        t0 = mul(d, d)
+        var = mean(t0, axis=-1, keepdims=True)
+        t2 = add(var, 1e-05)
+        t3 = rsqrt(t2)
+        t4 = mul(d, t3)
+        t5 = mul(t4, gamma)
+        y = add(t5, beta)
     in    x: f32[64, 256]
     in    gamma: f32[256]
     in    beta: f32[256]

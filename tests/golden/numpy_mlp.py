@@ -5,7 +5,10 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 
 
 def mlp_k0(x, w, b, y):
-    """group 0 (matmul): %0 = matmul, %1 = add, y = gelu
+    """group 0 (matmul):
+        t0 = matmul(x, w)
+        t1 = add(t0, b)
+        y = gelu(t1, approximate='tanh')
     in    x: f32[64, 32]
     in    w: f32[32, 256]
     in    b: f32[256]

@@ -5,7 +5,12 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 
 
 def softmax_k0(x, y):
-    """group 0 (reduce): m = max, %0 = sub, e = exp, s = sum, y = div
+    """group 0 (reduce):
+        m = max(x, axis=-1, keepdims=True)
+        t0 = sub(x, m)
+        e = exp(t0)
+        s = sum(e, axis=-1, keepdims=True)
+        y = div(e, s)
     in    x: f32[64, 256]
     out   y: f32[64, 256]
     """
