@@ -6,15 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusec.cli.common import add_file_args, load_graph, summarize
+from fusec.cli.common import add_file_args, load_graph, parse_sizes, summarize
 from fusec.errors import FusecError
+from fusec.frontend import load
 from fusec.inputs import load_npz, random_inputs, save_npz
 from fusec.interp import evaluate
 from fusec.ir.printer import print_graph
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    g = load_graph(args)
+def check_one(path: str, sizes: dict[str, int]) -> None:
+    g = load(path, sizes=sizes)
     outs = ", ".join(f"{o}: {g.type_of(o)}" for o in g.outputs)
     held = []
     if g.expectations:  # `assert kernels ...` lines: plan the graph and hold it to them (exit 2 if not)
@@ -22,7 +23,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         held = check_expectations(plan(g))
     extra = f"; {', '.join(held)}" if held else ""
-    print(f"ok: {args.file}: graph {g.name}, {len(g.inputs)} inputs, {len(g.ops())} ops -> {outs}{extra}")
+    print(f"ok: {path}: graph {g.name}, {len(g.inputs)} inputs, {len(g.ops())} ops -> {outs}{extra}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check every file given; report each failure and exit 2 if any failed."""
+    sizes = parse_sizes(args.sizes)
+    failed = 0
+    for path in args.files:
+        try:
+            check_one(path, sizes)
+        except FusecError as err:
+            if len(args.files) == 1:
+                raise
+            print(str(err), file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"{failed} of {len(args.files)} files failed", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -132,8 +150,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check", help="parse and type-check a .fg file", description="Parse and type-check a .fg file.")
-    add_file_args(p)
+    p = sub.add_parser(
+        "check",
+        help="parse and type-check .fg files",
+        description="Parse and type-check .fg files, and hold each to its `assert kernels` lines.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="one or more .fg source files")
+    p.add_argument("--set", dest="sizes", action="append", metavar="NAME=VALUE", help="override a named dimension, e.g. --set N=64 (repeatable)")
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("fmt", help="print a .fg file in canonical form", description="Print a .fg file in canonical form.")
