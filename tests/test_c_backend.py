@@ -249,10 +249,11 @@ def test_literals_round_trip():
 # ------------------------------------------------------------------------------- golden snapshots
 
 GOLDEN_CASES = {
-    "c_chain.c": ("01_chain.fg", {"N": 64, "M": 64}),
-    "c_softmax.c": ("03_softmax.fg", {"N": 64, "D": 256}),
-    "c_layernorm.c": ("04_layernorm.fg", {"N": 64, "D": 256}),
-    "c_mlp.c": ("06_mlp.fg", {"B": 64, "K": 32, "F": 256}),
+    # sizes of at least MIN_PARALLEL_WORK points, so the snapshots show the parallel loops
+    "c_chain.c": ("01_chain.fg", {"N": 256, "M": 256}),
+    "c_softmax.c": ("03_softmax.fg", {"N": 128, "D": 256}),
+    "c_layernorm.c": ("04_layernorm.fg", {"N": 128, "D": 256}),
+    "c_mlp.c": ("06_mlp.fg", {"B": 128, "K": 32, "F": 256}),
 }
 
 

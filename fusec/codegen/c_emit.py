@@ -65,6 +65,9 @@ from fusec.loops.ir import (
 
 INDENT = "    "
 LONG_EXPR = 80  # characters: a longer expression is split into named temporaries
+# Below this many points a kernel runs on one thread: waking a second one costs microseconds on a
+# quiet machine and a whole scheduler time slice (milliseconds) on a busy one.
+MIN_PARALLEL_WORK = 32768
 C_KEYWORDS = set(
     """auto break case char const continue default do double else enum extern float for goto if inline int
     long register restrict return short signed sizeof static struct switch typedef union unsigned void
@@ -169,6 +172,7 @@ class CEmitter:
         }
         self.acc_depth: dict[str, int] = {}  # vector-loop depth at each accumulator's declaration
         self.lines: list[str] = []
+        self.work = math.prod(d.extent for d in nest.dims)  # points in the iteration space
 
     # ------------------------------------------------------------------------------- names
 
@@ -436,7 +440,9 @@ class CEmitter:
     def loop(self, lp: Loop, depth: int) -> None:
         var = self.cname(lp.var)
         extent = self.index(lp.extent)
-        if lp.kind == "parallel":
+        if lp.kind == "parallel" and self.work < MIN_PARALLEL_WORK:
+            self.emit(f"/* serial: {self.work} points are too few to be worth waking a second thread */", depth)
+        elif lp.kind == "parallel":
             self.emit("#pragma omp parallel for schedule(static)", depth)
         elif lp.kind == "vector":
             self.emit(f"#pragma omp simd{self._reduction_clause(lp)}", depth)
