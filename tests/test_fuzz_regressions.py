@@ -71,7 +71,7 @@ def test_reproducer_compiles_to_the_interpreters_results(path, backend):
 OPEN = sorted((Path(__file__).parent / "regressions" / "open").glob("*.fg"))
 
 
-@pytest.mark.xfail(strict=True, reason="open bug, reported to its owner: see the comment in each file")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="open bug, reported to its owner: see the comment in each file")
 @pytest.mark.parametrize("path", OPEN, ids=lambda p: p.stem)
 def test_open_reproducer_still_fails(path):
     """Known open bugs, kept as failing reproducers. strict: when one gets fixed this test *fails*,
@@ -81,7 +81,7 @@ def test_open_reproducer_still_fails(path):
     g = fusec.load(path)
     with np.load(path.with_suffix(".npz")) as d:
         arrays = [d[n] for n in g.inputs]
-    backend = "c" if "(C backend)" in path.read_text() else "numpy"
+    backend = "c" if "(C backend)" in path.read_text() else "numpy"  # the backend named on the OPEN line
     assert check(g, arrays, backend) is None
 
 
