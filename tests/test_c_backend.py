@@ -314,3 +314,12 @@ def test_values_named_like_c_keywords_and_library_functions(backend):
     graph = parse("graph g(int: f32[4], sqrtf: f32[4], expf: f32[4]) {\n  NAN = sqrt(abs(int)) + exp(sqrtf) * expf\n  return NAN\n}")
     rng = np.random.default_rng(1)
     check_against_interpreter(backend, graph, [rng.standard_normal(4).astype(np.float32) for _ in range(3)])
+
+
+def test_float_to_int_casts_of_special_values_match_numpy(backend):
+    # x / cast(x) for x in (-1, 0) is -inf: cast gives +0, and gcc must not fold it into truncf (-0.0)
+    graph = parse("graph g(x: f32[8], y: f64[8]) {\n  a = cast(x, dtype=i32)\n  return a, x - a, x / a, cast(y, dtype=i64), y / cast(y, dtype=i64), cast(x, dtype=i64)\n}")
+    x = np.array([np.nan, np.inf, -np.inf, 3.7e9, -2.5, 7.9, -0.4, -1e-30], dtype=np.float32)
+    y = np.array([np.nan, np.inf, -np.inf, 1e19, -2.0**63, 2.0**62, -0.75, 1e-310])
+    with np.errstate(invalid="ignore"):
+        check_against_interpreter(backend, graph, [x, y])

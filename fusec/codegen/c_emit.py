@@ -106,6 +106,24 @@ static inline float fusec_minf(float a, float b) { return (a < b || a != a) ? a 
 static inline double fusec_max(double a, double b) { return (a > b || a != a) ? a : b; }
 static inline double fusec_min(double a, double b) { return (a < b || a != a) ? a : b; }
 static inline int64_t fusec_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* float -> integer, truncating toward zero, as NumPy does on x86-64: NaN, inf and out-of-range values
+ * give the minimum integer. Done with integer operations on the bits instead of C's (int)x: C leaves
+ * out-of-range conversions undefined, and gcc (with -fno-trapping-math) folds (float)(int)x into
+ * truncf(x), which gives -0.0 for x in (-1, 0) where NumPy gives +0.0. */
+static inline int64_t fusec_truncate_bits(double x, int64_t max_exponent, int64_t minimum)
+{
+    union { double d; uint64_t u; } v;
+    v.d = x;
+    int64_t e = (int64_t)((v.u >> 52) & 0x7ff) - 1023;                     /* unbiased exponent */
+    uint64_t m = (v.u & 0x000fffffffffffffULL) | 0x0010000000000000ULL;  /* 53-bit significand */
+    int64_t down = 52 - e, up = e - 52;
+    uint64_t magnitude = e >= 52 ? m << (up < 11 ? up : 11) : m >> (down < 63 ? down : 63);
+    int64_t value = (v.u >> 63) ? (int64_t)(0 - magnitude) : (int64_t)magnitude;
+    return e > max_exponent ? minimum : value;
+}
+static inline int32_t fusec_f2i32(double x) { return (int32_t)fusec_truncate_bits(x, 30, INT32_MIN); }
+static inline int64_t fusec_f2i64(double x) { return fusec_truncate_bits(x, 62, INT64_MIN); }
 """
 
 
@@ -320,6 +338,8 @@ class CEmitter:
                 return f"({args[0]} != 0)"
             if operand == dt:
                 return args[0]
+            if dt.is_int and operand.is_float:
+                return f"fusec_f2i{dt.itemsize * 8}({_bare(args[0])})"
             return f"({dt.c_type})({args[0]})"
         raise NotImplementedError(f"the C backend has no spelling for op '{name}' ({dt})")
 
