@@ -14,7 +14,7 @@ import numpy as np
 
 from fusec.errors import FusecInputError
 from fusec.inputs import check_memory
-from fusec.ir.dtypes import dtype_of_numpy
+from fusec.ir.dtypes import dtype_of_numpy, promote
 from fusec.ir.graph import Graph
 
 
@@ -39,6 +39,27 @@ def check_inputs(graph: Graph, arrays: tuple[Any, ...]) -> list[np.ndarray]:
     return out
 
 
+# Ops that compute in their result dtype: fusec promotes int with float to that float (f32 @ i32 is
+# f32), so the operands are converted first, as a compiled kernel does. Left alone, NumPy would
+# compute f32 @ i32 in float64 and round once more at the end.
+_COMPUTE_IN_RESULT_DTYPE = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "matmul"}
+_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+
+
+def operands_in_compute_dtype(graph: Graph, node, args: list[np.ndarray]) -> list[np.ndarray]:
+    if node.op in _COMPUTE_IN_RESULT_DTYPE:
+        want = node.type.dtype.numpy
+        return [a.astype(want, copy=False) for a in args]
+    if node.op in _COMPARISONS:
+        a, b = (graph.type_of(x).dtype for x in node.args)
+        want = promote(a, b).numpy
+        return [x.astype(want, copy=False) for x in args]
+    if node.op == "where":
+        want = node.type.dtype.numpy
+        return [args[0]] + [x.astype(want, copy=False) for x in args[1:]]
+    return args
+
+
 def evaluate(graph: Graph, arrays: list[np.ndarray] | tuple, keep_all: bool = False) -> dict[str, np.ndarray]:
     """Evaluate every node; returns a name -> value map (of the outputs only, unless keep_all)."""
     check_memory(graph)  # refuse a value that cannot fit in memory before allocating anything
@@ -52,7 +73,7 @@ def evaluate(graph: Graph, arrays: list[np.ndarray] | tuple, keep_all: bool = Fa
         for node in graph.nodes():
             if node.op == "input":
                 continue
-            args = [values[a] for a in node.args]
+            args = operands_in_compute_dtype(graph, node, [values[a] for a in node.args])
             result = node.opdef.numpy(args, node.attrs)
             values[node.name] = np.asarray(result).astype(node.type.dtype.numpy, copy=False)
             if not keep_all:  # free intermediates as soon as nothing needs them
