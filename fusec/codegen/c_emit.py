@@ -281,7 +281,9 @@ class CEmitter:
 
     def op(self, e: Op) -> str:
         args = [self.expr(a) for a in e.args]
-        if e.op in FLOAT_FUNCS or e.op in ("gelu", "rsqrt", "abs", "maximum", "minimum", "relu", "pow"):
+        # arguments of a C function call need no parentheses of their own; only float results are
+        # calls (integer abs/max/min are ternaries, bool max/min are | and &, where they do)
+        if e.dtype.is_float and (e.op in FLOAT_FUNCS or e.op in ("gelu", "rsqrt", "abs", "maximum", "minimum", "relu", "pow")):
             args = [_bare(a) for a in args]
         dt = e.dtype
         operand = e.args[0].dtype if e.args else dt
