@@ -344,7 +344,8 @@ class MatmulTiling:
                 at = a[r0 : r0 + rows] if a_tiled else a
                 bt = b[r0 : r0 + rows] if b_tiled else b
                 # batch dims are outermost, so slicing the outer variable slices the same axis of mm
-                np.matmul(at, bt, out=mm)
+                with np.errstate(all="ignore"):  # NaN and inf are computed, not reported (as in C)
+                    np.matmul(at, bt, out=mm)
                 pointers = [] if self.direct else [mm.ctypes.data]
                 for n in epi_names:
                     arr = by_name[n]
