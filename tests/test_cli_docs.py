@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from fusec.cli.main import build_parser
-
 from conftest import ROOT
+
+from fusec.cli.main import build_parser
 
 
 def subcommands(parser: argparse.ArgumentParser, prefix: str = ""):

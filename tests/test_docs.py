@@ -11,10 +11,8 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]

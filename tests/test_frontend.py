@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES, small_sizes
 
 import fusec
 from fusec.errors import FusecError
-from fusec.ir import F32, F64, I32, BOOL
+from fusec.ir import BOOL, F32, F64, I32
 from fusec.ir.printer import print_graph
-
-from conftest import EXAMPLES, small_sizes
 
 
 def test_parse_softmax_shapes_and_kinds():

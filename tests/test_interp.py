@@ -6,12 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES, small_sizes
 
 import fusec
 from fusec.inputs import random_inputs
 from fusec.ir.ops import KINDS, OPS
-
-from conftest import EXAMPLES, small_sizes
 
 rng = np.random.default_rng(7)
 

@@ -49,4 +49,4 @@ def test_trace_errors():
     with pytest.raises(FusecError, match="missing"):
         fusec.trace(lambda a, b: a, a=("f32", (2,)))
     with pytest.raises(AttributeError):
-        fn.frobnicate
+        _ = fn.frobnicate

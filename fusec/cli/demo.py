@@ -100,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if mismatch is not None:
                 raise FusecError(f"the {name} backend disagrees with the interpreter on '{out_name}': {mismatch}")
         runners[f"{name} backend ({program.kernels} kernel{'s' if program.kernels != 1 else ''})"] = lambda p=program: p(*inputs)
-    print(f"    outputs agree with the interpreter within the stated tolerance (fusec/tolerance.py)")
+    print("    outputs agree with the interpreter within the stated tolerance (fusec/tolerance.py)")
     print(f"    bytes moved: unfused {report['bytes_unfused'] / 2**20:.1f} MiB, fused {report['bytes_fused'] / 2**20:.1f} MiB")
     base = None
     for label, fn in runners.items():

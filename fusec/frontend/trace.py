@@ -14,7 +14,8 @@ tuple of them: the graph's outputs.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fusec.errors import FusecError
 from fusec.ir.dtypes import DType, TensorType, dtype_named
