@@ -107,6 +107,7 @@ def test_bad_flags_and_files(tmp_path):
     assert_user_error(fusec("check", EXAMPLES[0], "--set", "N"), "NAME=VALUE")
     assert_user_error(fusec("check", EXAMPLES[0], "--set", "N=abc"), "not an integer")
     assert_user_error(fusec("check", EXAMPLES[0], "--set", "Q=3"), "no dimension 'Q'")
+    assert_user_error(fusec("check", EXAMPLES[0], "--set", "N=3", "--set", "N=4"), "--set N is given twice")
     assert_user_error(fusec("run", EXAMPLES[0], "--inputs", tmp_path / "none.npz"), "no such file")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     assert_user_error(fusec("run", EXAMPLES[0], "--inputs", tmp_path / "junk.npz"), "not a readable .npz")

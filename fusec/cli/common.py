@@ -18,6 +18,8 @@ def parse_sizes(items: list[str] | None) -> dict[str, int]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise FusecError(f"--set expects NAME=VALUE, got '{item}'")
+        if name.strip() in sizes:
+            raise FusecError(f"--set {name.strip()} is given twice ({sizes[name.strip()]} and {value})")
         try:
             sizes[name.strip()] = int(value)
         except ValueError:
