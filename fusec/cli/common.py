@@ -18,12 +18,14 @@ def parse_sizes(items: list[str] | None) -> dict[str, int]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise FusecError(f"--set expects NAME=VALUE, got '{item}'")
-        if name.strip() in sizes:
-            raise FusecError(f"--set {name.strip()} is given twice ({sizes[name.strip()]} and {value})")
+        name = name.strip()
         try:
-            sizes[name.strip()] = int(value)
+            number = int(value)
         except ValueError:
             raise FusecError(f"--set {item}: '{value}' is not an integer") from None
+        if name in sizes:
+            raise FusecError(f"--set {name} is given twice ({sizes[name]} and {number})")
+        sizes[name] = number
     return sizes
 
 
