@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusec.cli.common import add_file_args, load_graph, parse_sizes, summarize
+from fusec.cli.common import add_file_args, add_sizes_arg, load_graph, parse_sizes, summarize
 from fusec.errors import FusecError
 from fusec.frontend import load
 from fusec.inputs import load_npz, random_inputs, save_npz
@@ -156,7 +156,7 @@ def register(sub) -> None:
         description="Parse and type-check .fg files, and hold each to its `assert kernels` lines.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="one or more .fg source files")
-    p.add_argument("--set", dest="sizes", action="append", metavar="NAME=VALUE", help="override a named dimension, e.g. --set N=64 (repeatable)")
+    add_sizes_arg(p)
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("fmt", help="print a .fg file in canonical form", description="Print a .fg file in canonical form.")

@@ -31,6 +31,11 @@ def parse_sizes(items: list[str] | None) -> dict[str, int]:
 
 def add_file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="a .fg source file")
+    add_sizes_arg(p)
+
+
+def add_sizes_arg(p: argparse.ArgumentParser) -> None:
+    """`--set NAME=VALUE` (repeatable); parse_sizes turns the list into a dict."""
     p.add_argument(
         "--set",
         dest="sizes",

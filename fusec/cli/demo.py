@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusec.cli.common import parse_sizes
+from fusec.cli.common import add_sizes_arg, parse_sizes
 from fusec.errors import FusecError
 from fusec.fusion import explain
 from fusec.inputs import random_inputs
@@ -118,6 +118,6 @@ def register(sub) -> None:
         description="Compile an example, print what each compiler stage did, then run and time it.",
     )
     p.add_argument("example", nargs="?", help=f"an example name (e.g. gelu) or a .fg path (default {DEFAULT_EXAMPLE})")
-    p.add_argument("--set", dest="sizes", action="append", metavar="NAME=VALUE", help="override a named dimension")
+    add_sizes_arg(p)
     p.add_argument("--source-lines", type=int, default=60, help="how many lines of generated C to print (default 60)")
     p.set_defaults(handler=cmd_demo)
