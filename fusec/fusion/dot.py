@@ -7,9 +7,12 @@ memory and read back) are dashed red and labelled with the rule that kept them a
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-from fusec.fusion.plan import Plan
 from fusec.ir.dot import Drawing, graph_drawing, to_dot, to_svg
+
+if TYPE_CHECKING:  # Plan draws itself through this module, so it is imported only for types
+    from fusec.fusion.plan import Plan
 
 # A qualitative palette (ColorBrewer Set3 and Pastel1): adjacent kernels stay distinguishable.
 PALETTE = [

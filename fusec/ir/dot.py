@@ -13,8 +13,10 @@ import html
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from fusec.ir.graph import Graph
+if TYPE_CHECKING:  # Graph draws itself through this module, so it is imported only for types
+    from fusec.ir.graph import Graph
 
 
 @dataclass

@@ -9,11 +9,13 @@ would give them the same dtype; compiler temporaries (`%N`) renamed to free `tN`
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusec.ir.dtypes import DType, literal_dtype
-from fusec.ir.graph import Graph, Node
 from fusec.ir.ops import OPS, literal_context_dtype
+
+if TYPE_CHECKING:  # Graph prints itself through this module, so the printer imports it only for types
+    from fusec.ir.graph import Graph, Node
 
 
 def format_scalar(value: Any) -> str:
