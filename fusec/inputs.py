@@ -77,21 +77,39 @@ def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
     return arrays
 
 
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+
+
 def load_npz(graph: Graph, path: str | Path) -> list[np.ndarray]:
     """Inputs from an .npz file whose array names are the graph's input names."""
+    not_npz = f"{path}: not a valid .npz file of arrays"
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy holds one unnamed array
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        # np.load falls back to unpickling whatever is neither a zip nor an .npy, and then blames
+        # "pickled (object) data" for what is simply junk: look at the magic bytes first.
+        if magic.startswith(NPY_MAGIC):
             raise FusecInputError(f"{path}: a single .npy array; fusec needs an .npz with one array per input name")
-        with loaded as data:
+        if not magic.startswith(ZIP_MAGIC):
+            raise FusecInputError(f"{not_npz} (it is not a zip archive, as np.savez writes)")
+        with np.load(path, allow_pickle=False) as data:
             missing = [n for n in graph.inputs if n not in data.files]
             if missing:
                 raise FusecInputError(f"{path}: no array named {', '.join(missing)} (it holds: {', '.join(data.files) or 'nothing'})")
-            return [data[n] for n in graph.inputs]
+            arrays = []
+            for n in graph.inputs:
+                try:
+                    arrays.append(data[n])
+                except ValueError:  # allow_pickle=False refuses object arrays
+                    raise FusecInputError(f"{path}: array '{n}' holds Python objects; fusec reads numeric and bool arrays only") from None
+            return arrays
     except FileNotFoundError:
         raise FusecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FusecError(f"{path}: is a directory, not an .npz file") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise FusecError(f"{path}: not a readable .npz file ({err})") from None
+        raise FusecError(f"{not_npz} ({err})") from None
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:

@@ -159,6 +159,13 @@ def compile_shared(compiler: Compiler, source: Path, output: Path, flags: tuple[
             f"the C compiler failed (exit {proc.returncode}) on {source}\n"
             f"  command: {' '.join(cmd)}\n{shown}{more}"
         )
+    # A "compiler" that exits 0 without producing anything (CC=true, a broken wrapper script) must
+    # not surface later as a FileNotFoundError from the loader.
+    if not output.is_file() or output.stat().st_size == 0:
+        raise FusecCompileError(
+            f"the C compiler '{' '.join(compiler.command)}' exited 0 but wrote no library for {source}"
+            " (is $CC a working C compiler?)"
+        )
 
 
 def sanitizer_env(compiler: Compiler | None = None) -> dict[str, str]:
