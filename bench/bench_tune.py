@@ -23,7 +23,8 @@ from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.loops.schedule import default_schedule
 from fusec.runtime.probes import measure_triad
-from fusec.tune import TuneDB, TuneSettings, lower_all, tune_graph
+from fusec.pipeline import lower_all
+from fusec.tune import TuneDB, TuneSettings, tune_graph
 from fusec.tune.isolate import IsolatedRunner
 from fusec.tune.jobs import BackendSpec, KernelJob
 from fusec.tune.tuner import _save_arrays
@@ -42,7 +43,7 @@ def workload(request, tmp_path_factory):
     path = ROOT / "examples" / f"{request.param}.fg"
     graph = fusec.load(path)
     db = tmp_path_factory.mktemp("tune") / "tune.jsonl"
-    results = tune_graph(graph, "c", TuneSettings(strategy="model", budget=8), db=TuneDB(db))
+    results = tune_graph(*lower_all(graph), "c", TuneSettings(strategy="model", budget=8), db=TuneDB(db))
     xs = random_inputs(graph, seed=0)
     default = fusec.compile(path, backend="c", tune_db=False)
     tuned = fusec.compile(path, backend="c", tune_db=db)

@@ -2,13 +2,18 @@
 
     parse -> rewrite -> plan -> lower -> schedule -> codegen + build
 
-Every stage's result is kept in a `Stages` record and can be printed (`Stages.show(name)`), which is
-what `fusec compile FILE --show ir,rules,groups,loops,source` prints.
+Every command and the Python API go through `compile_stages`, so `fusec check`, `explain`, `viz`,
+`compile`, `run`, `tune`, `bisect` and `fusec.compile` all see the same rewritten graph and the same
+plan. `stop_after=` ends the run early: "groups" for the commands that only plan (they need no C
+compiler), "loops" for the tuner. Every stage's result is kept in a `Stages` record and can be
+printed (`Stages.show(name)`), which is what `fusec compile FILE --show ir,rules,groups,loops,source`
+prints.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from fusec.codegen import BACKENDS, get_backend
 from fusec.codegen.base import Backend, Kernel
 from fusec.errors import FusecError
 from fusec.frontend import load
-from fusec.fusion import explain, format_report, plan
+from fusec.fusion import MachineModel, explain, format_report, plan
 from fusec.fusion.plan import Group, Plan
 from fusec.ir.graph import Graph
 from fusec.ir.printer import print_graph
@@ -26,8 +31,9 @@ from fusec.loops.ir import LoopNest
 from fusec.loops.lower import lower_group
 from fusec.loops.printer import print_nest
 from fusec.loops.schedule import Schedule
-from fusec.rewrite import RewriteResult, rewrite
+from fusec.rewrite import DEFAULT_CLASSES, RewriteResult, Rule, rewrite
 
+# the stages' names, in order, as `--show` and `stop_after=` spell them
 STAGES = ("ir", "rules", "groups", "loops", "source")
 
 _warned_no_compiler = False
@@ -35,18 +41,34 @@ _warned_no_compiler = False
 
 @dataclass
 class Stages:
-    """What each stage produced, in order."""
+    """What each stage produced, in order; the stages after `stop_after` are left empty."""
 
     graph: Graph  # parse
-    rewritten: RewriteResult  # rewrite
-    plan: Plan  # plan
-    nests: list[LoopNest | None]  # lower (None for an opaque group, which runs its reference op)
-    schedules: list[Schedule | None]  # schedule
-    kernels: list[Kernel]  # codegen + build
-    backend: str
+    rewritten: RewriteResult | None = None  # rewrite
+    plan: Plan | None = None  # plan
+    nests: list[LoopNest | None] = field(default_factory=list)  # lower (None: an opaque group runs its reference op)
+    schedules: list[Schedule | None] = field(default_factory=list)  # schedule
+    kernels: list[Kernel] = field(default_factory=list)  # codegen + build
+    backend: str = "c"  # the backend that built the kernels (or was asked for, if none were built)
+    stopped_after: str = STAGES[-1]
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def kernel_count(self) -> int:
+        """How many kernels the program runs: one per group of the plan."""
+        if self.plan is None:
+            raise FusecError(f"there is no plan yet: the pipeline stopped after '{self.stopped_after}'")
+        return self.plan.kernels
+
+    def lowered(self) -> list[tuple[Group, LoopNest]]:
+        """(group, loop nest) of every kernel that has a nest (opaque groups have none)."""
+        return [(g, n) for g, n in zip(self.plan.groups, self.nests) if n is not None]
+
     def show(self, stage: str) -> str:
+        if stage not in STAGES:
+            raise FusecError(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
+        if STAGES.index(stage) > STAGES.index(self.stopped_after):
+            raise FusecError(f"cannot show '{stage}': the pipeline stopped after '{self.stopped_after}'")
         if stage == "ir":
             return print_graph(self.graph)
         if stage == "rules":
@@ -61,9 +83,7 @@ class Stages:
                 else:
                     parts.append(print_nest(nest) + f"  schedule: {sched}\n")
             return "\n".join(parts)
-        if stage == "source":
-            return "\n\n".join(k.source for k in self.kernels)
-        raise FusecError(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
+        return "\n\n".join(k.source for k in self.kernels)  # source
 
 
 def compile_stages(
@@ -71,21 +91,54 @@ def compile_stages(
     backend: str = "c",
     sizes: dict[str, int] | None = None,
     policy: str = "auto",
-    rewrite_classes: tuple[str, ...] | None = ("exact", "approx"),  # None: no rewrite stage
+    rewrite_classes: Sequence[str] | None = DEFAULT_CLASSES,
     donate: dict[str, str] | None = None,
     schedules: dict[int, Schedule] | None = None,
     tune_db: str | Path | bool | None = None,
+    *,
+    rules: Sequence[Rule] | None = None,
+    force_fuse: Sequence = (),
+    forbid: Sequence = (),
+    model: MachineModel | None = None,
+    stop_after: str = STAGES[-1],
 ) -> Stages:
-    """Run every stage of the compiler on a graph (or a .fg file) and keep each stage's result."""
-    be = choose_backend(backend)
-    graph = parse_stage(graph_or_path, sizes)  # parse
-    rewritten = rewrite_stage(graph, rewrite_classes)  # rewrite
-    the_plan = plan(rewritten.graph, policy=policy)  # plan
-    inplace = donations(the_plan, donate or {})
-    nests = [lower(the_plan.graph, grp, inplace) for grp in the_plan.groups]  # lower
-    scheds = [pick_schedule(be, n, (schedules or {}).get(g.id), tune_db) for g, n in zip(the_plan.groups, nests)]  # schedule
-    kernels = build(be, the_plan.graph, the_plan.groups, nests, scheds)  # codegen + build
-    return Stages(graph, rewritten, the_plan, nests, scheds, kernels, be.name)
+    """Run the stages of the compiler on a graph (or a .fg file), up to `stop_after`, keeping each result.
+
+    rewrite_classes: the rule classes to apply (None: no rewrite stage, the graph is planned as
+        written); rules: the rules to draw them from (default: the standard library).
+    policy, force_fuse, forbid, model: the fusion policy, op pairs that must / must not share a
+        kernel (("a", "b") or "a,b"), and the machine model for the cost model (default: calibrated).
+    donate: output -> input updated in place. schedules: group id -> Schedule, overriding the
+        tuning database `tune_db` (a path; None: the default one; False: do not look).
+    stop_after: the last stage to run, one of STAGES ("groups" needs no backend, so no C compiler).
+    """
+    if stop_after not in STAGES:
+        raise FusecError(f"unknown stage '{stop_after}' (stages: {', '.join(STAGES)})")
+
+    def runs(stage: str) -> bool:
+        return STAGES.index(stage) <= STAGES.index(stop_after)
+
+    s = Stages(parse_stage(graph_or_path, sizes), backend=backend, stopped_after=stop_after)  # parse
+    if runs("rules"):
+        s.rewritten = rewrite_stage(s.graph, rewrite_classes, rules)  # rewrite
+    if runs("groups"):
+        s.plan = plan(s.rewritten.graph, policy, model=model, force_fuse=force_fuse, forbid=forbid)  # plan
+    if runs("loops"):
+        be = choose_backend(backend)
+        s.backend = be.name
+        inplace = donations(s.plan, donate or {})
+        s.nests = [lower(s.plan.graph, grp, inplace) for grp in s.plan.groups]  # lower
+        s.schedules = [pick_schedule(be, n, (schedules or {}).get(g.id), tune_db) for g, n in zip(s.plan.groups, s.nests)]  # schedule
+    if runs("source"):
+        s.kernels = build(be, s.plan.graph, s.plan.groups, s.nests, s.schedules)  # codegen + build
+    return s
+
+
+def lower_all(graph_or_path: Graph | str | Path, **options) -> tuple[Graph, list[tuple[Group, LoopNest]]]:
+    """(the graph the kernels compute, [(group, nest)] of every kernel with a loop nest), exactly as
+    compile_stages lowers them: what the tuner measures. options: those of compile_stages."""
+    s = compile_stages(graph_or_path, stop_after="loops", **options)
+    return s.plan.graph, s.lowered()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,11 +154,12 @@ def parse_stage(graph_or_path: Graph | str | Path, sizes: dict[str, int] | None)
     return load(graph_or_path, sizes=sizes)
 
 
-def rewrite_stage(graph: Graph, classes: tuple[str, ...] | None) -> RewriteResult:
-    """Rewrite with the given rule classes; None skips the stage (the graph is compiled as written)."""
+def rewrite_stage(graph: Graph, classes: Sequence[str] | None, rules: Sequence[Rule] | None = None) -> RewriteResult:
+    """Rewrite with the given rule classes (drawn from `rules`, default the standard library); None
+    skips the stage (the graph is compiled as written)."""
     if classes is None:
         return RewriteResult(graph.copy())
-    return rewrite(graph, classes)
+    return rewrite(graph, classes, rules=rules)
 
 
 def choose_backend(name: str) -> Backend:

@@ -12,7 +12,8 @@ import pytest
 import fusec
 from fusec.codegen import get_backend
 from fusec.loops.schedule import Schedule
-from fusec.tune import TuneDB, best_record, best_schedule, default_db_path, lower_all
+from fusec.pipeline import lower_all
+from fusec.tune import TuneDB, best_record, best_schedule, default_db_path
 from fusec.tune.signature import FORMAT, kernel_hash, machine_id, record_key
 from fusec.tune.space import schedule_from_dict, schedule_to_dict
 

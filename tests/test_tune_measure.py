@@ -21,7 +21,8 @@ from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.loops.schedule import Schedule
 from fusec.runtime.build import FusecCompileError
-from fusec.tune import FAILURES, TuneDB, TuneSettings, best_schedule, lower_all, tune_graph
+from fusec.pipeline import lower_all
+from fusec.tune import FAILURES, TuneDB, TuneSettings, best_schedule, tune_graph
 from fusec.tune.isolate import IsolatedRunner
 from fusec.tune.jobs import BackendSpec, KernelJob
 from fusec.tune.tuner import PASS_ENV, _save_arrays, history
@@ -74,7 +75,7 @@ def test_faults_are_typed_and_the_tuner_goes_on(tmp_path):
     db = TuneDB(tmp_path / "tune.jsonl")
     settings = TuneSettings(strategy="exhaustive", budget=13, timeout_s=4.0, repeats=3, min_sample_s=0.0005)
     start = time.monotonic()
-    (result,) = tune_graph(g, "c", settings, db=db, backend_factory="test_tune_measure:FaultyBackend")
+    (result,) = tune_graph(*lower_all(g), "c", settings, db=db, backend_factory="test_tune_measure:FaultyBackend")
     elapsed = time.monotonic() - start
     by_schedule = {t.schedule: t for t in result.trials}
     assert len(result.trials) == 13 and set(FAULTS) <= set(by_schedule)
@@ -128,7 +129,7 @@ def test_bad_settings_are_user_errors():
     g = fusec.parse(CHAIN)
     for bad in (TuneSettings(budget=0), TuneSettings(timeout_s=0), TuneSettings(strategy="anneal")):
         with pytest.raises(fusec.FusecError):
-            tune_graph(g, "c", bad)
+            tune_graph(*lower_all(g), "c", bad)
 
 
 class CountingPool(concurrent.futures.ProcessPoolExecutor):
@@ -148,7 +149,7 @@ def test_builds_go_through_any_executor_and_history_feeds_the_model(tmp_path):
     db = TuneDB(tmp_path / "tune.jsonl")
     settings = TuneSettings(strategy="random", budget=3, repeats=2, min_sample_s=0.0005, confirm=0)
     with CountingPool() as pool:
-        (result,) = tune_graph(g, "c", settings, db=db, executor=pool)
+        (result,) = tune_graph(*lower_all(g), "c", settings, db=db, executor=pool)
         assert pool.submitted == 3  # the default, then a batch of two
     assert [t.status for t in result.trials] == ["ok"] * 3
     # a later run of the same kernel starts its model from these measurements
@@ -158,16 +159,17 @@ def test_builds_go_through_any_executor_and_history_feeds_the_model(tmp_path):
 def test_sanitize_mode_is_refused(monkeypatch):
     monkeypatch.setenv("FUSEC_SANITIZE", "1")
     with pytest.raises(fusec.FusecError, match="not for timing"):
-        tune_graph(fusec.parse(CHAIN), "c", TuneSettings(budget=1))
+        tune_graph(*lower_all(fusec.parse(CHAIN)), "c", TuneSettings(budget=1))
 
 
 def test_tuning_from_a_script_without_a_main_guard(tmp_path):
     """A worker must not re-run the caller's main script (here: stdin, which cannot be re-run)."""
     script = (
         "import fusec\n"
+        "from fusec.pipeline import lower_all\n"
         "from fusec.tune import TuneDB, TuneSettings, tune_graph\n"
         f"g = fusec.parse({CHAIN!r})\n"
-        f"(r,) = tune_graph(g, 'c', TuneSettings(budget=2, repeats=2, confirm=0), db=TuneDB({str(tmp_path / 't.jsonl')!r}))\n"
+        f"(r,) = tune_graph(*lower_all(g), 'c', TuneSettings(budget=2, repeats=2, confirm=0), db=TuneDB({str(tmp_path / 't.jsonl')!r}))\n"
         "print('statuses', [t.status for t in r.trials])\n"
     )
     r = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, cwd=tmp_path, timeout=300)
@@ -179,7 +181,7 @@ def test_tuning_from_a_script_without_a_main_guard(tmp_path):
 def test_a_kernel_whose_schedule_is_ignored_is_reported_not_measured(tmp_path):
     g = fusec.parse("graph mm(a: f32[8, 16], b: f32[16, 4]) {\n  y = matmul(a, b)\n  return y\n}\n")
     db = TuneDB(tmp_path / "t.jsonl")
-    (result,) = tune_graph(g, "c", TuneSettings(budget=4), db=db)
+    (result,) = tune_graph(*lower_all(g), "c", TuneSettings(budget=4), db=db)
     assert "BLAS" in result.skipped and result.trials == [] and result.record is None
     assert not db.path.exists()
 
@@ -195,7 +197,7 @@ class SlowBuildBackend(CBackend):
 
 def test_a_build_that_hangs_is_a_timeout(tmp_path):
     settings = TuneSettings(strategy="random", budget=2, repeats=2, confirm=0, build_timeout_s=1.0)
-    (result,) = tune_graph(fusec.parse(CHAIN), "c", settings, db=TuneDB(tmp_path / "t.jsonl"),
+    (result,) = tune_graph(*lower_all(fusec.parse(CHAIN)), "c", settings, db=TuneDB(tmp_path / "t.jsonl"),
                            backend_factory="test_tune_measure:SlowBuildBackend")
     assert [t.status for t in result.trials] == ["ok", "timeout"]
     assert "the build took more than 1 s" in result.trials[1].detail
@@ -204,7 +206,7 @@ def test_a_build_that_hangs_is_a_timeout(tmp_path):
 def test_the_numpy_backend_tunes_too(tmp_path):
     g = fusec.parse("graph sm(x: f32[64, 96]) {\n  y = exp(x - max(x, axis=-1, keepdims=true))\n  return y\n}\n")
     db = TuneDB(tmp_path / "t.jsonl")
-    (result,) = tune_graph(g, "numpy", TuneSettings(budget=3, repeats=2, confirm=1), db=db)
+    (result,) = tune_graph(*lower_all(g), "numpy", TuneSettings(budget=3, repeats=2, confirm=1), db=db)
     assert [t.status for t in result.trials] == ["ok"] * len(result.trials) and len(result.trials) >= 2
     (rec,) = db.read().records
     assert rec["backend"] == "numpy" and rec["best"]["median_s"] > 0

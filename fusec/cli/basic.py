@@ -8,22 +8,23 @@ from pathlib import Path
 
 from fusec.cli.common import add_file_args, add_sizes_arg, load_graph, parse_sizes, summarize
 from fusec.errors import FusecError
-from fusec.frontend import load
+from fusec.fusion import check_expectations
 from fusec.inputs import load_npz, random_inputs, save_npz
 from fusec.interp import evaluate
 from fusec.ir.printer import print_graph
+from fusec.pipeline import compile_stages
 
 
 def check_one(path: str, sizes: dict[str, int]) -> None:
-    g = load(path, sizes=sizes)
+    """Parse, rewrite and plan (the pipeline up to the plan, as compile runs it) and hold the plan to
+    the file's `assert kernels ...` lines (exit 2 at the assert if it breaks one)."""
+    stages = compile_stages(path, sizes=sizes, stop_after="groups")
+    g = stages.graph
     outs = ", ".join(f"{o}: {g.type_of(o)}" for o in g.outputs)
-    held = []
-    if g.expectations:  # `assert kernels ...` lines: plan the graph and hold it to them (exit 2 if not)
-        from fusec.fusion import check_expectations, plan
-
-        held = check_expectations(plan(g))
-    extra = f"; {', '.join(held)}" if held else ""
-    print(f"ok: {path}: graph {g.name}, {len(g.inputs)} inputs, {len(g.ops())} ops -> {outs}{extra}")
+    held = check_expectations(stages.plan)
+    n = stages.kernel_count
+    extra = ", ".join(held) if held else f"plan: {n} kernel{'s' if n != 1 else ''}"
+    print(f"ok: {path}: graph {g.name}, {len(g.inputs)} inputs, {len(g.ops())} ops -> {outs}; {extra}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from fusec.errors import FusecError
 from fusec.frontend import load
 from fusec.ir.dtypes import dtype_of_numpy
 from fusec.ir.graph import Graph
+from fusec.pipeline import Stages, compile_stages
 
 
 def parse_sizes(items: list[str] | None) -> dict[str, int]:
@@ -47,6 +48,12 @@ def add_sizes_arg(p: argparse.ArgumentParser) -> None:
 
 def load_graph(args: argparse.Namespace) -> Graph:
     return load(args.file, sizes=parse_sizes(args.sizes))
+
+
+def run_pipeline(args: argparse.Namespace, stop_after: str, **options) -> Stages:
+    """The compiler's one pipeline (fusec.pipeline.compile_stages) on the command's FILE and --set
+    sizes, up to `stop_after`: every command reports on the program that is built."""
+    return compile_stages(args.file, sizes=parse_sizes(args.sizes), stop_after=stop_after, **options)
 
 
 def summarize(name: str, a: np.ndarray) -> str:

@@ -1,7 +1,8 @@
 """`fusec tune FILE`: search each kernel's schedules, measure them safely, store the fastest.
 
-The kernels are the ones `fusec compile` builds (same rewrites, fusion policy and lowering), so the
-records it stores are found again by a later `fusec compile` / `fusec run` / `fusec.compile`.
+The kernels come from the compiler's own pipeline (`fusec.pipeline.lower_all`: the same rewrites,
+fusion policy and lowering as `fusec compile`), so the records it stores are found again by a later
+`fusec compile` / `fusec run` / `fusec.compile`.
 """
 
 from __future__ import annotations
@@ -13,21 +14,10 @@ import sys
 from collections import Counter
 
 from fusec.cli.common import add_file_args, parse_sizes
-from fusec.fusion import plan
-from fusec.pipeline import choose_backend, lower, parse_stage
-from fusec.rewrite import rewrite
+from fusec.pipeline import choose_backend, lower_all
 from fusec.tune import STRATEGIES, TuneDB, TuneSettings, best_record, search_space, tune_graph
 from fusec.tune.report import format_failures, format_result, format_space, format_stored, load_note, result_json
 from fusec.tune.space import schedule_ignored
-
-
-def compiled_kernels(file: str, sizes: dict[str, int], policy: str):
-    """(graph the kernels compute, [(group, nest)]) exactly as compile_stages lowers them."""
-    graph = parse_stage(file, sizes)
-    rewritten = rewrite(graph, ("exact", "approx"))
-    the_plan = plan(rewritten.graph, policy=policy)
-    kernels = [(g, n) for g in the_plan.groups if (n := lower(the_plan.graph, g, {})) is not None]
-    return the_plan.graph, kernels
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -35,7 +25,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                             repeats=args.repeats)
     settings.check()
     backend = choose_backend(args.backend)
-    graph, kernels = compiled_kernels(args.file, parse_sizes(args.sizes), args.policy)
+    graph, kernels = lower_all(args.file, backend=backend.name, sizes=parse_sizes(args.sizes), policy=args.policy)
     if args.list:
         for _, nest in kernels:
             space = search_space(nest, backend.name, backend.default_schedule(nest), ignored=schedule_ignored(backend, nest))
@@ -54,7 +44,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         def progress(name, trial):
             t = f"{trial.median_s * 1e3:.3f} ms" if trial.ok else f"{trial.status}: {trial.detail}"
             print(f"  {name}: {trial.schedule}  {t}", file=sys.stderr)
-    results = tune_graph(graph, backend=backend.name, settings=settings, db=db, kernels=kernels,
+    results = tune_graph(graph, kernels, backend=backend.name, settings=settings, db=db,
                          store=not args.dry_run, progress=progress)
     note = load_note()  # after the run: what the machine was doing while it measured
     if note and not args.json:

@@ -18,9 +18,9 @@ from fusec.tune.jobs import FAILURES, Trial
 from fusec.tune.lookup import best_record, best_schedule
 from fusec.tune.space import Space, search_space
 from fusec.tune.strategies import STRATEGIES
-from fusec.tune.tuner import KernelResult, TuneSettings, lower_all, tune_graph
+from fusec.tune.tuner import KernelResult, TuneSettings, tune_graph
 
 __all__ = [
     "FAILURES", "STRATEGIES", "KernelResult", "Space", "Trial", "TuneDB", "TuneSettings", "best_record",
-    "best_schedule", "default_db_path", "lower_all", "search_space", "tune_graph",
+    "best_schedule", "default_db_path", "search_space", "tune_graph",
 ]

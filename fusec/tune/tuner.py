@@ -1,6 +1,7 @@
 """The tuner: for each kernel of a graph, search its schedules and store the fastest.
 
-    results = tune_graph(graph, backend="c", settings=TuneSettings(strategy="model", budget=24))
+    graph, kernels = fusec.pipeline.lower_all(path_or_graph)    # the kernels fusec.compile builds
+    results = tune_graph(graph, kernels, backend="c", settings=TuneSettings(strategy="model", budget=24))
 
 Per kernel:
   1. the search space (space.py) and a strategy (strategies.py);
@@ -32,16 +33,13 @@ import numpy as np
 
 from fusec.codegen.base import Backend
 from fusec.errors import FusecError
-from fusec.fusion import plan as plan_graph
 from fusec.fusion.machine import load_model
 from fusec.fusion.plan import Group
 from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.ir.graph import Graph
 from fusec.loops.ir import LoopNest
-from fusec.loops.lower import lower_group
 from fusec.loops.schedule import Schedule
-from fusec.rewrite import rewrite
 from fusec.runtime.build import sanitize_requested
 from fusec.tune.db import TuneDB
 from fusec.tune.isolate import IsolatedRunner
@@ -177,16 +175,6 @@ def history(db: TuneDB, key: str) -> list[tuple[Schedule, float]]:
     return out
 
 
-def lower_all(graph: Graph, policy: str = "auto", rewrite_classes: tuple[str, ...] = ("exact", "approx"),
-              ) -> tuple[Graph, list[tuple[Group, LoopNest]]]:
-    """(the graph the kernels compute, its kernels) as fusec.compile rewrites, plans and lowers them
-    (without donation); opaque groups have no loop nest and are left out."""
-    rewritten = rewrite(graph, rewrite_classes).graph
-    p = plan_graph(rewritten, policy=policy)
-    kernels = [(g, lower_group(p.graph, g, name=f"{p.graph.name}_k{g.id}")) for g in p.groups if g.kind != "opaque"]
-    return p.graph, kernels
-
-
 def _save_arrays(directory: Path, nest: LoopNest, values: dict[str, np.ndarray]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for b in nest.buffers:
@@ -198,17 +186,20 @@ def _save_arrays(directory: Path, nest: LoopNest, values: dict[str, np.ndarray])
 
 def tune_graph(
     graph: Graph,
+    kernels: list[tuple[Group, LoopNest]],
     backend: str = "c",
     settings: TuneSettings | None = None,
     db: TuneDB | None = None,
-    kernels: list[tuple[Group, LoopNest]] | None = None,
     executor: concurrent.futures.Executor | None = None,
     backend_options: dict | None = None,
     backend_factory: str = "",
     store: bool = True,
     progress: Callable[[str, Trial], None] | None = None,
 ) -> list[KernelResult]:
-    """Tune every kernel of `graph` (or the given (group, nest) pairs); store the best of each."""
+    """Tune the given kernels of `graph`, (group, nest) pairs; store the best schedule of each.
+
+    `graph` and `kernels` come from the compiler's own pipeline, `fusec.pipeline.lower_all(...)`,
+    so the kernels tuned are the ones `fusec.compile` builds and looks up."""
     settings = settings or TuneSettings()
     settings.check()
     db = db or TuneDB()
@@ -217,8 +208,6 @@ def tune_graph(
                          "unset it to tune")
     spec = BackendSpec(backend, tuple(sorted((backend_options or {}).items())), backend_factory)
     backend_obj = spec.make()
-    if kernels is None:
-        graph, kernels = lower_all(graph)
     # every space first, so a strategy that refuses one (exhaustive over budget) does before anything runs
     spaces = [search_space(n, backend_obj.name, backend_obj.default_schedule(n), ignored=schedule_ignored(backend_obj, n))
               for _, n in kernels]
