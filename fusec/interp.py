@@ -39,18 +39,18 @@ def check_inputs(graph: Graph, arrays: tuple[Any, ...]) -> list[np.ndarray]:
     return out
 
 
-# Ops that compute in their result dtype: fusec promotes int with float to that float (f32 @ i32 is
-# f32), so the operands are converted first, as a compiled kernel does. Left alone, NumPy would
-# compute f32 @ i32 in float64 and round once more at the end.
-_COMPUTE_IN_RESULT_DTYPE = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "matmul"}
-_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
-
-
 def operands_in_compute_dtype(graph: Graph, node, args: list[np.ndarray]) -> list[np.ndarray]:
-    if node.op in _COMPUTE_IN_RESULT_DTYPE:
+    """The operands converted to the dtype the op computes in, as a compiled kernel converts them.
+
+    Ops of the family "computes_in_result_dtype" compute in their result dtype: fusec promotes int
+    with float to that float (f32 @ i32 is f32); left alone, NumPy would compute f32 @ i32 in float64
+    and round once more at the end. Comparisons compare in their operands' promoted dtype.
+    """
+    families = node.opdef.families
+    if "computes_in_result_dtype" in families:
         want = node.type.dtype.numpy
         return [a.astype(want, copy=False) for a in args]
-    if node.op in _COMPARISONS:
+    if "comparison" in families:
         a, b = (graph.type_of(x).dtype for x in node.args)
         want = promote(a, b).numpy
         return [x.astype(want, copy=False) for x in args]
