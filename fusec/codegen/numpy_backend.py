@@ -27,7 +27,7 @@ from fusec.codegen.base import Backend, Kernel, kernel_signature
 from fusec.fusion.plan import Group
 from fusec.ir.dtypes import DType
 from fusec.ir.graph import Graph
-from fusec.ir.ops import OPS
+from fusec.ir.ops import OPS, default_attrs, select_spelling
 from fusec.loops.ir import (
     AccInit,
     AccUpdate,
@@ -59,16 +59,24 @@ class NumpyCodegenError(Exception):
     """The nest or schedule uses something this backend cannot express (a bug, not a user mistake)."""
 
 
-# ops that are exactly one ufunc call with the interpreter's semantics
-UFUNCS = {
-    "add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.true_divide",
-    "maximum": "np.maximum", "minimum": "np.minimum",
-    "eq": "np.equal", "ne": "np.not_equal", "lt": "np.less", "le": "np.less_equal",
-    "gt": "np.greater", "ge": "np.greater_equal",
-    "exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "tanh": "np.tanh",
-    "neg": "np.negative", "abs": "np.absolute",
-}  # fmt: skip
-REDUCERS = {"sum": "np.sum", "prod": "np.prod", "max": "np.max", "min": "np.min"}
+def spelling(e: Op) -> tuple[str, ...] | None:
+    """The op row's NumPy statements for this op at its dtype (templates, see fusec/ir/ops_registry.py)."""
+    op = OPS.get(e.op)
+    if op is None:
+        return None
+    code = select_spelling(op.numpy_code, e.dtype, e.args[0].dtype if e.args else None, _attrs_of(e))
+    if code is None:
+        return None
+    return (code,) if isinstance(code, str) else tuple(code)
+
+
+def writes_over_operand(lines: tuple[str, ...]) -> bool:
+    """One NumPy ufunc call: it may write its result over one of its operands."""
+    return len(lines) == 1 and lines[0].startswith("np.") and not lines[0].startswith("np.copyto")
+
+
+def _attrs_of(e: Op) -> dict:
+    return default_attrs(OPS[e.op]) | dict(e.attrs)
 
 
 def literal(value, dtype: DType) -> str:
@@ -97,13 +105,9 @@ def fold_constant(e: Expr):
         with np.errstate(all="ignore"):
             if e.op == "cast":
                 return args[0].astype(e.dtype.numpy)
-            r = OPS[e.op].numpy(args, dict(e.attrs) or _default_attrs(e.op))
+            r = OPS[e.op].numpy(args, _attrs_of(e))
             return np.asarray(r).astype(e.dtype.numpy)
     return None
-
-
-def _default_attrs(op: str) -> dict:
-    return {s.name: s.default for s in OPS[op].attrs}
 
 
 @dataclass
@@ -342,9 +346,11 @@ class _Gen:
     def op(self, e: Op, block: _Block, out: str | None, clip: bool) -> _Value:
         args = [self.expr(a, block, clip=clip) for a in e.args]
         sig = self.sig_of(e)
-        single_ufunc = e.op in UFUNCS or e.op in ("reciprocal", "relu")
+        code = spelling(e)
+        if code is None:
+            raise NumpyCodegenError(f"no NumPy spelling for op {e.op} ({e.dtype})")
         reuse = None
-        if out is None and single_ufunc:
+        if out is None and writes_over_operand(code):
             for a in args:
                 if a.slot is not None and a.owned and a.slot.sig == sig and a.slot.dtype == e.dtype:
                     reuse = a
@@ -353,38 +359,13 @@ class _Gen:
             slot, target = reuse.slot, reuse.slot.view
         else:
             slot, target = self.target(e, block, out)
-        a = [x.text for x in args]
-        lines = block.lines
-        one = literal(1, e.dtype) if e.dtype.is_float else "1"
-        if e.op in UFUNCS:
-            lines.append(f"{UFUNCS[e.op]}({', '.join(a)}, out={target})")
-        elif e.op == "reciprocal":
-            lines.append(f"np.true_divide({one}, {a[0]}, out={target})")
-        elif e.op == "relu":
-            lines.append(f"np.maximum({a[0]}, {literal(0, e.dtype)}, out={target})")
-        elif e.op == "rsqrt":
-            lines.append(f"np.sqrt({a[0]}, out={target})")
-            lines.append(f"np.true_divide({one}, {target}, out={target})")
-        elif e.op == "sigmoid":
-            lines.append(f"np.negative({a[0]}, out={target})")
-            lines.append(f"np.exp({target}, out={target})")
-            lines.append(f"np.add({one}, {target}, out={target})")
-            lines.append(f"np.true_divide({one}, {target}, out={target})")
-        elif e.op == "pow":
-            if e.dtype.is_float:
-                lines.append(f"np.power({a[0]}, {a[1]}, out={target})")
-            else:
-                lines.append(f"ipow({a[0]}, {a[1]}, out={target})")
-        elif e.op == "gelu":
-            lines.append(f"gelu({a[0]}, {e.attr('approximate', 'none')!r}, out={target})")
-        elif e.op == "erf":
-            lines.append(f"erf({a[0]}, out={target})")
-        elif e.op == "where":
-            lines.append(f"where({a[0]}, {a[1]}, {a[2]}, out={target})")
-        elif e.op == "cast":
-            lines.append(f"np.copyto({target}, {a[0]}, casting='unsafe')")
-        else:
-            raise NumpyCodegenError(f"no NumPy spelling for op {e.op}")
+        names = {k: repr(v) for k, v in _attrs_of(e).items()}
+        names |= {
+            "out": target,
+            "one": literal(1, e.dtype) if e.dtype.is_float else "1",
+            "zero": literal(0, e.dtype),
+        }
+        block.lines.extend(line.format(*(x.text for x in args), **names) for line in code)
         for x in args:
             if x is not reuse:
                 self.release(x)
@@ -454,8 +435,8 @@ class _Gen:
                     src = v.text
                     if full != self.sig_of(s.value):
                         src = f"np.broadcast_to({src}, {self.shape_text(full)})"
-                    ax = tuple(sorted(axes))
-                    blk.lines.append(f"{REDUCERS[s.op]}({src}, axis={ax}, keepdims=True, out={slot.view})  # {s.name}")
+                    reducer = OPS[s.op].numpy_code.format(src, axis=tuple(sorted(axes)), out=slot.view)
+                    blk.lines.append(f"{reducer}  # {s.name}")
                     self.release(v)
                 blk.lines.append(f"{s.name} = {slot.view}")
                 values[s.name] = _Value(s.name, slot, True)
