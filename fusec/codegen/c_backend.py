@@ -44,6 +44,7 @@ from fusec.loops.ir import (
     walk_expr,
 )
 from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, default_schedule
+from fusec.loops.simplify import simplify
 from fusec.runtime.build import compiler_flags, find_compiler, sanitize_requested
 from fusec.runtime.cache import KernelCache, default_cache
 from fusec.runtime.loader import KernelFunction, Param
@@ -117,7 +118,7 @@ class CBackend(Backend):
         """Generate a group's C functions; `finish` binds them once a library holds them."""
         if nest.kind == "matmul" and nest.matmul is not None and self.matmul == "blas":
             return self._prepare_blas_matmul(nest)
-        scheduled = reuse_row_values(schedule_or_fallback(nest, schedule))
+        scheduled = simplify(reuse_row_values(schedule_or_fallback(nest, schedule)))
         function, symbol = c_source(scheduled, self.sanitize, with_prelude=False)
         params = buffer_params(nest.buffers)
 
@@ -138,7 +139,7 @@ class CBackend(Backend):
         functions, symbols = [], []
         for rows in sorted({plan.tile_rows, plan.tail_rows} - {0}, reverse=True):
             epi = plan.epilogue_nest(rows)
-            scheduled = schedule_or_fallback(epi, default_schedule(epi, backend="c"))
+            scheduled = simplify(schedule_or_fallback(epi, default_schedule(epi, backend="c")))
             text, symbol = c_source(scheduled, self.sanitize, with_prelude=False)
             functions.append(text)
             symbols.append((rows, symbol, epi))

@@ -39,7 +39,8 @@ import re
 import numpy as np
 
 from fusec.codegen.c_passes import RowArray
-from fusec.ir.dtypes import BOOL, F32, F64, I32, I64, DType
+from fusec.ir.dtypes import BOOL, F32, I32, I64, DType
+from fusec.ir.ops import OPS, default_attrs, select_spelling
 from fusec.loops.ir import (
     AccInit,
     AccUpdate,
@@ -76,16 +77,6 @@ C_KEYWORDS = set(
     omp_get_wtime""".split()  # keywords, and library names a parameter must not shadow
 )
 UNSIGNED = {I32.name: "uint32_t", I64.name: "uint64_t"}
-COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-FLOAT_FUNCS = {  # op -> (float32 spelling, float64 spelling)
-    "exp": ("fusec_expf", "exp"),
-    "log": ("fusec_logf", "log"),
-    "tanh": ("fusec_tanhf", "tanh"),
-    "erf": ("fusec_erff", "erf"),
-    "sigmoid": ("fusec_sigmoidf", "fusec_sigmoid"),
-    "sqrt": ("sqrtf", "sqrt"),
-}
-
 PRELUDE = """\
 #include <math.h>
 #include <stdbool.h>
@@ -163,6 +154,47 @@ def _bare(text: str) -> str:
         if depth == 0 and pos < len(text) - 1:
             return text
     return text[1:-1]
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def c_spelling(e: Op) -> str | None:
+    """The C template of an op at its dtype: float32 uses the row's fast vector function if it has one."""
+    op = OPS.get(e.op)
+    if op is None:
+        return None
+    if op.c_vector is not None and e.dtype == F32:
+        return f"{op.c_vector}({', '.join(f'{{{k}}}' for k in range(len(e.args)))})"
+    attrs = default_attrs(op) | dict(e.attrs)
+    return select_spelling(op.c_code, e.dtype, e.args[0].dtype if e.args else None, attrs)
+
+
+def _whole_call_argument(template: str, start: int, end: int) -> bool:
+    """Whether template[start:end] is a whole argument of a function call, as in `f({0}, {1})`."""
+    before, after = template[:start], template[end:]
+    opens_call = before.endswith("(") and len(before) > 1 and (before[-2].isalnum() or before[-2] == "_")
+    return (opens_call or before.endswith(", ")) and after[:1] in (")", ",")
+
+
+def fill_c_template(template: str, args: list[str], dtype: DType) -> str:
+    """Substitute operands and type names into a C template. An operand that is a whole argument of a
+    call needs no parentheses of its own: `expf(x + y)`, not `expf((x + y))`."""
+    names = {
+        "ctype": dtype.c_type,
+        "utype": UNSIGNED.get(dtype.name, ""),
+        "one": c_literal(1.0, dtype),
+        "zero": c_literal(0, dtype),
+    }
+
+    def fill(m: re.Match) -> str:
+        key = m.group(1)
+        if not key.isdigit():
+            return names[key]
+        text = args[int(key)]
+        return _bare(text) if _whole_call_argument(template, m.start(), m.end()) else text
+
+    return _PLACEHOLDER.sub(fill, template)
 
 
 class CEmitter:
@@ -280,80 +312,11 @@ class CEmitter:
         return self.op(e)
 
     def op(self, e: Op) -> str:
-        args = [self.expr(a) for a in e.args]
-        # arguments of a C function call need no parentheses of their own; only float results are
-        # calls (integer abs/max/min are ternaries, bool max/min are | and &, where they do)
-        if e.dtype.is_float and (e.op in FLOAT_FUNCS or e.op in ("gelu", "rsqrt", "abs", "maximum", "minimum", "relu", "pow")):
-            args = [_bare(a) for a in args]
-        dt = e.dtype
-        operand = e.args[0].dtype if e.args else dt
-        name = e.op
-        if name in ("add", "sub", "mul"):
-            sym = {"add": "+", "sub": "-", "mul": "*"}[name]
-            if dt == BOOL:  # NumPy: bool + bool is or, bool * bool is and
-                return f"({args[0]} {'|' if name == 'add' else '&'} {args[1]})"
-            if dt.is_int:  # wrap around, as NumPy does
-                u = UNSIGNED[dt.name]
-                return f"({dt.c_type})(({u}){args[0]} {sym} ({u}){args[1]})"
-            return f"({args[0]} {sym} {args[1]})"
-        if name == "div":
-            return f"({args[0]} / {args[1]})"
-        if name in COMPARE:
-            return f"({args[0]} {COMPARE[name]} {args[1]})"
-        if name in ("maximum", "minimum"):
-            return self._minmax(name == "maximum", args[0], args[1], dt)
-        if name == "relu":
-            zero = c_literal(0, dt)
-            return self._minmax(True, args[0], zero, dt)
-        if name == "neg":
-            if dt.is_int:
-                return f"({dt.c_type})(0u - ({UNSIGNED[dt.name]}){args[0]})"
-            if dt == BOOL:
-                return args[0]
-            return f"(-{args[0]})"
-        if name == "abs":
-            if dt.is_float:
-                return f"{'fabsf' if dt == F32 else 'fabs'}({args[0]})"
-            if dt.is_int:
-                u = UNSIGNED[dt.name]
-                return f"({args[0]} < 0 ? ({dt.c_type})(0u - ({u}){args[0]}) : {args[0]})"
-            return args[0]
-        if name in FLOAT_FUNCS:
-            return f"{FLOAT_FUNCS[name][0 if dt == F32 else 1]}({args[0]})"
-        if name == "rsqrt":
-            return f"({c_literal(1.0, dt)} / {'sqrtf' if dt == F32 else 'sqrt'}({args[0]}))"
-        if name == "reciprocal":
-            return f"({c_literal(1.0, dt)} / {args[0]})"
-        if name == "gelu":
-            form = "tanh" if e.attr("approximate", "none") == "tanh" else "erf"
-            suffix = "f" if dt == F32 else ""
-            return f"fusec_gelu_{form}{suffix}({args[0]})"
-        if name == "pow":
-            if dt.is_float:
-                return f"{'powf' if dt == F32 else 'pow'}({args[0]}, {args[1]})"
-            # NumPy-like integer power, truncated toward zero as the interpreter defines it
-            return f"({dt.c_type})trunc(pow((double){args[0]}, (double){args[1]}))"
-        if name == "where":
-            return f"({args[0]} ? {args[1]} : {args[2]})"
-        if name == "cast":
-            if dt == BOOL:
-                return f"({args[0]} != 0)"
-            if operand == dt:
-                return args[0]
-            if dt.is_int and operand.is_float:
-                return f"fusec_f2i{dt.itemsize * 8}({_bare(args[0])})"
-            return f"({dt.c_type})({args[0]})"
-        raise NotImplementedError(f"the C backend has no spelling for op '{name}' ({dt})")
-
-    @staticmethod
-    def _minmax(is_max: bool, a: str, b: str, dt: DType) -> str:
-        if dt == F32:
-            return f"{'fusec_maxf' if is_max else 'fusec_minf'}({a}, {b})"
-        if dt == F64:
-            return f"{'fusec_max' if is_max else 'fusec_min'}({a}, {b})"
-        if dt == BOOL:
-            return f"({a} {'|' if is_max else '&'} {b})"
-        return f"({a} {'>' if is_max else '<'} {b} ? {a} : {b})"
+        """C for one op, from the template its row gives for this dtype (see fusec/ir/ops_registry.py)."""
+        template = c_spelling(e)
+        if template is None:
+            raise NotImplementedError(f"the C backend has no spelling for op '{e.op}' ({e.dtype})")
+        return fill_c_template(template, [self.expr(a) for a in e.args], e.dtype)
 
     # ---------------------------------------------------------------------------- statements
 
@@ -470,7 +433,8 @@ class CEmitter:
             self.emit(f"#pragma omp simd{self._reduction_clause(lp)}", depth)
         elif lp.kind == "unrolled":
             self.emit("#pragma GCC unroll 8", depth)
-        self.emit(f"for (int64_t {var} = 0; {var} < {extent}; {var}++) {{", depth)
+        start = self.index(lp.start)
+        self.emit(f"for (int64_t {var} = {start}; {var} < {extent}; {var}++) {{", depth)
         self.vector_depth += lp.kind == "vector"
         self.stmts(lp.body, depth + 1)
         self.vector_depth -= lp.kind == "vector"

@@ -32,6 +32,7 @@ from fusec.loops.ir import (
     walk,
     walk_expr,
 )
+from fusec.loops.visit import map_expr, transform
 
 EXPENSIVE = {"exp", "log", "tanh", "erf", "sigmoid", "gelu", "pow"}
 ROW_ARRAY_BYTES = 64 * 1024
@@ -48,40 +49,11 @@ class RowArray:
 
 def _rename_var(e: Expr, old: str, new: str) -> Expr:
     """e with loop variable `old` renamed to `new` in every index."""
-
-    def ix(index: Index) -> Index:
-        return substitute(index, {old: Index.of(new)})
-
-    if isinstance(e, Load):
-        return replace(e, index=ix(e.index))
-    if isinstance(e, Op):
-        return replace(e, args=tuple(_rename_var(a, old, new) for a in e.args))
-    if isinstance(e, Piecewise):
-        return replace(e, index=ix(e.index), pieces=tuple(_rename_var(p, old, new) for p in e.pieces))
-    if hasattr(e, "index") and isinstance(e.index, Index):
-        return replace(e, index=ix(e.index))
-    return e
-
-
-def _replace_expr(e: Expr, target: Expr, by: Expr) -> Expr:
-    if e == target:
-        return by
-    if isinstance(e, Op):
-        return replace(e, args=tuple(_replace_expr(a, target, by) for a in e.args))
-    if isinstance(e, Piecewise):
-        return replace(e, pieces=tuple(_replace_expr(p, target, by) for p in e.pieces))
-    return e
+    return map_expr(e, index=lambda ix: substitute(ix, {old: Index.of(new)}))
 
 
 def _replace_in_stmts(stmts: tuple[Stmt, ...], target: Expr, by: Expr) -> tuple[Stmt, ...]:
-    out: list[Stmt] = []
-    for s in stmts:
-        if isinstance(s, Loop):
-            s = replace(s, body=_replace_in_stmts(s.body, target, by))
-        elif isinstance(s, (Let, Store, AccUpdate)):
-            s = replace(s, value=_replace_expr(s.value, target, by))
-        out.append(s)
-    return tuple(out)
+    return transform(stmts, expr=lambda e: by if e == target else e)
 
 
 def _exprs(stmts: tuple[Stmt, ...]):

@@ -23,7 +23,9 @@ Indices
 
 Loops
     `Loop(var, extent, body, kind)` runs `var` over `[0, extent)`; the extent is an `Index` so a
-    split's tail loop can say `min(16, n - 16*i.o)` (see `Min`). Kinds:
+    split's tail loop can say `min(16, n - 16*i.o)` (see `Min`). The simplifier (simplify.py) may
+    give a loop a `start`: it then runs over `[start, extent)`, so `extent` is the end bound, as in
+    `for i in [i_o*16, min(i_o*16 + 16, n))` (only the C backend reads such loops). Kinds:
       serial   - an ordinary loop;
       parallel - iterations are independent and may run on different threads;
       vector   - the innermost loop, to be vectorised (C: `#pragma omp simd`);
@@ -426,6 +428,12 @@ class Loop:
     body: tuple[Stmt, ...]
     kind: str = "serial"
     split: SplitInfo | None = None
+    start: Index = Index()  # the first value of var; `extent` is then the end bound
+
+    @property
+    def trips(self) -> Index:
+        """The number of iterations (end bound minus start)."""
+        return self.extent - self.start
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from fusec.loops.ir import (
     mod,
     walk_expr,
 )
+from fusec.loops.visit import transform
 
 REDUCE_OPS = ("sum", "mean", "max", "min", "prod")
 COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
@@ -591,28 +592,7 @@ def _nest_loops(dims: list[Dim], body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
 
 def map_indices(stmts: tuple[Stmt, ...], fn) -> tuple[Stmt, ...]:
     """Apply fn to every Index in loads, stores, iota values and concat selectors."""
-
-    def ex(e: Expr) -> Expr:
-        if isinstance(e, Load):
-            return replace(e, index=fn(e.index))
-        if isinstance(e, IndexValue):
-            return replace(e, index=fn(e.index))
-        if isinstance(e, Piecewise):
-            return replace(e, index=fn(e.index), pieces=tuple(ex(p) for p in e.pieces))
-        if isinstance(e, Op):
-            return replace(e, args=tuple(ex(a) for a in e.args))
-        return e
-
-    out: list[Stmt] = []
-    for s in stmts:
-        if isinstance(s, Loop):
-            s = replace(s, body=map_indices(s.body, fn))
-        elif isinstance(s, Store):
-            s = replace(s, index=fn(s.index), value=ex(s.value))
-        elif isinstance(s, (Let, AccUpdate)):
-            s = replace(s, value=ex(s.value))
-        out.append(s)
-    return tuple(out)
+    return transform(stmts, index=fn)
 
 
 def all_indices(stmts: tuple[Stmt, ...]) -> list[Index]:
@@ -630,26 +610,13 @@ def all_indices(stmts: tuple[Stmt, ...]) -> list[Index]:
 
 
 def _remove_loop(stmts: tuple[Stmt, ...], var: str) -> tuple[Stmt, ...]:
-    out: list[Stmt] = []
-    for s in stmts:
-        if isinstance(s, Loop):
-            if s.var == var:
-                out.extend(_remove_loop(s.body, var))
-                continue
-            s = replace(s, body=_remove_loop(s.body, var))
-        out.append(s)
-    return tuple(out)
+    """The loops over `var` replaced by their bodies."""
+    return transform(stmts, stmt=lambda s: s.body if isinstance(s, Loop) and s.var == var else s)
 
 
 def _set_extent(stmts: tuple[Stmt, ...], var: str, extent: int) -> tuple[Stmt, ...]:
-    out: list[Stmt] = []
-    for s in stmts:
-        if isinstance(s, Loop):
-            s = replace(s, body=_set_extent(s.body, var, extent))
-            if s.var == var:
-                s = replace(s, extent=Index.of(extent))
-        out.append(s)
-    return tuple(out)
+    """The loops over `var` given a constant extent."""
+    return transform(stmts, stmt=lambda s: replace(s, extent=Index.of(extent)) if isinstance(s, Loop) and s.var == var else s)
 
 
 def _affine_in(ix: Index, var: str) -> bool:

@@ -36,7 +36,7 @@ def _stmts(stmts: tuple[Stmt, ...], depth: int, out: list[str]) -> None:
     for s in stmts:
         if isinstance(s, Loop):
             kind = "" if s.kind == "serial" else f"{s.kind} "
-            out.append(f"{pad}{kind}for {s.var} in [0, {s.extent}):")
+            out.append(f"{pad}{kind}for {s.var} in [{s.start}, {s.extent}):")
             _stmts(s.body, depth + 1, out)
         elif isinstance(s, LetIndex):
             out.append(f"{pad}{s.var} = {s.value}")

@@ -42,7 +42,7 @@ def run_nest(nest: LoopNest, *arrays: np.ndarray) -> None:
 def _run(stmts: tuple[Stmt, ...], env: dict, scalars: dict, bufs: dict) -> None:
     for s in stmts:
         if isinstance(s, Loop):
-            for v in range(int(evaluate_index(s.extent, env))):
+            for v in range(int(evaluate_index(s.start, env)), int(evaluate_index(s.extent, env))):
                 env[s.var] = v
                 _run(s.body, env, scalars, bufs)
         elif isinstance(s, LetIndex):

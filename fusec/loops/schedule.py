@@ -34,6 +34,7 @@ from fusec.loops.ir import (
     bounds,
     walk,
 )
+from fusec.loops.visit import transform
 
 
 class ScheduleError(Exception):
@@ -44,25 +45,17 @@ class ScheduleError(Exception):
 # rewriting helpers
 
 
-def _map_loop(stmts: tuple[Stmt, ...], var: str, fn) -> tuple[tuple[Stmt, ...], bool]:
-    """Replace the loop over `var` by fn(loop) (which returns a statement)."""
-    out: list[Stmt] = []
-    found = False
-    for s in stmts:
-        if isinstance(s, Loop):
-            if s.var == var:
-                out.append(fn(s))
-                found = True
-                continue
-            body, f = _map_loop(s.body, var, fn)
-            found |= f
-            s = replace(s, body=body)
-        out.append(s)
-    return tuple(out), found
-
-
 def _update_loop(nest: LoopNest, var: str, fn) -> LoopNest:
-    body, found = _map_loop(nest.body, var, fn)
+    """Replace every loop over `var` by fn(loop) (which returns a statement)."""
+    found = []
+
+    def visit(s: Stmt) -> Stmt:
+        if isinstance(s, Loop) and s.var == var:
+            found.append(s)
+            return fn(s)
+        return s
+
+    body = transform(nest.body, stmt=visit)
     if not found:
         raise ScheduleError(f"{nest.name}: no loop over '{var}'")
     return nest.with_body(body)

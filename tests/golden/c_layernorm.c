@@ -47,8 +47,7 @@ void layernorm_k0(const float *restrict x, const float *restrict gamma, const fl
 {
     #pragma omp parallel for schedule(static)
     for (int64_t i0_o = 0; i0_o < 2; i0_o++) {
-        for (int64_t i0_i = 0; i0_i < 64; i0_i++) {
-            const int64_t i0 = i0_i + i0_o * 64;
+        for (int64_t i0 = i0_o * 64; i0 < i0_o * 64 + 64; i0++) {
             float acc_mean = 0.0f;
             #pragma omp simd reduction(+:acc_mean)
             for (int64_t r1 = 0; r1 < 256; r1++) {

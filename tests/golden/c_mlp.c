@@ -47,10 +47,9 @@ void mlp_k0_epilogue_128(const float *restrict b, float *restrict y)
 {
     #pragma omp parallel for schedule(static)
     for (int64_t i_o = 0; i_o < 2; i_o++) {
-        for (int64_t i_i = 0; i_i < 64; i_i++) {
+        for (int64_t i = i_o * 64; i < i_o * 64 + 64; i++) {
             #pragma omp simd
             for (int64_t j = 0; j < 256; j++) {
-                const int64_t i = i_i + i_o * 64;
                 const float matmul0 = y[i * 256 + j];
                 y[i * 256 + j] = fusec_gelu_tanhf(matmul0 + b[j]);
             }

@@ -45,8 +45,7 @@ void softmax_k0(const float *restrict x, float *restrict y)
 {
     #pragma omp parallel for schedule(static)
     for (int64_t i0_o = 0; i0_o < 2; i0_o++) {
-        for (int64_t i0_i = 0; i0_i < 64; i0_i++) {
-            const int64_t i0 = i0_i + i0_o * 64;
+        for (int64_t i0 = i0_o * 64; i0 < i0_o * 64 + 64; i0++) {
             float acc_m = -INFINITY;
             int acc_m_nan = 0;
             #pragma omp simd reduction(max:acc_m) reduction(|:acc_m_nan)
