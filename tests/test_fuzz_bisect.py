@@ -8,7 +8,6 @@ test knows the right answer.
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import subprocess
 import sys

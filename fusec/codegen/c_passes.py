@@ -4,9 +4,10 @@
 
 Softmax lowers to three passes over each row: max, then sum(exp(x - max)), then exp(x - max) / sum.
 The second and third passes both compute exp(x - max), and exp is what a softmax kernel spends its
-time on. This pass finds such a repeated expensive expression in two sibling loops over the same
-row, computes it once in the first loop into a small per-thread row array (`RowArray`, a stack
-array of at most ROW_ARRAY_BYTES, so it stays in L1/L2), and makes the second loop read it back.
+time on. This pass finds such a repeated expensive expression (an op whose row in the op table is
+`transcendental`) in two sibling loops over the same row, computes it once in the first loop into a
+small per-thread row array (`RowArray`, a stack array of at most ROW_ARRAY_BYTES, so it stays in
+L1/L2), and makes the second loop read it back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from fusec.ir.dtypes import DType
+from fusec.ir.ops import OPS
 from fusec.loops.ir import (
     AccUpdate,
     Expr,
@@ -34,7 +36,6 @@ from fusec.loops.ir import (
 )
 from fusec.loops.visit import map_expr, transform
 
-EXPENSIVE = {"exp", "log", "tanh", "erf", "sigmoid", "gelu", "pow"}
 ROW_ARRAY_BYTES = 64 * 1024
 
 
@@ -79,7 +80,7 @@ def _candidate(first: Loop, second: Loop) -> Expr | None:
     local = _defined_inside(first.body) | _defined_inside(second.body)
     second_exprs = set(_exprs(second.body))
     for e in _exprs(first.body):
-        if not (isinstance(e, Op) and e.op in EXPENSIVE):
+        if not (isinstance(e, Op) and OPS[e.op].transcendental):
             continue
         refs = {s.name for s in walk_expr(e) if isinstance(s, Ref)}
         indices = [s.index for s in walk_expr(e) if isinstance(s, (Load, Piecewise))]

@@ -3,7 +3,8 @@
 Two models:
 
 * `predict(nest, schedule, machine)`: the roofline of fusec.fusion (bytes / bandwidth against
-  flops / peak, plus a fixed cost) adjusted for what a schedule changes:
+  flops / peak, plus a fixed cost; each op's flops from its row in the op table) adjusted for what
+  a schedule changes:
     - threads: a parallel outer loop with t trips keeps min(t, cores) cores busy; one core reaches
       about 64% of the two-core bandwidth (DESIGN.md, measured) and 1/cores of the peak;
     - vectors: a loop that is neither vectorized nor unrolled runs at 1/lanes of the peak if it
@@ -27,6 +28,7 @@ import math
 import numpy as np
 
 from fusec.fusion.machine import MachineModel
+from fusec.ir.ops import OPS
 from fusec.loops.ir import AccUpdate, Load, Loop, LoopNest, Op, Store, bounds, loops, stmt_exprs, walk_expr
 from fusec.loops.schedule import Schedule, apply_schedule
 
@@ -34,9 +36,7 @@ LINE_BYTES = 64
 VECTOR_BYTES = 32  # AVX2
 ONE_CORE_BANDWIDTH = 0.64  # share of the all-core bandwidth one core reaches (DESIGN.md)
 LOOP_ENTRY_S = 2e-9
-# flops charged per op: transcendentals cost a polynomial
-OP_FLOPS = {"exp": 12, "log": 12, "tanh": 14, "erf": 14, "sigmoid": 14, "gelu": 20, "sqrt": 4, "rsqrt": 4,
-            "pow": 24, "sin": 16, "cos": 16, "div": 4}
+
 
 
 def _cores() -> int:
@@ -46,7 +46,7 @@ def _cores() -> int:
 
 
 def _count_ops(e) -> int:
-    return sum(OP_FLOPS.get(x.op, 1) for x in walk_expr(e) if isinstance(x, Op))
+    return sum(OPS[x.op].flops for x in walk_expr(e) if isinstance(x, Op))
 
 
 class _Walk:
