@@ -5,9 +5,10 @@ A kernel's time is max(bytes moved / bandwidth, flops / peak) + a fixed cost per
 * Bytes: every input is read once and every output written once. Intermediates inside a group live
   in registers or cache and cost nothing: that is the whole point of fusion (the memory wall).
   A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row.
-* Flops: each op's table count per element it computes. A member of an elementwise group smaller
-  than the iteration space is recomputed at every point, so fusing it is not free; per-row members
-  of a reduce group run once per row; a matmul costs 2*K per output element.
+* Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py).
+  A member of an elementwise group smaller than the iteration space is recomputed at every point,
+  so fusing it is not free; per-row members of a reduce group run once per row; a matmul costs
+  2*K per output element.
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) ->
 
 def _op_flops(graph: Graph, name: str, shape: GroupShape) -> int:
     node = graph.node(name)
-    if node.op == "matmul":
+    if node.op == "matmul":  # the row's flops are per multiply-add of the inner dimension
         a = graph.type_of(node.args[0]).shape
-        return 2 * a[-1] * node.type.size
+        return node.opdef.flops * a[-1] * node.type.size
     if node.kind == "reduce":
         return graph.type_of(node.args[0]).size
     if node.opdef.flops == 0:

@@ -27,18 +27,51 @@ import numpy as np
 from fusec.errors import FusecError
 from fusec.ir.dtypes import BOOL, DTYPES, F32, F64, I32, I64, DType, TensorType, broadcast_shapes
 from fusec.ir.graph import Graph
+from fusec.ir.ops import REQUIRED, op_named, ops_in_family, ops_where
 
 # sizes: 1 (broadcasts), small primes and sizes that are not a multiple of 4, 8 or 16, plus a few
 # that are, so tiled code sees both full and ragged tiles
 ODD_SIZES = (1, 2, 3, 5, 7, 8, 11, 13, 16, 17, 31, 33)
 
-UNARY_FLOAT = ("exp", "log", "sqrt", "rsqrt", "reciprocal", "tanh", "sigmoid", "erf", "gelu")
-UNARY_NUMERIC = ("neg", "abs", "relu")
-BINARY_ARITH = ("add", "sub", "mul", "div", "maximum", "minimum", "pow")
-COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
-REDUCTIONS = ("sum", "mean", "max", "min", "prod")
-COMPOSITES = ("softmax", "log_softmax", "logsumexp", "layernorm", "rmsnorm")
-LAYOUT = ("transpose", "reshape", "broadcast_to", "expand_dims", "squeeze", "slice", "concat")
+
+
+# The ops come from the op table, by kind and family, so a newly registered op appears in random
+# graphs. Each is a function: rows registered after import (by a test) are seen.
+def unary_float_ops() -> tuple[str, ...]:
+    """Unary functions of floats (exp, sigmoid, gelu, ...)."""
+    return ops_where(lambda op: op.kind == "elementwise" and op.arity == 1 and "float_math" in op.families)
+
+
+def unary_numeric_ops() -> tuple[str, ...]:
+    """Unary functions of numbers (neg, abs, relu, ...)."""
+    return ops_where(lambda op: op.kind == "elementwise" and op.arity == 1 and "numeric" in op.families)
+
+
+def binary_arith_ops() -> tuple[str, ...]:
+    return ops_where(lambda op: op.kind == "elementwise" and op.arity == 2 and "arithmetic" in op.families)
+
+
+def comparison_ops() -> tuple[str, ...]:
+    return ops_in_family("comparison")
+
+
+def reduction_ops() -> tuple[str, ...]:
+    return ops_where(lambda op: op.kind == "reduce" and not op.is_composite)
+
+
+# composite and layout ops need operands and attributes made for them: these are the ones _composite
+# and _layout know how to build
+COMPOSITE_RECIPES = ("softmax", "log_softmax", "logsumexp", "layernorm", "rmsnorm")
+LAYOUT_RECIPES = ("transpose", "reshape", "broadcast_to", "expand_dims", "squeeze", "slice", "concat")
+
+
+def composite_ops() -> tuple[str, ...]:
+    return ops_where(lambda op: op.is_composite and op.name in COMPOSITE_RECIPES)
+
+
+def layout_ops() -> tuple[str, ...]:
+    return ops_where(lambda op: op.kind in ("layout", "broadcast") and op.name in LAYOUT_RECIPES)
+
 
 # integer values stay below these magnitudes, so no op can overflow
 INT_LIMIT = {"i32": 2**30, "i64": 2**62}
@@ -279,14 +312,24 @@ def _unary(s: _State) -> _Value | None:
         x = s.pick(lambda v: v.type.dtype.is_float)
         if x is None:
             return None
-        op = c.choice(UNARY_FLOAT)
-        if op == "gelu":
-            return _emit(s, op, [x], approximate=c.choice(["none", "tanh"]))
-        return _emit(s, op, [x])
+        op = c.choice(unary_float_ops())
+        return _emit(s, op, [x], **_choose_attrs(c, op))
     x = s.pick(lambda v: v.type.dtype != BOOL)
     if x is None:
         return None
-    return _emit(s, c.choice(UNARY_NUMERIC), [x], bound=x.bound)
+    op = c.choice(unary_numeric_ops())
+    return _emit(s, op, [x], bound=x.bound, **_choose_attrs(c, op))
+
+
+def _choose_attrs(c: Chooser, op: str) -> dict:
+    """Attributes of an elementwise op: one of the choices where the row lists them, else the default."""
+    attrs = {}
+    for spec in op_named(op).attrs:
+        if spec.choices is not None:
+            attrs[spec.name] = c.choice(spec.choices)
+        elif spec.default is REQUIRED:
+            raise ValueError(f"graphgen cannot choose the attribute '{spec.name}' of {op}: give it choices or a default")
+    return attrs
 
 
 def _partner(s: _State, x: _Value, same_dtype: bool = False) -> _Value | float | int | bool:
@@ -323,8 +366,8 @@ def _binary(s: _State) -> _Value | None:
     y = _partner(s, x)
     args = [x, y] if c.boolean(75) else [y, x]
     if c.boolean(25):
-        return _emit(s, c.choice(COMPARISONS), args)
-    op = c.choice(BINARY_ARITH)
+        return _emit(s, c.choice(comparison_ops()), args)
+    op = c.choice(binary_arith_ops())
     bx, by = _bound_of(args[0]), _bound_of(args[1])
     bound = {"add": bx + by, "sub": bx + by, "mul": bx * by, "maximum": max(bx, by), "minimum": max(bx, by)}.get(op)
     if op == "pow":
@@ -345,7 +388,7 @@ def _where(s: _State) -> _Value | None:
         x = s.pick(lambda v: v.type.dtype != BOOL)
         if x is None:
             return None
-        cond = _emit(s, c.choice(COMPARISONS), [x, _literal(s, x.type.dtype)])
+        cond = _emit(s, c.choice(comparison_ops()), [x, _literal(s, x.type.dtype)])
         if cond is None:
             return None
     a = _partner(s, cond)
@@ -401,7 +444,7 @@ def _axes(c: Chooser, rank: int):
 
 def _reduce(s: _State) -> _Value | None:
     c = s.c
-    op = c.choice(REDUCTIONS)
+    op = c.choice(reduction_ops())
     x = s.pick(lambda v: v.type.rank > 0 and (op not in ("max", "min") or v.type.size > 0))
     if x is None:
         return None
@@ -421,7 +464,7 @@ def _reduce(s: _State) -> _Value | None:
 
 def _composite(s: _State) -> _Value | None:
     c = s.c
-    op = c.choice(COMPOSITES)
+    op = c.choice(composite_ops())
     x = s.pick(lambda v: v.type.dtype.is_float and v.type.rank > 0 and v.type.size > 0)
     if x is None:
         return None
@@ -439,7 +482,7 @@ def _composite(s: _State) -> _Value | None:
 
 def _layout(s: _State) -> _Value | None:
     c = s.c
-    op = c.choice(LAYOUT)
+    op = c.choice(layout_ops())
     if op == "squeeze":
         x = s.pick(lambda v: 1 in v.type.shape)
     elif op in ("expand_dims", "broadcast_to"):
