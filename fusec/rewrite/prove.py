@@ -1,0 +1,324 @@
+"""Prove rewrite rules over IEEE-754 with Z3: `fusec rules prove`.
+
+For each rule and dtype, smt_terms.py translates both sides into Z3 terms and the solver looks for
+an input in the rule's domain on which they differ, bit for bit with NaN equal to NaN (rounding to
+nearest-even). None: **proved**. One: a **counterexample**, re-evaluated with the op table's NumPy
+references before it is reported, so that a value the solver chose for an uninterpreted exp (say)
+is never reported as a bug. Neither within the time limit, or an op the translation does not model:
+**unknown**, with the reason.
+
+An exact rule must be equal everywhere. An approx rule is proved in the strongest form that holds:
+bit for bit everywhere, bit for bit on finite inputs, or within its tolerance on finite inputs
+(where the original overflows to inf the element is not compared, as the verifier does); an unsafe
+rule the same on its `assuming` domain. When none can be shown the report says "tested only".
+
+Results are cached by the rule's text, the dtype, the axioms and the solver's version in
+`<fusec cache dir>/proofs.json`, so a second run is fast. Needs the `prove` extra (z3-solver).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fusec.errors import FusecError
+from fusec.ir.dtypes import BOOL, DTYPES, F32, DType
+from fusec.rewrite.rule import AttrVar, POp, Rule
+
+PROVER_VERSION = 1
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_DTYPES = ("f32", "f64", "i32", "i64", "bool")
+
+
+def z3_module():
+    try:
+        import z3
+    except ImportError:
+        raise FusecError("`fusec rules prove` needs the prove extra: pip install 'fusec[prove]' (z3-solver)") from None
+    return z3
+
+
+@dataclass
+class Proof:
+    """One rule at one dtype."""
+
+    rule: str
+    cls: str
+    dtype: str
+    verdict: str  # proved, counterexample or unknown
+    claim: str = ""  # what was proved, or what was looked for
+    seconds: float = 0.0
+    reason: str = ""
+    axioms: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counterexample: dict | None = None
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        head = f"{self.dtype}: {self.verdict}"
+        if self.claim:
+            head += f", {self.claim}"
+        head += f" ({self.seconds:.2f} s{', cached' if self.cached else ''})"
+        out = [head]
+        if self.reason:
+            out.append(f"  {self.reason}")
+        if self.axioms:
+            out.append("  axioms used: " + ", ".join(self.axioms))
+        for n in self.notes:
+            out.append(f"  note: {n}")
+        if self.counterexample:
+            c = self.counterexample
+            for k, v in c["inputs"].items():
+                out.append(f"  {k} = {v}")
+            out.append(f"  pattern gives     {c['before']}")
+            out.append(f"  replacement gives {c['after']}")
+            if c.get("ulps") is not None:
+                out.append(f"  difference: {c['ulps']} ulps")
+        return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------ instances
+
+
+def _attr_types(p, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(p, POp):
+        from fusec.ir.ops import OPS
+
+        specs = {s.name: s.type for s in OPS[p.op].attrs}
+        for k, v in p.attrs:
+            if isinstance(v, AttrVar):
+                out[v.name] = specs[k]
+        for a in p.args:
+            _attr_types(a, out)
+    elif hasattr(p, "pattern"):
+        _attr_types(p.pattern, out)
+    return out
+
+
+def _instances(rule: Rule, dt: DType):
+    """(var types, attribute values, lhs, rhs, builder) for each typing of the rule at dtype dt."""
+    from fusec.rewrite.smt_terms import IllTyped, TermBuilder
+
+    enum = [n for n, t in _attr_types(rule.pattern, {}).items() if t == "dtype"]
+    names = list(rule.tensor_vars) + list(rule.const_vars)
+    for attr_combo in itertools.product(*[list(DTYPES.values())] * len(enum)):
+        attrs = dict(zip(enum, attr_combo))
+        for types in itertools.product(*[[dt] if dt == BOOL or n in rule.const_vars else [dt, BOOL] for n in names]):
+            var_types = dict(zip(names, types))
+            b = TermBuilder(dt, var_types, attrs)
+            try:
+                lhs = b.pattern(rule.pattern)
+                rhs = b.literal(b.replacement(rule.replacement), lhs.dtype)
+            except IllTyped:
+                continue
+            if rhs.dtype != lhs.dtype:
+                continue
+            yield var_types, attrs, lhs, rhs, b
+            break  # the first typing of the variables (dt before bool) is the instance
+
+
+# ------------------------------------------------------------------------------------------ proving
+
+
+def prove_rule(rule: Rule, dtypes=DEFAULT_DTYPES, timeout: float = DEFAULT_TIMEOUT, cache: ProofCache | None = None) -> list[Proof]:
+    """Prove one rule at each dtype that is an instance of it (dtypes it does not type-check at are left out)."""
+    z3_module()
+    from fusec.rewrite.smt_terms import Unmodelled
+
+    out = []
+    for name in dtypes:
+        dt = DTYPES[name]
+        key = cache.key(rule, name) if cache else None
+        if cache and key in cache:
+            out.append(cache[key])
+            continue
+        start = time.perf_counter()
+        try:
+            found = [_prove_instance(rule, dt, inst, timeout) for inst in _instances(rule, dt)]
+        except Unmodelled as err:
+            found = [Proof(rule.name, rule.cls, name, "unknown", reason=f"not modelled: {err}")]
+        found = [p for p in found if p.verdict != "n/a"]
+        if not found:
+            continue  # no instance of the rule at this dtype (its guard or types rule it out)
+        order = {"counterexample": 0, "unknown": 1, "proved": 2}
+        p = min(found, key=lambda q: order[q.verdict])
+        p.seconds = time.perf_counter() - start
+        if cache is not None and "gave up" not in p.reason:
+            cache[key] = p
+        out.append(p)
+    return out
+
+
+def _prove_instance(rule: Rule, dt: DType, inst, timeout: float) -> Proof:
+    import z3
+
+    from fusec.rewrite.smt_axioms import instantiate
+    from fusec.rewrite.smt_guard import GuardTranslator, domain_constraints
+    from fusec.rewrite.smt_terms import Z3Translator
+
+    var_types, attrs, lhs, rhs, builder = inst
+    terms = dict(builder.bound)
+    # the guard first: it may say a reduction has one element, which the translation must know
+    probe = GuardTranslator(terms, Z3Translator(), attrs)
+    guard = probe.constraints(rule.guard)
+    proof = Proof(rule.name, rule.cls, dt.name, "unknown")
+    if guard is False:
+        return Proof(rule.name, rule.cls, dt.name, "n/a")
+    tr = Z3Translator(probe.units)
+    gt = GuardTranslator(terms, tr, attrs)
+    guard = gt.constraints(rule.guard)
+    proof.notes += [f"guard not modelled, left out: {d}" for d in gt.dropped]
+    a, b = tr(lhs), tr(rhs)
+    axioms = instantiate(tr, dt)
+    if tr.abstracted:
+        proof.notes.append("reductions are opaque values: " + ", ".join(sorted(set(tr.abstracted))))
+    base = [guard] if guard is not True else []
+    floats = [tr(t) for t in terms.values() if t.dtype.is_float]
+    finite = [z3.Not(z3.Or(z3.fpIsInf(v), z3.fpIsNaN(v))) for v in floats]
+    attempts = [("bit for bit, every input", base, z3.Not(a == b))]
+    if rule.cls != "exact":
+        where = "on finite inputs" if rule.cls == "approx" else "on its domain"
+        assume = base + finite + domain_constraints(rule.domain, terms, tr)
+        attempts.append((f"bit for bit {where}", assume, z3.Not(a == b)))
+        if dt.is_float:
+            attempts.append((f"within tolerance {where}", assume, z3.Not(_within(rule, dt, a, b, floats))))
+    last = None
+    for claim, assume, goal in attempts:
+        result, model, used = _check(z3, assume + [goal], axioms, timeout)
+        if result == "unsat":
+            proof.verdict, proof.claim, proof.axioms = "proved", claim, used
+            return proof
+        last = (claim, result, model, assume)
+    claim, result, model, assume = last
+    proof.claim = claim
+    if result == "unknown":
+        proof.reason = f"solver gave up (timeout {timeout:g} s)" + ("; tested only" if rule.cls != "exact" else "")
+        return proof
+    from fusec.rewrite.smt_check import confirm
+
+    return confirm(proof, rule, dt, model, tr, terms, lhs, rhs)
+
+
+def _within(rule: Rule, dt: DType, a, b, inputs):
+    """|a - b| <= atol + rtol * scale, in a wider format; an original that overflowed is not compared."""
+    import z3
+
+    from fusec.tolerance import ATOL, RTOL
+
+    wide = z3.Float64() if dt == F32 else z3.FPSort(15, 113)
+    rtol = rule.tolerance.rtol if rule.tolerance.rtol is not None else RTOL[dt.name]
+    atol = rule.tolerance.atol if rule.tolerance.atol is not None else ATOL[dt.name]
+    rne = z3.RNE()
+    wa, wb = z3.fpToFP(rne, a, wide), z3.fpToFP(rne, b, wide)
+    scale = z3.fpAbs(wa)
+    if rule.tolerance.scale == "operands":
+        for v in inputs:
+            w = z3.fpAbs(z3.fpToFP(rne, v, wide))
+            scale = z3.If(z3.fpGT(w, scale), w, scale)
+    bound = z3.fpAdd(rne, z3.FPVal(atol, wide), z3.fpMul(rne, z3.FPVal(rtol, wide), scale))
+    close = z3.fpLEQ(z3.fpAbs(z3.fpSub(rne, wa, wb)), bound)
+    both_nan = z3.And(z3.fpIsNaN(a), z3.fpIsNaN(b))
+    return z3.Or(z3.fpIsInf(a), both_nan, a == b, z3.And(z3.Not(z3.fpIsNaN(b)), close))
+
+
+def _check(z3, facts, axioms, timeout):
+    s = z3.Solver()
+    s.set("timeout", int(timeout * 1000))
+    for f in facts:
+        s.add(f)
+    tracks = {}
+    for name, inst in axioms:
+        p = tracks.setdefault(name, z3.Bool(f"axiom:{name}"))
+        s.add(z3.Implies(p, inst))
+    r = s.check(*tracks.values())
+    if r == z3.unsat:
+        core = {str(c) for c in s.unsat_core()}
+        return "unsat", None, sorted(n for n, p in tracks.items() if str(p) in core)
+    if r == z3.sat:
+        return "sat", s.model(), []
+    return "unknown", None, []
+
+
+def prove_rules(rules, dtypes=DEFAULT_DTYPES, timeout: float = DEFAULT_TIMEOUT, use_cache: bool = True):
+    """(rule, [Proof]) for each rule, using and updating the proof cache."""
+    cache = ProofCache.open() if use_cache else None
+    try:
+        for r in rules:
+            yield r, prove_rule(r, dtypes, timeout, cache)
+    finally:
+        if cache:
+            cache.save()
+
+
+# ------------------------------------------------------------------------------------------ the cache
+
+
+class ProofCache:
+    """Proof results by the rule's text, the dtype, the axioms and the solver version, in one JSON file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        self.dirty = False
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> ProofCache:
+        if path is None:
+            from fusec.runtime.cache import default_cache_dir
+
+            path = default_cache_dir() / "proofs.json"
+        cache = cls(Path(path))
+        try:
+            data = json.loads(cache.path.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+                raise ValueError("not a proof cache")
+            cache.entries = data["entries"]
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as err:
+            warnings.warn(f"ignoring the corrupt proof cache {cache.path}: {err}", stacklevel=2)
+        return cache
+
+    def key(self, rule: Rule, dtype: str) -> str:
+        import z3
+
+        from fusec.rewrite.smt_axioms import AXIOMS
+
+        text = [PROVER_VERSION, z3.get_version_string(), dtype, rule.name, rule.cls, list(rule.text),
+                [list(d) for d in rule.domain], str(rule.tolerance), rule.tolerance.scale, [a.text for a in AXIOMS]]
+        return hashlib.sha256(json.dumps(text).encode()).hexdigest()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def __getitem__(self, key: str) -> Proof:
+        p = Proof(**self.entries[key])
+        p.cached = True
+        return p
+
+    def __setitem__(self, key: str, proof: Proof) -> None:
+        self.entries[key] = {k: v for k, v in proof.to_json().items() if k != "cached"}
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".proofs-", dir=self.path.parent)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"version": PROVER_VERSION, "entries": self.entries}, f)
+            os.replace(tmp, self.path)
+        except OSError as err:
+            warnings.warn(f"could not write the proof cache {self.path}: {err}", stacklevel=2)
