@@ -137,6 +137,10 @@ def compile(
     rewrite: tuple[str, ...] | None = ("exact", "approx"),
     donate: dict[str, str] | None = None,
     tune_db: str | Path | bool | None = None,
+    *,
+    rules=None,
+    force_fuse=(),
+    forbid=(),
 ) -> Compiled:
     """Compile a graph (or a .fg file) into a callable.
 
@@ -148,8 +152,14 @@ def compile(
     donate:  output -> input: the output is written over the input's array (an update in place).
     tune_db: the tuning database whose best schedules to use (default $FUSEC_TUNE_DB, else
              tune.jsonl in the cache dir; False: default schedules only). See docs/tuning.md.
+    rules:   the rewrite rules to draw the classes from (default: the standard library).
+    force_fuse, forbid: op pairs ("a,b") that must / must not share a kernel, as `fusec explain` takes them.
+
+    It runs the same pipeline (fusec.pipeline.compile_stages) as every fusec command, so
+    `fusec explain` with the same options describes the plan this builds.
     """
-    stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite, donate=donate, tune_db=tune_db)
+    stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite,
+                            donate=donate, tune_db=tune_db, rules=rules, force_fuse=force_fuse, forbid=forbid)
     return Compiled(stages, donate)
 
 

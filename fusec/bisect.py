@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from fusec.api import Compiled
 from fusec.errors import FusecError
 from fusec.interp import evaluate
 from fusec.ir.graph import Graph
+from fusec.pipeline import Stages, compile_stages
 from fusec.tolerance import Mismatch, compare_output
 
 DEFAULT_CLASSES = ("exact", "approx")
@@ -56,31 +58,15 @@ class Failure:
         return f"{self.backend}: output '{self.output}': {self.mismatch}"
 
 
-def compile_with(graph: Graph, backend: str, classes=DEFAULT_CLASSES, rules=None, policy: str = "auto", forbid=()):
-    """fusec.compile, with two more knobs for bisection: the rewrite rules to draw from, and fusion
-    edges to forbid. Without them it *is* fusec.compile (default schedules, no tuning database)."""
-    from fusec.api import Compiled
-    from fusec.api import compile as compile_graph
-
-    if rules is None and not forbid:
-        return compile_graph(graph, backend=backend, rewrite=classes, policy=policy, tune_db=False)
-    from fusec.fusion import plan
-    from fusec.pipeline import Stages, build, choose_backend, lower, pick_schedule
-    from fusec.rewrite import rewrite
-
-    # the stages of fusec.pipeline.compile_stages, one line each
-    be = choose_backend(backend)
-    rewritten = rewrite(graph, classes or (), rules=rules)
-    the_plan = plan(rewritten.graph, policy=policy, forbid=list(forbid))
-    nests = [lower(the_plan.graph, grp, {}) for grp in the_plan.groups]
-    scheds = [pick_schedule(be, n, None, False) for n in nests]
-    kernels = build(be, the_plan.graph, the_plan.groups, nests, scheds)
-    return Compiled(Stages(graph, rewritten, the_plan, nests, scheds, kernels, be.name))
+def compile_with(graph: Graph, backend: str, classes=DEFAULT_CLASSES, rules=None, policy: str = "auto", forbid=(),
+                 stop_after: str = "source") -> Stages:
+    """The one pipeline, with the knobs bisection turns: the rewrite rules to draw from and fusion
+    edges to forbid (default schedules, no tuning database, so a run does not depend on tuning)."""
+    return compile_stages(graph, backend, policy=policy, rewrite_classes=classes, rules=rules, forbid=forbid, tune_db=False, stop_after=stop_after)
 
 
 def compile_and_run(graph: Graph, arrays: list[np.ndarray], backend: str, **compile_args: Any) -> dict[str, np.ndarray]:
-    compiled = compile_with(graph, backend, **compile_args)
-    results = compiled(*arrays)
+    results = Compiled(compile_with(graph, backend, **compile_args))(*arrays)
     results = results if isinstance(results, tuple) else (results,)
     return dict(zip(graph.outputs, results))
 
@@ -156,9 +142,8 @@ def bisect(graph: Graph, arrays: list[np.ndarray], backend: str = "c", rewrite_c
         return report
 
     # 1. the rewrites, judged by the interpreter alone
-    from fusec.rewrite import rewrite
-
-    rewritten = rewrite(graph, rewrite_classes or ())
+    built = compile_with(graph, backend, rewrite_classes, policy=policy)
+    rewritten = built.rewritten
     if _differs(evaluate(rewritten.graph, arrays), expected, graph.outputs, rewritten.graph.outputs, graph):
         report.rewrite_rule = _guilty_rule(graph, arrays, expected, rewrite_classes, rewritten)
         if report.rewrite_rule is None:
@@ -166,10 +151,8 @@ def bisect(graph: Graph, arrays: list[np.ndarray], backend: str = "c", rewrite_c
         return report
 
     # 2. the kernels, each on exact inputs
-    from fusec.fusion import plan
-
-    the_plan = plan(rewritten.graph, policy=policy)
-    report.group = _first_divergent_group(the_plan, arrays, backend)
+    the_plan = built.plan
+    report.group = _first_divergent_group(built, arrays)
     if report.group is None:
         report.notes.append(
             "every kernel is within tolerance on exact inputs: the small errors of several kernels add up"
@@ -197,7 +180,7 @@ def bisect(graph: Graph, arrays: list[np.ndarray], backend: str = "c", rewrite_c
             report.notes.append(f"the group is one op ({g.node(grp.nodes[0]).op}): the {backend} backend computes it wrongly")
         else:
             # unfused, every op is its own kernel: the first wrong one is the op the backend gets wrong
-            alone = _first_divergent_group(plan(rewritten.graph, policy="unfused"), arrays, backend)
+            alone = _first_divergent_group(compile_with(graph, backend, rewrite_classes, policy="unfused"), arrays)
             if alone is not None and len(alone.ops) == 1:
                 report.notes.append(f"no fusion decision explains it: even alone, {alone.ops[0]} is wrong on the {backend} backend")
             else:
@@ -219,12 +202,10 @@ def _without(rule_name: str):
 
 
 def _guilty_rule(graph, arrays, expected, classes, rewritten) -> str | None:
-    from fusec.rewrite import rewrite
-
     for name in rewritten.fired():
         if name in ("fold", "cse", "dce"):
             continue
-        again = rewrite(graph, classes or (), rules=_without(name))
+        again = compile_with(graph, "numpy", classes or (), rules=_without(name), stop_after="rules").rewritten
         if not _differs(evaluate(again.graph, arrays), expected, graph.outputs, again.graph.outputs, graph):
             return name
     return None
@@ -249,15 +230,11 @@ def _check_with_rules(graph, arrays, backend, expected, classes, rules, policy) 
     return check(graph, arrays, backend, expected, classes=classes, rules=rules, policy=policy)
 
 
-def _first_divergent_group(the_plan, arrays, backend) -> GroupDivergence | None:
-    from fusec.pipeline import build, choose_backend, lower, pick_schedule
-
-    g = the_plan.graph
-    be = choose_backend(backend)
+def _first_divergent_group(built: Stages, arrays) -> GroupDivergence | None:
+    """Run every kernel of a compiled graph alone, on the interpreter's values of its inputs."""
+    g = built.plan.graph
     ref = evaluate(g, arrays, keep_all=True)
-    nests = [lower(g, grp, {}) for grp in the_plan.groups]
-    kernels = build(be, g, the_plan.groups, nests, [pick_schedule(be, n, None, False) for n in nests])
-    for grp, kernel in zip(the_plan.groups, kernels):
+    for grp, kernel in zip(built.plan.groups, built.kernels):
         values = {}
         for p in kernel.params:
             if p in kernel.outputs and p not in kernel.inputs:

@@ -122,6 +122,7 @@ def compile_stages(
     if runs("rules"):
         s.rewritten = rewrite_stage(s.graph, rewrite_classes, rules)  # rewrite
     if runs("groups"):
+        check_pairs_survive(s.graph, s.rewritten, force_fuse, forbid)
         s.plan = plan(s.rewritten.graph, policy, model=model, force_fuse=force_fuse, forbid=forbid)  # plan
     if runs("loops"):
         be = choose_backend(backend)
@@ -160,6 +161,20 @@ def rewrite_stage(graph: Graph, classes: Sequence[str] | None, rules: Sequence[R
     if classes is None:
         return RewriteResult(graph.copy())
     return rewrite(graph, classes, rules=rules)
+
+
+def check_pairs_survive(graph: Graph, rewritten: RewriteResult, force_fuse: Sequence, forbid: Sequence) -> None:
+    """A --force-fuse / --forbid pair names ops of the planned (rewritten) graph: say so when one of
+    them was written in the source but rewritten away, rather than that it does not exist."""
+    for flag, pairs in (("--force-fuse", force_fuse), ("--forbid", forbid)):
+        for item in pairs:
+            for name in (item.split(",") if isinstance(item, str) else item):
+                name = str(name).strip()
+                if name in graph and name not in rewritten.graph:
+                    rules = [step.rule for step in rewritten.trace if step.node == name]
+                    how = f"rule '{rules[-1]}' rewrote it" if rules else "the rewrite removed it"
+                    raise FusecError(f"{flag}: '{name}' is not in the graph that is planned: {how} "
+                                     "(`fusec compile FILE --show rules` prints the rewritten graph)")
 
 
 def choose_backend(name: str) -> Backend:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from fusec.cli.common import add_file_args, parse_sizes
+from fusec.cli.common import add_file_args, run_pipeline
 from fusec.errors import FusecError
-from fusec.pipeline import STAGES, compile_stages
+from fusec.pipeline import STAGES
 
 
 def parse_show(text: str | None) -> list[str]:
@@ -21,7 +21,7 @@ def parse_show(text: str | None) -> list[str]:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     show = parse_show(args.show)
-    stages = compile_stages(args.file, backend=args.backend, sizes=parse_sizes(args.sizes), policy=args.policy)
+    stages = run_pipeline(args, "source", backend=args.backend, policy=args.policy)
     for stage in show:
         print(f"== {stage} ==")
         print(stages.show(stage).rstrip("\n"))

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from fusec.cli.common import add_file_args, load_graph
+from fusec.cli.common import add_file_args, run_pipeline
 from fusec.errors import FusecError
 from fusec.fusion import (
     MachineModel,
@@ -18,7 +18,6 @@ from fusec.fusion import (
     format_compare,
     format_report,
     load_model,
-    plan,
     save_model,
 )
 from fusec.fusion.machine import model_path
@@ -69,14 +68,16 @@ def _model(args: argparse.Namespace) -> MachineModel:
     return m
 
 
-def _plan(args: argparse.Namespace):
-    g = load_graph(args)
-    return g, plan(g, args.policy, model=_model(args), force_fuse=args.force_fuse, forbid=args.forbid)
+def _plan(args: argparse.Namespace, counterfactual: bool = True):
+    """The plan compile builds (the pipeline up to the plan: parse, rewrite, plan), with the
+    --force-fuse / --forbid pairs unless counterfactual is False."""
+    pairs = {"force_fuse": args.force_fuse, "forbid": args.forbid} if counterfactual else {}
+    return run_pipeline(args, "groups", policy=args.policy, model=_model(args), **pairs).plan
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    g, p = _plan(args)
-    if args.compare:
+    if args.compare:  # every policy, on the graph the plan stage sees (rewritten, as compile rewrites it)
+        g = run_pipeline(args, "rules").rewritten.graph
         rows = compare(g, model=_model(args), force_fuse=args.force_fuse, forbid=args.forbid)
         if args.json:
             print(json.dumps({"graph": g.name, "policies": rows}, indent=2))
@@ -84,9 +85,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"graph {g.name}: every policy's plan (predicted with the same cost model)")
             print(format_compare(rows))
         return 0
-    report = explain(p)
+    report = explain(_plan(args))
     if args.force_fuse or args.forbid:  # the counterfactual against the planner's own choice
-        own = explain(plan(g, args.policy, model=_model(args)))
+        own = explain(_plan(args, counterfactual=False))
         report["counterfactual"] = {
             "force_fuse": args.force_fuse,
             "forbid": args.forbid,
@@ -157,7 +158,7 @@ def cmd_viz(args: argparse.Namespace) -> int:
         raise FusecError(f"-o {out}: the output must end in .svg, .dot or .html")
     if not out.parent.is_dir():
         raise FusecError(f"-o {out}: the directory {out.parent} does not exist")
-    _, p = _plan(args)
+    p = _plan(args)
     if suffix == ".dot":
         write_atomic(out, plan_dot(p))
         print(f"wrote {out} (DOT text; draw it with: dot -Tsvg {out} -o {out.with_suffix('.svg')})")
