@@ -15,7 +15,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
 BLOCK = re.compile(r"```console\n(.*?)```", re.S)
 
 
