@@ -165,7 +165,7 @@ def test_viz_writes_each_format(capsys, tmp_path, suffix):
     assert "2 kernels, one colour each" in out
     if suffix == ".dot":
         assert text.startswith('digraph "layernorm"')
-        assert text.count("style=dashed") == 2  # d -> %0 and d -> %4 cross between the two kernels
+        assert text.count("style=dashed") == 2  # d -> var_mul and d -> y_mul cross between the two kernels
     elif suffix == ".svg":
         assert text.lstrip().startswith(("<svg", "<?xml"))
         if ir_dot.dot_program() is None:

@@ -41,12 +41,14 @@ POLICY_HELP = {
 
 
 def prepare(graph: Graph) -> Graph:
-    """A copy with composites expanded into primitives (keeping their names) and dead ops dropped."""
+    """A copy with composites expanded into primitives and dead ops dropped. The composite's result
+    keeps its name and the values it expands into are named after it (y_max, y_exp, ...); the
+    compiler's other temporaries are named after the value they feed (e_sub in e = exp(x - m))."""
     g = graph.copy()
     for node in list(g.nodes()):
         if node.kind != "leaf" and node.opdef.is_composite:
-            result = g.expand_composite(node.name)
-            g.rename(result, node.name)  # keep the user's name on the composite's result
+            g.expand_composite(node.name)
+    g.name_temporaries()
     g.dead_code_elimination()
     return g
 

@@ -159,12 +159,43 @@ class Graph:
         return self._insert(Node(name or self.fresh_name(), opdef.name, tuple(names), full, ty, loc))
 
     def expand_composite(self, name: str) -> str:
-        """Replace a composite op (softmax, layernorm, ...) by its primitives; returns the new result."""
+        """Replace a composite op (softmax, layernorm, ...) by its primitives, keeping `name` on the
+        result. The values the expansion makes are named after it, so a reader can follow them:
+        `y = softmax(x)` becomes y_max, y_sub, y_exp, y_sum and y (an unnamed composite's values
+        are named after its op: softmax_max, ...)."""
         node = self.node(name)
+        before = set(self.nx)
         result = node.opdef.expand(self, list(node.args), node.attrs)
         self.replace_uses(name, result)
         self.remove(name)
+        if result not in before:
+            self.rename(result, name)
+            result = name
+        base = node.op if name.startswith("%") else name
+        for made in [n for n in self.topo_order() if n not in before and n != result]:
+            self.rename(made, self.derived_name(base, self.node(made).op))
         return result
+
+    def name_temporaries(self) -> None:
+        """Give the compiler's temporaries (`%N`, such as `x - m` inside `e = exp(x - m)`) readable
+        names after the value they feed: `e_sub`. Outputs and constants keep their names."""
+        outputs = set(self.outputs)
+        order = self.nodes()
+        temporaries = [n for n in order if n.name.startswith("%") and n.name not in outputs and n.kind != "leaf"]
+        owner = {n.name: n.op if n.name.startswith("%") else n.name for n in order}  # the value each one feeds
+        for node in reversed(temporaries):  # consumers before producers, so a chain finds its owner
+            consumers = self.consumers(node.name)
+            owner[node.name] = owner[consumers[0]] if consumers else node.op
+        for node in temporaries:  # then name them in dataflow order: y_mul before y_mul_2
+            self.rename(node.name, self.derived_name(owner[node.name], node.op))
+
+    def derived_name(self, base: str, suffix: str) -> str:
+        """A free name `base_suffix` (then `base_suffix_2`, ...) for a value made from `base`."""
+        stem = f"{base}_{'c' if suffix == 'const' else suffix}"
+        name, k = stem, 2
+        while name in self.nx:
+            name, k = f"{stem}_{k}", k + 1
+        return name
 
     def set_outputs(self, names: Iterable[str]) -> None:
         names = list(names)

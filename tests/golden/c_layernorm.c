@@ -61,10 +61,10 @@ void layernorm_k0(const float *restrict x, const float *restrict gamma, const fl
                 acc_var = acc_var + (d * d);
             }
             const float var = acc_var / 256.0f;
-            const float t3 = 1.0f / sqrtf(var + 1e-05f);
+            const float y_rsqrt = 1.0f / sqrtf(var + 1e-05f);
             #pragma omp simd
             for (int64_t r1 = 0; r1 < 256; r1++) {
-                y[i0 * 256 + r1] = (((x[i0 * 256 + r1] - mean) * t3) * gamma[r1]) + beta[r1];
+                y[i0 * 256 + r1] = (((x[i0 * 256 + r1] - mean) * y_rsqrt) * gamma[r1]) + beta[r1];
             }
         }
     }

@@ -50,8 +50,8 @@ void mlp_k0_epilogue_128(const float *restrict b, float *restrict y)
         for (int64_t i = i_o * 64; i < i_o * 64 + 64; i++) {
             #pragma omp simd
             for (int64_t j = 0; j < 256; j++) {
-                const float matmul0 = y[i * 256 + j];
-                y[i * 256 + j] = fusec_gelu_tanhf(matmul0 + b[j]);
+                const float acc_y_matmul = y[i * 256 + j];
+                y[i * 256 + j] = fusec_gelu_tanhf(acc_y_matmul + b[j]);
             }
         }
     }

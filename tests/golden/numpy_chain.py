@@ -6,16 +6,16 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 
 def chain_k0(x, y):
     """group 0 (elementwise):
-        t1 = mul(x, 2.0)
-        t3 = add(t1, 1.0)
-        t4 = mul(t3, x)
-        num = sub(t4, 3.0)
-        t6 = mul(x, x)
-        den = add(t6, 1.0)
-        t8 = div(num, den)
-        t9 = abs(x)
-        t10 = sqrt(t9)
-        y = add(t8, t10)
+        num_mul = mul(x, 2.0)
+        num_add = add(num_mul, 1.0)
+        num_mul_2 = mul(num_add, x)
+        num = sub(num_mul_2, 3.0)
+        den_mul = mul(x, x)
+        den = add(den_mul, 1.0)
+        y_div = div(num, den)
+        y_abs = abs(x)
+        y_sqrt = sqrt(y_abs)
+        y = add(y_div, y_sqrt)
     in    x: f32[64, 512]
     out   y: f32[64, 512]
     """

@@ -8,13 +8,13 @@ def layernorm_k0(x, gamma, beta, y):
     """group 0 (reduce):
         mean = mean(x, axis=-1, keepdims=True)
         d = sub(x, mean)
-        t0 = mul(d, d)
-        var = mean(t0, axis=-1, keepdims=True)
-        t2 = add(var, 1e-05)
-        t3 = rsqrt(t2)
-        t4 = mul(d, t3)
-        t5 = mul(t4, gamma)
-        y = add(t5, beta)
+        var_mul = mul(d, d)
+        var = mean(var_mul, axis=-1, keepdims=True)
+        y_add = add(var, 1e-05)
+        y_rsqrt = rsqrt(y_add)
+        y_mul = mul(d, y_rsqrt)
+        y_mul_2 = mul(y_mul, gamma)
+        y = add(y_mul_2, beta)
     in    x: f32[64, 256]
     in    gamma: f32[256]
     in    beta: f32[256]
@@ -38,24 +38,24 @@ def layernorm_k0(x, gamma, beta, y):
         x_0 = x_v0[lo_i0:hi_i0]
         t1 = s1[:n_i0]
         t2 = s2[:n_i0]
-        t4 = s3[:n_i0]
-        t5 = s4[:n_i0]
-        t6 = s5[:n_i0]
+        t3 = s3[:n_i0]
+        t4 = s4[:n_i0]
+        t5 = s5[:n_i0]
         np.sum(x_0, axis=(1,), keepdims=True, out=t0)  # acc_mean
         acc_mean = t0
         np.true_divide(acc_mean, np.float32(256.0), out=t1)
         mean = t1  # acc_mean / 256.0
         np.subtract(x_0, mean, out=t2)
         d = t2  # x[i0*256 + r1] - mean
-        np.multiply(d, d, out=t4)
-        np.sum(t4, axis=(1,), keepdims=True, out=t0)  # acc_var
+        np.multiply(d, d, out=t3)
+        np.sum(t3, axis=(1,), keepdims=True, out=t0)  # acc_var
         acc_var = t0
-        np.true_divide(acc_var, np.float32(256.0), out=t5)
-        var = t5  # acc_var / 256.0
+        np.true_divide(acc_var, np.float32(256.0), out=t4)
+        var = t4  # acc_var / 256.0
         np.add(var, np.float32(1e-05), out=t0)
-        np.sqrt(t0, out=t6)
-        np.true_divide(np.float32(1.0), t6, out=t6)
-        t3 = t6  # rsqrt(var + 1e-05)
-        np.multiply(t2, t3, out=t4)
-        np.multiply(t4, gamma_v0, out=t4)
-        np.add(t4, beta_v0, out=y_v0[lo_i0:hi_i0])
+        np.sqrt(t0, out=t5)
+        np.true_divide(np.float32(1.0), t5, out=t5)
+        y_rsqrt = t5  # rsqrt(var + 1e-05)
+        np.multiply(t2, y_rsqrt, out=t3)
+        np.multiply(t3, gamma_v0, out=t3)
+        np.add(t3, beta_v0, out=y_v0[lo_i0:hi_i0])

@@ -6,9 +6,9 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 
 def mlp_k0(x, w, b, y):
     """group 0 (matmul):
-        t0 = matmul(x, w)
-        t1 = add(t0, b)
-        y = gelu(t1, approximate='tanh')
+        y_matmul = matmul(x, w)
+        y_add = add(y_matmul, b)
+        y = gelu(y_add, approximate='tanh')
     in    x: f32[64, 32]
     in    w: f32[32, 256]
     in    b: f32[256]
@@ -27,7 +27,7 @@ def mlp_k0(x, w, b, y):
         t0 = s0[:n_i]
         x_0 = x_v0[lo_i:hi_i]
         t1 = s1[:n_i]
-        np.matmul(x_0[..., 0, :], w_v0[..., 0, :, :].swapaxes(-1, -2), out=t0[..., 0])  # matmul0: BLAS on this tile
-        matmul0 = t0
-        np.add(matmul0, b_v0, out=t1)
+        np.matmul(x_0[..., 0, :], w_v0[..., 0, :, :].swapaxes(-1, -2), out=t0[..., 0])  # acc_y_matmul: BLAS on this tile
+        acc_y_matmul = t0
+        np.add(acc_y_matmul, b_v0, out=t1)
         gelu(t1, 'tanh', out=y_v0[lo_i:hi_i])

@@ -7,8 +7,8 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 def softmax_k0(x, y):
     """group 0 (reduce):
         m = max(x, axis=-1, keepdims=True)
-        t0 = sub(x, m)
-        e = exp(t0)
+        e_sub = sub(x, m)
+        e = exp(e_sub)
         s = sum(e, axis=-1, keepdims=True)
         y = div(e, s)
     in    x: f32[64, 256]
