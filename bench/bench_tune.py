@@ -22,8 +22,8 @@ import fusec
 from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.loops.schedule import default_schedule
-from fusec.runtime.probes import measure_triad
 from fusec.pipeline import lower_all
+from fusec.runtime.probes import measure_triad
 from fusec.tune import TuneDB, TuneSettings, tune_graph
 from fusec.tune.isolate import IsolatedRunner
 from fusec.tune.jobs import BackendSpec, KernelJob

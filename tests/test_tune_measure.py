@@ -20,8 +20,8 @@ from fusec.codegen.c_backend import CBackend
 from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.loops.schedule import Schedule
-from fusec.runtime.build import FusecCompileError
 from fusec.pipeline import lower_all
+from fusec.runtime.build import FusecCompileError
 from fusec.tune import FAILURES, TuneDB, TuneSettings, best_schedule, tune_graph
 from fusec.tune.isolate import IsolatedRunner
 from fusec.tune.jobs import BackendSpec, KernelJob

@@ -16,8 +16,8 @@ from fusec.interp import evaluate
 from fusec.loops.printer import print_nest
 from fusec.loops.reference import run_nest
 from fusec.loops.schedule import Schedule, apply_schedule, default_schedule
-from fusec.tolerance import compare
 from fusec.pipeline import lower_all
+from fusec.tolerance import compare
 from fusec.tune import search_space
 from fusec.tune.model import FittedModel, predict
 from fusec.tune.space import KNOBS, tile_options
