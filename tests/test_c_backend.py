@@ -17,7 +17,7 @@ import pytest
 from conftest import EXAMPLES, small_sizes
 from hypothesis import HealthCheck, given, settings
 
-from fusec.codegen.c_backend import CBackend, MatmulTiling
+from fusec.codegen.c_backend import CBackend
 from fusec.codegen.c_emit import c_literal, generate_c
 from fusec.frontend import load, parse
 from fusec.fusion.planner import plan
@@ -25,6 +25,7 @@ from fusec.inputs import random_inputs
 from fusec.interp import interpret
 from fusec.ir.dtypes import F32, F64, I32, I64
 from fusec.loops.lower import lower_group
+from fusec.loops.matmul import matmul_tiles
 from fusec.testing.graphgen import ODD_SIZES, graphs_with_inputs
 from fusec.tolerance import compare
 
@@ -36,18 +37,20 @@ def backend() -> CBackend:
     return CBackend()
 
 
-def run_with(backend: CBackend, graph, arrays, batched: bool = False) -> tuple[np.ndarray, ...]:
+def run_with(backend: CBackend, graph, arrays, batched: bool = False, schedule_of=None) -> tuple[np.ndarray, ...]:
     """Plan, lower and run every group in C; return the graph's outputs.
 
     batched: build all groups with CBackend.build_all (shared translation units) instead of one by one.
+    schedule_of: nest -> Schedule (default: the backend's default schedule).
     """
+    schedule_of = schedule_of or backend.default_schedule
     p = plan(graph)
     nests = [lower_group(p.graph, group) for group in p.groups]
     if batched:
-        items = [(g, n, backend.default_schedule(n)) for g, n in zip(p.groups, nests)]
+        items = [(g, n, schedule_of(n)) for g, n in zip(p.groups, nests)]
         kernels = backend.build_all(p.graph, items)
     else:
-        kernels = [backend.build(p.graph, g, n, backend.default_schedule(n)) for g, n in zip(p.groups, nests)]
+        kernels = [backend.build(p.graph, g, n, schedule_of(n)) for g, n in zip(p.groups, nests)]
     values = dict(zip(graph.inputs, arrays))
     for node in p.graph.nodes():  # outputs may be constants; kernels inline the others
         if node.op == "const":
@@ -200,16 +203,16 @@ def test_tails_and_odd_shapes(backend, sizes):
         check_against_interpreter(backend, graph, random_inputs(graph, seed=1))
 
 
-def test_matmul_tiles_with_a_ragged_last_tile(backend, monkeypatch):
-    import fusec.codegen.c_backend as cb
-
-    monkeypatch.setattr(cb, "MATMUL_TILE_BYTES", 5 * 70 * 4)  # 5-row tiles over 21 rows: 4 full + 1 of 1
+def test_matmul_tiles_with_a_ragged_last_tile(backend):
     graph = load(EXAMPLES[0].parent / "06_mlp.fg", sizes={"B": 21, "K": 37, "F": 70})
     p = plan(graph)
     nest = lower_group(p.graph, p.groups[0])
-    tiling = MatmulTiling.of(nest)
-    assert (tiling.tile_rows, tiling.tail_rows) == (5, 1)
-    check_against_interpreter(backend, graph, random_inputs(graph, seed=2))
+    schedule = dataclasses.replace(backend.default_schedule(nest), matmul_rows=5)  # 5-row tiles over 21 rows: 4 full + 1 of 1
+    tiles = matmul_tiles(nest, schedule)
+    assert (tiles.rows, tiles.tail) == (5, 1) and set(tiles.epilogues) == {5, 1}
+    expected = interpret(graph, *random_inputs(graph, seed=2))
+    actual = run_with(backend, graph, random_inputs(graph, seed=2), schedule_of=lambda n: schedule)
+    assert compare(actual[0], expected) is None
 
 
 def test_matmul_as_generated_loops_matches_too():

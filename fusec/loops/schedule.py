@@ -230,6 +230,10 @@ class Schedule:
                list (a permutation); () keeps the lowering's order. Tile loops follow it too.
                Any order of kept loops is legal (each point writes its own elements); the kept
                loops must be perfectly nested to be reordered, else ScheduleError.
+    matmul_rows: a matmul computed by a library call (the C backend's BLAS, see matmul.py): the
+               output rows (steps of the outermost output variable) per call, each followed by the
+               fused epilogue on that tile, scheduled with the knobs above; 0: as many rows as fit
+               MATMUL_TILE_BYTES. A backend that runs the scalar loop form ignores it.
     """
 
     tiles: tuple[int, ...] = ()
@@ -237,18 +241,33 @@ class Schedule:
     vectorize: bool = False
     unroll: int = 1
     order: tuple[int, ...] = ()
+    matmul_rows: int = 0
 
     def __str__(self) -> str:
         text = (f"tiles={list(self.tiles)} parallel={self.parallel} vectorize={self.vectorize} "
                 f"unroll={self.unroll}")
-        return text + (f" order={list(self.order)}" if self.order else "")
+        text += f" order={list(self.order)}" if self.order else ""
+        return text + (f" matmul_rows={self.matmul_rows}" if self.matmul_rows else "")
 
 
 def kept_dims(nest: LoopNest) -> list[str]:
     return [d.var for d in nest.dims if not d.reduced]
 
 
-def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
+def apply_schedule(nest: LoopNest, schedule: Schedule, trace: list | None = None) -> LoopNest:
+    """The nest with the schedule's primitives applied in order.
+
+    trace: a list that receives (step, nest after it) for each primitive applied, where step names
+    the primitive and its arguments, e.g. "split(i0, 64)" (`fusec compile F --show schedule`).
+    """
+
+    def step(primitive, *args) -> LoopNest:
+        result = primitive(nest, *args)
+        if trace is not None:
+            shown = ", ".join(f"[{', '.join(a)}]" if isinstance(a, list) else str(a) for a in args)
+            trace.append((f"{primitive.__name__}({shown})", result))
+        return result
+
     kept = kept_dims(nest)
     if len(schedule.tiles) > len(kept):
         raise ScheduleError(f"{nest.name} has {len(kept)} kept dimensions, the schedule tiles {len(schedule.tiles)}")
@@ -258,22 +277,23 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
             raise ScheduleError(f"{nest.name}: order {list(schedule.order)} is not a permutation of {len(kept)} kept dimensions")
         loop_order = [kept[i] for i in schedule.order]
         if loop_order != kept:
-            nest = reorder(nest, loop_order)
+            nest = step(reorder, loop_order)
     tiled = [(v, t) for v, t in zip(kept, schedule.tiles) if t > 0]
     tiled.sort(key=lambda vt: loop_order.index(vt[0]))  # tile loops in the chosen loop order
     for v, t in tiled:
-        nest = split(nest, v, t)
+        nest = step(split, v, t)
     if tiled:
         outers = [f"{v}_o" for v, _ in tiled]
         band = [lp.var for lp in _band(nest.body, outers[0])]
         rest = [v for v in band if v not in outers]
-        nest = reorder(nest, outers + rest)
+        if outers + rest != band:
+            nest = step(reorder, outers + rest)
     if schedule.parallel:
         # the outermost loop whose iterations are independent (a 1-iteration axis that every
         # iteration writes, as in a matrix-vector product, is not); none at all leaves the nest serial
         for v in [f"{v}_o" for v, _ in tiled] or loop_order:
             try:
-                nest = parallel(nest, v)
+                nest = step(parallel, v)
                 break
             except ScheduleError:
                 continue
@@ -284,12 +304,12 @@ def apply_schedule(nest: LoopNest, schedule: Schedule) -> LoopNest:
     if schedule.unroll > 1:  # loops with a constant trip count (a tail loop is left rolled)
         extents = {lp.var: lp.extent for lp in (s for s in walk(nest.body) if isinstance(s, Loop))}
         for v in [v for v in innermost if extents[v].is_const]:
-            nest = split(nest, v, schedule.unroll)
-            nest = unroll(nest, f"{v}_i")
+            nest = step(split, v, schedule.unroll)
+            nest = step(unroll, f"{v}_i")
         innermost = [f"{v}_o" if extents[v].is_const else v for v in innermost]
     if schedule.vectorize and schedule.unroll <= 1:
         for v in innermost:
-            nest = vectorize(nest, v)
+            nest = step(vectorize, v)
     return nest
 
 
@@ -300,6 +320,22 @@ NUMPY_MATMUL_TILE_ELEMENTS = 1 << 18
 NUMPY_MIN_PARALLEL_TILES = 4  # fewer tiles than this run on the calling thread
 # the C backend's parallel tile loop: 16K elements (64 KiB of f32) per iteration of the parallel loop
 C_BLOCK_ELEMENTS = 16384
+# bytes of matmul result per BLAS call. Measured on 2 cores: tiles of 4 MiB (BLAS, then the epilogue on the
+# hot tile) were 1.5-2x slower than one BLAS call followed by one epilogue pass, because every switch
+# between OpenBLAS's threads and OpenMP's spinning threads costs more than the cache reuse saves.
+# So tiles are large: typical outputs run as one BLAS call and one epilogue, in place in the output.
+MATMUL_TILE_BYTES = 64 << 20
+
+
+def default_matmul_rows(nest: LoopNest) -> int:
+    """Output rows per BLAS call: as many as fit MATMUL_TILE_BYTES of result (at least one)."""
+    assert nest.matmul is not None
+    info = nest.matmul
+    extents = {d.var: d.extent for d in nest.dims}
+    out_vars = tuple(info.batch) + (info.i, info.j)
+    acc = next(s for s in walk(nest.body) if isinstance(s, AccInit) and s.name == info.acc)
+    row_bytes = max(math.prod(extents[v] for v in out_vars[1:]) * acc.dtype.itemsize, 1)
+    return max(1, min(extents[out_vars[0]], MATMUL_TILE_BYTES // row_bytes))
 
 
 def default_schedule(nest: LoopNest, backend: str = "numpy") -> Schedule:
@@ -327,7 +363,8 @@ def default_schedule(nest: LoopNest, backend: str = "numpy") -> Schedule:
             break
         inner *= ext
     if backend == "c":
-        return Schedule(tuple(tiles), parallel=bool(kept), vectorize=True)
+        rows = default_matmul_rows(nest) if nest.matmul is not None else 0
+        return Schedule(tuple(tiles), parallel=bool(kept), vectorize=True, matmul_rows=rows)
     # NumPy: tiles on a thread pool when there are enough of them (not for matmul: BLAS has its own threads)
     first = next((k for k, t in enumerate(tiles) if t > 0), None)
     trips = -(-kept[first].extent // tiles[first]) if first is not None else 0

@@ -1,0 +1,218 @@
+"""A matmul nest as library calls on tiles of rows plus a generated epilogue: the BLAS schedule.
+
+A matmul group's nest (lower.py) is a scalar reduction over k followed by the fused epilogue:
+
+    for i in [0, 512):
+      for j in [0, 768):
+        f32 matmul0 = 0.0  # sum
+        for k in [0, 768):
+          matmul0 += h[i*768 + k] * wq[j + k*768]
+        t0[i*768 + j] = matmul0 * 0.125
+
+Scheduled for BLAS (`Schedule.matmul_rows`), the output's outermost variable is cut into tiles of
+`rows` rows. For each tile a library call computes the matmul into the output buffer itself when an
+output has the result's dtype and shape and is stored only at the result's element (`direct`), else
+into a scratch tile `mm`; then the *epilogue nest* runs on the tile: the nest above without the
+accumulator and the k loop, reading the result back (`matmul0 = t0[i*768 + j]`). The epilogue is
+an ordinary elementwise nest, scheduled and simplified like any other; when the matmul result is
+stored unchanged the simplifier leaves it empty and no epilogue runs at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from fusec.loops.ir import (
+    AccInit,
+    Buffer,
+    Dim,
+    Index,
+    Let,
+    Load,
+    Loop,
+    LoopNest,
+    MatmulInfo,
+    Stmt,
+    Store,
+    stmt_exprs,
+    walk,
+    walk_expr,
+)
+from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, default_matmul_rows, default_schedule
+from fusec.loops.simplify import simplify
+from fusec.loops.visit import transform
+
+
+@dataclass(frozen=True)
+class MatmulTiles:
+    """What the loops layer decided for a matmul on BLAS; a backend only makes the calls.
+
+    rows:      output rows per call (the last tile has `tail` rows, 0 if none)
+    direct:    the output buffer the call writes, which the epilogue updates in place (None: scratch `mm`)
+    epilogues: rows -> the scheduled, simplified epilogue nest for a tile of that many rows, or None
+               when there is nothing to do after the call (the result is stored unchanged)
+    coefs:     elements each epilogue buffer's pointer advances per row of the tiled variable
+    """
+
+    nest: LoopNest
+    rows: int
+    tail: int
+    direct: str | None
+    epilogues: dict[int, LoopNest | None]
+    coefs: dict[str, int]
+
+    @property
+    def info(self) -> MatmulInfo:
+        assert self.nest.matmul is not None
+        return self.nest.matmul
+
+    @property
+    def extents(self) -> dict[str, int]:
+        return {d.var: d.extent for d in self.nest.dims}
+
+    @property
+    def out_vars(self) -> tuple[str, ...]:
+        return tuple(self.info.batch) + (self.info.i, self.info.j)
+
+    @property
+    def row_elements(self) -> int:
+        return math.prod(self.extents[v] for v in self.out_vars[1:])
+
+    def describe(self) -> str:
+        where = f"into {self.direct}" if self.direct else "into a scratch tile mm"
+        after = "then the epilogue below on each tile" if any(self.epilogues.values()) else \
+            "no epilogue: the result is stored unchanged"
+        return f"BLAS on tiles of {self.rows} x {self.row_elements} results, written {where}; {after}"
+
+
+def matmul_tiles(nest: LoopNest, schedule: Schedule, trace: list | None = None) -> MatmulTiles:
+    """Split a matmul nest into BLAS calls on tiles of rows and a scheduled epilogue per tile size.
+
+    trace: receives (step, nest) for the split and for every schedule primitive and simplifier pass
+    applied to the epilogue of a full tile.
+    """
+    info = nest.matmul
+    if info is None:
+        raise ScheduleError(f"{nest.name} is not a matmul nest")
+    for ld in (info.a, info.b):
+        if not ld.index.is_affine:
+            raise ScheduleError("a matmul operand with a non-affine index cannot go to BLAS")
+    extents = {d.var: d.extent for d in nest.dims}
+    outer = (tuple(info.batch) + (info.i,))[0]
+    rows = max(1, min(schedule.matmul_rows or default_matmul_rows(nest), extents[outer]))
+    tail = extents[outer] % rows
+    direct = _direct_output(nest)
+    epilogues: dict[int, LoopNest | None] = {}
+    for r in sorted({rows, tail} - {0}, reverse=True):
+        epi = epilogue_nest(nest, r, direct)
+        steps = trace if r == rows else None
+        if steps is not None:
+            steps.append((f"matmul_tiles(rows={rows})", epi))
+        epi_schedule = replace(default_schedule(epi, backend="c"), parallel=schedule.parallel,
+                               vectorize=schedule.vectorize, unroll=schedule.unroll)
+        scheduled = simplify(_schedule_or_fallback(epi, epi_schedule, steps), steps)
+        epilogues[r] = scheduled if scheduled.body else None
+    coefs = {b.name: _tile_coef(nest, b.name, outer, direct) for b in epilogue_nest(nest, rows, direct).buffers}
+    return MatmulTiles(nest, rows, tail, direct, epilogues, coefs)
+
+
+def _schedule_or_fallback(nest: LoopNest, schedule: Schedule, trace: list | None) -> LoopNest:
+    for attempt in (schedule, replace(schedule, parallel=False), Schedule()):
+        steps: list = []
+        try:
+            result = apply_schedule(nest, attempt, steps)
+        except ScheduleError:
+            continue
+        if trace is not None:
+            trace.extend(steps)
+        return result
+    return nest
+
+
+def result_index(nest: LoopNest) -> Index:
+    """Row-major flat index of the matmul result over (batch..., i, j)."""
+    info = nest.matmul
+    assert info is not None
+    extents = {d.var: d.extent for d in nest.dims}
+    index, stride = Index(), 1
+    for v in reversed(tuple(info.batch) + (info.i, info.j)):
+        index = index + Index.of(v) * stride
+        stride *= extents[v]
+    return index
+
+
+def _acc_dtype(nest: LoopNest):
+    assert nest.matmul is not None
+    return next(s.dtype for s in walk(nest.body) if isinstance(s, AccInit) and s.name == nest.matmul.acc)
+
+
+def _direct_output(nest: LoopNest) -> str | None:
+    """An output buffer BLAS can write the result into: the result's dtype and size, stored only at
+    the result's own element."""
+    target = result_index(nest)
+    size = math.prod(d.extent for d in nest.dims if not d.reduced)
+    for b in nest.buffers:
+        if b.role != "out" or b.dtype != _acc_dtype(nest) or b.size != size:
+            continue
+        stores = [st for st in walk(nest.body) if isinstance(st, Store) and st.buffer == b.name]
+        if stores and all(st.index == target for st in stores):
+            return b.name
+    return None
+
+
+def epilogue_body(nest: LoopNest, direct: str | None) -> tuple[Stmt, ...]:
+    """The nest without the accumulator and the k loop, reading the result from memory instead."""
+    info = nest.matmul
+    assert info is not None
+    value = Load(direct or "mm", result_index(nest), _acc_dtype(nest))
+
+    def visit(s: Stmt) -> Stmt | tuple[Stmt, ...]:
+        if isinstance(s, AccInit) and s.name == info.acc:
+            return Let(info.acc, value)
+        if isinstance(s, Loop) and s.var == info.k:
+            return ()
+        return s
+
+    return transform(nest.body, stmt=visit)
+
+
+def epilogue_nest(nest: LoopNest, rows: int, direct: str | None) -> LoopNest:
+    """The epilogue over `rows` steps of the outer variable (addresses relative to the tile's start)."""
+    info = nest.matmul
+    assert info is not None
+    outer = (tuple(info.batch) + (info.i,))[0]
+    body = transform(epilogue_body(nest, direct),
+                     stmt=lambda s: replace(s, extent=Index.of(rows)) if isinstance(s, Loop) and s.var == outer else s)
+    used = {name for s in walk(body) for name, _ in _accesses(s)}
+    kept = tuple(replace(b, role="inout") if b.name == direct else b
+                 for b in nest.buffers if b.name not in (info.a.buffer, info.b.buffer) or b.name in used)
+    if direct is None:
+        extents = {d.var: d.extent for d in nest.dims}
+        shape = (rows,) + tuple(extents[v] for v in (tuple(info.batch) + (info.i, info.j))[1:])
+        kept = (Buffer("mm", "matmul result tile", _acc_dtype(nest), shape, "in"),) + kept
+    dims = tuple(Dim(d.var, rows if d.var == outer else d.extent) for d in nest.dims if d.var != info.k)
+    return LoopNest(f"{nest.name}_epilogue_{rows}", "elementwise", kept, dims, body,
+                    comment=f"epilogue of {nest.name} on a tile of {rows} rows of the matmul result")
+
+
+def _tile_coef(nest: LoopNest, buffer: str, outer: str, direct: str | None) -> int:
+    """Elements a buffer's pointer advances per step of the outer variable (0: not tiled)."""
+    coefs = set()
+    for s in walk(epilogue_body(nest, direct)):
+        for name, index in _accesses(s):
+            if name == buffer:
+                if any(not isinstance(a, str) and outer in Index(((a, 1),)).variables() for a, _ in index.terms):
+                    raise ScheduleError("the epilogue indexes the tiled axis non-affinely")
+                coefs.add(index.coef(outer))
+    if len(coefs) > 1:
+        raise ScheduleError(f"buffer {buffer} is read with different strides along the tiled axis")
+    return coefs.pop() if coefs else 0
+
+
+def _accesses(s: Stmt) -> list[tuple[str, Index]]:
+    """(buffer, index) of every load and store directly in statement s."""
+    found: list[tuple[str, Index]] = [(s.buffer, s.index)] if isinstance(s, Store) else []
+    for e in stmt_exprs(s):
+        found += [(sub.buffer, sub.index) for sub in walk_expr(e) if isinstance(sub, Load)]
+    return found
