@@ -284,14 +284,9 @@ def test_generated_python_matches_golden(golden):
     Regenerate with FUSEC_UPDATE_GOLDEN=1 after an intended change, and review the diff.
     """
     name, sizes = GOLDEN_CASES[golden]
-    graph = load(EXAMPLES[0].parent / name, sizes=sizes)
-    p = plan(graph)
-    be = NumpyBackend()
-    sources = []
-    for group in p.groups:
-        nest = lower_group(p.graph, group)
-        sources.append(be.build(p.graph, group, nest, be.default_schedule(nest)).source)
-    text = "\n".join(sources)
+    # the pipeline fusec.compile runs (rewrite, plan, lower, default schedules), so the snapshot is the program that is built
+    stages = compile_stages(EXAMPLES[0].parent / name, backend="numpy", sizes=sizes, tune_db=False)
+    text = "\n".join(k.source for k in stages.kernels)
     path = GOLDEN / golden
     if os.environ.get("FUSEC_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(exist_ok=True)

@@ -9,12 +9,12 @@ def chain_k0(x, y):
         num_mul = mul(x, 2.0)
         num_add = add(num_mul, 1.0)
         num_mul_2 = mul(num_add, x)
-        num = sub(num_mul_2, 3.0)
         den_mul = mul(x, x)
         den = add(den_mul, 1.0)
-        y_div = div(num, den)
         y_abs = abs(x)
         y_sqrt = sqrt(y_abs)
+        num = add(num_mul_2, -3.0)
+        y_div = div(num, den)
         y = add(y_div, y_sqrt)
     in    x: f32[64, 512]
     out   y: f32[64, 512]
@@ -33,7 +33,7 @@ def chain_k0(x, y):
         np.multiply(x_0, np.float32(2.0), out=t0)
         np.add(t0, np.float32(1.0), out=t0)
         np.multiply(t0, x_0, out=t0)
-        np.subtract(t0, np.float32(3.0), out=t0)
+        np.add(t0, np.float32(-3.0), out=t0)
         np.multiply(x_0, x_0, out=t1)
         np.add(t1, np.float32(1.0), out=t1)
         np.true_divide(t0, t1, out=t0)
