@@ -12,8 +12,8 @@ Knobs (fields of `fusec.loops.schedule.Schedule`), per backend:
     unroll     split the innermost loops by 4 or 8 and unroll them
 
 The C backend uses all of them; the NumPy backend tiles and orders (its blocks are whole-array
-calls); a backend the tuner does not know only tiles. A C matmul group runs on BLAS and ignores its schedule,
-so its space is the default alone.
+calls); a backend the tuner does not know only tiles. A C matmul group runs on BLAS: its one knob is
+`matmul_rows`, the output rows per BLAS call (the default, all rows, and halves and quarters of them).
 
 Every combination is applied to the nest (`apply_schedule`); one that raises ScheduleError is
 illegal and dropped, and two that give the same scheduled nest are one candidate. The default
@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fusec.codegen.base import Backend
@@ -50,7 +50,7 @@ DEFAULT_CACHES = (32 * 1024, 512 * 1024, 32 * 1024 * 1024)
 
 def schedule_to_dict(s: Schedule) -> dict:
     return {"tiles": list(s.tiles), "parallel": s.parallel, "vectorize": s.vectorize, "unroll": s.unroll,
-            "order": list(s.order)}
+            "order": list(s.order), "matmul_rows": s.matmul_rows}
 
 
 def schedule_from_dict(d: dict) -> Schedule:
@@ -59,12 +59,13 @@ def schedule_from_dict(d: dict) -> Schedule:
         tiles = tuple(int(t) for t in d.get("tiles", ()))
         order = tuple(int(o) for o in d.get("order", ()))
         unroll = int(d.get("unroll", 1))
+        matmul_rows = int(d.get("matmul_rows", 0))
         par, vec = d.get("parallel", False), d.get("vectorize", False)
     except (TypeError, ValueError, AttributeError) as err:
         raise FusecError(f"malformed schedule {d!r}: {err}") from None
-    if not isinstance(par, bool) or not isinstance(vec, bool) or unroll < 1 or any(t < 0 for t in tiles):
+    if not isinstance(par, bool) or not isinstance(vec, bool) or unroll < 1 or any(t < 0 for t in tiles) or matmul_rows < 0:
         raise FusecError(f"malformed schedule {d!r}")
-    return Schedule(tiles, par, vec, unroll, order)
+    return Schedule(tiles, par, vec, unroll, order, matmul_rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,9 +173,12 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
     except ScheduleError as err:
         raise FusecError(f"{nest.name}: the default schedule is illegal ({err})") from None
     space = Space(nest, backend, default, [default])
-    if ignored:
-        space.combinations = 1
-        space.note = "the backend ignores the schedule here (a matmul runs on BLAS)"
+    if ignored:  # a matmul on BLAS: the knob is the rows per call
+        outer = nest.dims[0].extent
+        rows = sorted({default.matmul_rows, outer, -(-outer // 2), -(-outer // 4)} - {0, default.matmul_rows}, reverse=True)
+        space.candidates += [replace(default, matmul_rows=r) for r in rows]
+        space.combinations = len(space.candidates)
+        space.options["matmul rows"] = ", ".join(str(s.matmul_rows) for s in space.candidates)
         return space
     knobs = KNOBS.get(backend, ("tiles",))
     kept = [d for d in nest.dims if not d.reduced]
