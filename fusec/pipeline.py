@@ -29,12 +29,12 @@ from fusec.ir.graph import Graph
 from fusec.ir.printer import print_graph
 from fusec.loops.ir import LoopNest
 from fusec.loops.lower import lower_group
-from fusec.loops.printer import print_nest
 from fusec.loops.schedule import Schedule
+from fusec.loops.show import print_schedule_steps, print_scheduled
 from fusec.rewrite import DEFAULT_CLASSES, RewriteResult, Rule, rewrite
 
 # the stages' names, in order, as `--show` and `stop_after=` spell them
-STAGES = ("ir", "rules", "groups", "loops", "source")
+STAGES = ("ir", "rules", "groups", "loops", "schedule", "source")
 
 _warned_no_compiler = False
 
@@ -75,13 +75,14 @@ class Stages:
             return print_graph(self.rewritten.graph) + "\n" + self.rewritten.trace_text() + "\n"
         if stage == "groups":
             return format_report(explain(self.plan))
-        if stage == "loops":
+        if stage in ("loops", "schedule"):  # loops: as lowered and as scheduled; schedule: each primitive's nest
+            show = print_scheduled if stage == "loops" else print_schedule_steps
             parts = []
             for nest, sched, grp in zip(self.nests, self.schedules, self.plan.groups):
                 if nest is None:
                     parts.append(f"kernel group {grp.id} ({grp.kind}): runs its reference NumPy op\n")
                 else:
-                    parts.append(print_nest(nest) + f"  schedule: {sched}\n")
+                    parts.append(show(nest, sched, self.backend))
             return "\n".join(parts)
         return "\n\n".join(k.source for k in self.kernels)  # source
 

@@ -35,7 +35,7 @@ from fusec.loops.ir import (
     LoopNest,
 )
 from fusec.loops.matmul import MatmulTiles, matmul_tiles
-from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, default_schedule
+from fusec.loops.schedule import Schedule, ScheduleError, default_schedule, schedule_or_fallback
 from fusec.loops.simplify import simplify
 from fusec.runtime.build import compiler_flags, find_compiler, sanitize_requested
 from fusec.runtime.cache import KernelCache, default_cache
@@ -157,20 +157,6 @@ class Prepared:
     @property
     def source(self) -> str:
         return PRELUDE + "\n" + "\n".join(self.functions)
-
-
-def schedule_or_fallback(nest: LoopNest, schedule: Schedule) -> LoopNest:
-    """Apply the schedule; if its legality checks reject it, drop parallelism, then everything.
-
-    A rejected schedule is a planning mistake, not a user error: the kernel still runs correctly,
-    only slower (serial, or unscheduled).
-    """
-    for attempt in (schedule, replace(schedule, parallel=False), Schedule()):
-        try:
-            return apply_schedule(nest, attempt)
-        except ScheduleError:
-            continue
-    return nest
 
 
 def c_source(nest: LoopNest, sanitize: bool, with_prelude: bool = True) -> tuple[str, str]:

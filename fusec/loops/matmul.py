@@ -39,7 +39,7 @@ from fusec.loops.ir import (
     walk,
     walk_expr,
 )
-from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, default_matmul_rows, default_schedule
+from fusec.loops.schedule import Schedule, ScheduleError, default_matmul_rows, default_schedule, schedule_or_fallback
 from fusec.loops.simplify import simplify
 from fusec.loops.visit import transform
 
@@ -111,23 +111,10 @@ def matmul_tiles(nest: LoopNest, schedule: Schedule, trace: list | None = None) 
             steps.append((f"matmul_tiles(rows={rows})", epi))
         epi_schedule = replace(default_schedule(epi, backend="c"), parallel=schedule.parallel,
                                vectorize=schedule.vectorize, unroll=schedule.unroll)
-        scheduled = simplify(_schedule_or_fallback(epi, epi_schedule, steps), steps)
+        scheduled = simplify(schedule_or_fallback(epi, epi_schedule, steps), steps)
         epilogues[r] = scheduled if scheduled.body else None
     coefs = {b.name: _tile_coef(nest, b.name, outer, direct) for b in epilogue_nest(nest, rows, direct).buffers}
     return MatmulTiles(nest, rows, tail, direct, epilogues, coefs)
-
-
-def _schedule_or_fallback(nest: LoopNest, schedule: Schedule, trace: list | None) -> LoopNest:
-    for attempt in (schedule, replace(schedule, parallel=False), Schedule()):
-        steps: list = []
-        try:
-            result = apply_schedule(nest, attempt, steps)
-        except ScheduleError:
-            continue
-        if trace is not None:
-            trace.extend(steps)
-        return result
-    return nest
 
 
 def result_index(nest: LoopNest) -> Index:

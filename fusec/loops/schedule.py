@@ -313,6 +313,24 @@ def apply_schedule(nest: LoopNest, schedule: Schedule, trace: list | None = None
     return nest
 
 
+def schedule_or_fallback(nest: LoopNest, schedule: Schedule, trace: list | None = None) -> LoopNest:
+    """Apply the schedule; if its legality checks reject it, drop parallelism, then everything.
+
+    A rejected schedule is a planning mistake, not a user error: the kernel still runs correctly,
+    only slower (serial, or unscheduled). `trace` receives the steps of the attempt that applied.
+    """
+    for attempt in (schedule, replace(schedule, parallel=False), Schedule()):
+        steps: list = []
+        try:
+            result = apply_schedule(nest, attempt, steps)
+        except ScheduleError:
+            continue
+        if trace is not None:
+            trace.extend(steps)
+        return result
+    return nest
+
+
 # elements per block the NumPy backend aims for: big enough to amortise Python's per-call cost,
 # small enough that a block's temporaries stay in the L2 cache
 NUMPY_BLOCK_ELEMENTS = 32768  # measured on the 2-core machine: 8K-128K blocks, 32K best overall

@@ -96,9 +96,10 @@ class Pass:
 
 
 def run_passes(nest: LoopNest, passes: Sequence[Pass], trace: list | None = None) -> LoopNest:
-    """Apply passes in order; `trace` (a list) receives (pass name, nest after it) for each."""
+    """Apply passes in order; `trace` (a list) receives (pass name, nest after it) for each pass
+    that changed the nest."""
     for p in passes:
-        nest = p(nest)
-        if trace is not None:
+        before, nest = nest, p(nest)
+        if trace is not None and nest != before:
             trace.append((p.name, nest))
     return nest
