@@ -222,7 +222,7 @@ def test_every_stage_prints_and_an_opaque_group_runs_its_reference_op():
 
     stages = compile_stages(SOFTMAX, backend="numpy", sizes={"N": 3, "D": 4})
     texts = {s: stages.show(s) for s in STAGES}
-    assert texts["ir"].startswith("graph softmax") and "kernel 0" in texts["groups"]
+    assert "graph softmax" in texts["ir"] and "kernel 0" in texts["groups"]
     assert "rewrites in" in texts["rules"] and "for i0 in" in texts["loops"] and "def softmax_k0" in texts["source"]
     with pytest.raises(FusecError, match="unknown stage"):
         stages.show("asm")
