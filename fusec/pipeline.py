@@ -32,6 +32,7 @@ from fusec.loops.lower import lower_group
 from fusec.loops.schedule import Schedule
 from fusec.loops.show import print_schedule_steps, print_scheduled
 from fusec.rewrite import DEFAULT_CLASSES, RewriteResult, Rule, rewrite
+from fusec.rewrite.driver import DEFAULT_MAX_ITERATIONS
 
 # the stages' names, in order, as `--show` and `stop_after=` spell them
 STAGES = ("ir", "rules", "groups", "loops", "schedule", "source")
@@ -98,6 +99,7 @@ def compile_stages(
     tune_db: str | Path | bool | None = None,
     *,
     rules: Sequence[Rule] | None = None,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
     force_fuse: Sequence = (),
     forbid: Sequence = (),
     model: MachineModel | None = None,
@@ -106,7 +108,8 @@ def compile_stages(
     """Run the stages of the compiler on a graph (or a .fg file), up to `stop_after`, keeping each result.
 
     rewrite_classes: the rule classes to apply (None: no rewrite stage, the graph is planned as
-        written); rules: the rules to draw them from (default: the standard library).
+        written); rules: the rules to draw them from (default: the standard library);
+        max_iterations: the rewrite driver's bound on its passes.
     policy, force_fuse, forbid, model: the fusion policy, op pairs that must / must not share a
         kernel (("a", "b") or "a,b"), and the machine model for the cost model (default: calibrated).
     donate: output -> input updated in place. schedules: group id -> Schedule, overriding the
@@ -121,7 +124,7 @@ def compile_stages(
 
     s = Stages(parse_stage(graph_or_path, sizes), backend=backend, stopped_after=stop_after)  # parse
     if runs("rules"):
-        s.rewritten = rewrite_stage(s.graph, rewrite_classes, rules)  # rewrite
+        s.rewritten = rewrite_stage(s.graph, rewrite_classes, rules, max_iterations)  # rewrite
     if runs("groups"):
         check_pairs_survive(s.graph, s.rewritten, force_fuse, forbid)
         s.plan = plan(s.rewritten.graph, policy, model=model, force_fuse=force_fuse, forbid=forbid)  # plan
@@ -156,12 +159,13 @@ def parse_stage(graph_or_path: Graph | str | Path, sizes: dict[str, int] | None)
     return load(graph_or_path, sizes=sizes)
 
 
-def rewrite_stage(graph: Graph, classes: Sequence[str] | None, rules: Sequence[Rule] | None = None) -> RewriteResult:
+def rewrite_stage(graph: Graph, classes: Sequence[str] | None, rules: Sequence[Rule] | None = None,
+                  max_iterations: int = DEFAULT_MAX_ITERATIONS) -> RewriteResult:
     """Rewrite with the given rule classes (drawn from `rules`, default the standard library); None
     skips the stage (the graph is compiled as written)."""
     if classes is None:
         return RewriteResult(graph.copy())
-    return rewrite(graph, classes, rules=rules)
+    return rewrite(graph, classes, max_iterations=max_iterations, rules=rules)
 
 
 def check_pairs_survive(graph: Graph, rewritten: RewriteResult, force_fuse: Sequence, forbid: Sequence) -> None:
