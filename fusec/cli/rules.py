@@ -7,10 +7,10 @@ import json
 import os
 import sys
 
-from fusec.cli.common import add_file_args, load_graph
+from fusec.cli.common import add_file_args, run_pipeline
 from fusec.errors import FusecError
 from fusec.ir.printer import print_graph
-from fusec.rewrite import CLASSES, DEFAULT_CLASSES, load_rules, rewrite, standard_rules, verify_rule
+from fusec.rewrite import CLASSES, DEFAULT_CLASSES, load_rules, standard_rules, verify_rule
 from fusec.rewrite.driver import DEFAULT_MAX_ITERATIONS
 from fusec.rewrite.verify import DEFAULT_CASES
 
@@ -109,11 +109,10 @@ def _parse_classes(text: str) -> tuple[str, ...]:
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
-    g = load_graph(args)
     classes = _parse_classes(args.classes)
     if args.max_iterations < 1:
         raise FusecError(f"--max-iterations must be at least 1, got {args.max_iterations}")
-    result = rewrite(g, classes=classes, max_iterations=args.max_iterations, rules=_rules(args))
+    result = run_pipeline(args, "rules", rewrite_classes=classes, max_iterations=args.max_iterations, rules=_rules(args)).rewritten
     sys.stdout.write(print_graph(result.graph))
     if args.trace:
         # as comments, so the whole output is still a .fg file
