@@ -26,6 +26,7 @@ from fusec.interp import interpret
 from fusec.ir.dtypes import F32, F64, I32, I64
 from fusec.loops.lower import lower_group
 from fusec.loops.matmul import matmul_tiles
+from fusec.pipeline import compile_stages
 from fusec.testing.graphgen import ODD_SIZES, graphs_with_inputs
 from fusec.tolerance import compare
 
@@ -267,13 +268,13 @@ def test_generated_c_matches_golden(backend, golden):
     Regenerate with FUSEC_UPDATE_GOLDEN=1 after an intended change, and review the diff.
     """
     name, sizes = GOLDEN_CASES[golden]
-    graph = load(EXAMPLES[0].parent / name, sizes=sizes)
-    p = plan(graph)
+    # the nests and schedules fusec.compile builds (the pipeline: rewrite, plan, lower, default schedules)
+    stages = compile_stages(EXAMPLES[0].parent / name, backend="c", sizes=sizes, tune_db=False, stop_after="loops")
     sources = []
-    for group in p.groups:
+    for group, nest, schedule in zip(stages.plan.groups, stages.nests, stages.schedules):
         # the nest's comment (lowering's description of the group) is not this backend's output
-        nest = dataclasses.replace(lower_group(p.graph, group), comment="(group description)")
-        sources.append(backend.build(p.graph, group, nest, backend.default_schedule(nest)).source)
+        nest = dataclasses.replace(nest, comment="(group description)")
+        sources.append(backend.build(stages.plan.graph, group, nest, schedule).source)
     text = "\n".join(sources)
     path = GOLDEN / golden
     if os.environ.get("FUSEC_UPDATE_GOLDEN") == "1":
