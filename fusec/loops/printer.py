@@ -31,6 +31,13 @@ def print_nest(nest: LoopNest) -> str:
     return "\n".join(head + lines) + "\n"
 
 
+def print_body(nest: LoopNest) -> str:
+    """Only the statements of a nest (for a scheduled nest printed under its unscheduled one)."""
+    lines: list[str] = []
+    _stmts(nest.body, 1, lines)
+    return "\n".join(lines) + "\n"
+
+
 def _stmts(stmts: tuple[Stmt, ...], depth: int, out: list[str]) -> None:
     pad = "  " * depth
     for s in stmts:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fusec.loops.ir import LoopNest
 from fusec.loops.matmul import matmul_tiles
-from fusec.loops.printer import print_nest
+from fusec.loops.printer import print_body, print_nest
 from fusec.loops.schedule import Schedule, schedule_or_fallback
 from fusec.loops.simplify import simplify
 
@@ -51,9 +51,9 @@ def print_schedule_steps(nest: LoopNest, schedule: Schedule, backend: str) -> st
 
 def print_scheduled(nest: LoopNest, schedule: Schedule, backend: str) -> str:
     """The nest as lowered, its schedule, and the scheduled nest(s) (`--show loops`)."""
-    out = [print_nest(nest) + f"  schedule: {schedule}\n"]
+    text = print_nest(nest) + f"  schedule: {schedule}\n"
     if blas_matmul(nest, backend):
-        out.append(f"  {matmul_tiles(nest, schedule).describe()}\n")
-    for scheduled in scheduled_nests(nest, schedule, backend):
-        out.append(f"scheduled: {print_nest(scheduled)}")
-    return "\n".join(out)
+        text += f"  {matmul_tiles(nest, schedule).describe()}\n"
+        return "\n".join([text] + [print_nest(e) for e in scheduled_nests(nest, schedule, backend)])
+    (scheduled,) = scheduled_nests(nest, schedule, backend)
+    return text + "  scheduled:\n" + print_body(scheduled)
