@@ -26,6 +26,7 @@ LAYERS = {
     "fusec.pipeline": 7,
     "fusec.api": 7,
     "fusec.bisect": 7,
+    "fusec.bench": 7,
     "fusec.cli": 7,
     "fusec": 7,  # fusec/__init__.py and fusec/__main__.py: the public API
 }

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "fusec.cli.tune",  # tune
     "fusec.cli.rules",  # rules list, rules verify, rewrite
     "fusec.cli.compile",  # compile
+    "fusec.cli.bench",  # bench
 ]
 
 
