@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, small_sizes
 
-from fusec.frontend import load
 from fusec.inputs import random_inputs
 from fusec.loops.ir import Let, LetIndex, Load, Loop, Ref, Store, walk
 from fusec.loops.reference import run_nest
