@@ -1,4 +1,4 @@
-"""Commands on rewrite rules: `fusec rules list`, `fusec rules verify`, and `fusec rewrite FILE`."""
+"""Commands on rewrite rules: `fusec rules list`, `fusec rules verify`, `fusec rules prove`, and `fusec rewrite FILE`."""
 
 from __future__ import annotations
 
@@ -98,6 +98,53 @@ def cmd_rules_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _parse_dtypes(text: str) -> tuple[str, ...]:
+    from fusec.ir.dtypes import DTYPES
+
+    names = tuple(d.strip() for d in text.split(",") if d.strip())
+    for d in names:
+        if d not in DTYPES:
+            raise FusecError(f"--dtype: unknown dtype '{d}' (dtypes: {', '.join(DTYPES)})")
+    if not names:
+        raise FusecError("--dtype needs at least one dtype")
+    return names
+
+
+def cmd_rules_prove(args: argparse.Namespace) -> int:
+    from fusec.rewrite.prove import prove_rules, z3_module
+
+    z3_module()  # a clear error without the prove extra
+    rules = _select(_rules(args), args.names, args.cls)
+    if not rules:
+        raise FusecError("no rules to prove")
+    if not args.timeout > 0:
+        raise FusecError(f"--timeout must be positive, got {args.timeout}")
+    dtypes = _parse_dtypes(args.dtype)
+    report, failed = [], 0
+    for rule, proofs in prove_rules(rules, dtypes, args.timeout, use_cache=not args.no_cache):
+        if any(p.verdict == "counterexample" for p in proofs):
+            failed += 1
+        report.append({"rule": rule.name, "class": rule.cls, "proofs": [p.to_json() for p in proofs]})
+        if not args.json:
+            verdicts = {p.verdict for p in proofs}
+            head = "PROVED" if verdicts == {"proved"} else ("FAIL" if "counterexample" in verdicts else "UNKNOWN")
+            if not proofs:
+                head = "NONE"
+            print(f"{head} {rule.name} [{rule.cls}]: {rule.pattern_text} -> {rule.replacement_text}", flush=True)
+            if not proofs:
+                print("  no dtype among " + ",".join(dtypes) + " is an instance of this rule")
+            for p in proofs:
+                print("\n".join("  " + line for line in p.line().splitlines()))
+    proved = sum(all(p["verdict"] == "proved" for p in r["proofs"]) and bool(r["proofs"]) for r in report)
+    if args.json:
+        print(json.dumps({"rules": len(report), "proved": proved, "counterexamples": failed, "dtypes": list(dtypes),
+                          "timeout": args.timeout, "results": report}, indent=2))
+    else:
+        print(f"{proved} of {len(report)} rules proved at every dtype ({','.join(dtypes)}); "
+              f"{failed} with a counterexample")
+    return 1 if failed else 0
+
+
 def _parse_classes(text: str) -> tuple[str, ...]:
     classes = tuple(c.strip() for c in text.split(",") if c.strip())
     if not classes:
@@ -127,7 +174,7 @@ def _add_rule_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("rules", help="list or verify the rewrite rules", description="List or verify the rewrite rules.")
+    p = sub.add_parser("rules", help="list, verify or prove the rewrite rules", description="List, verify or prove the rewrite rules.")
     rsub = p.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=type(p))
     rsub.required = True
 
@@ -152,6 +199,22 @@ def register(sub) -> None:
     q.add_argument("--json", action="store_true", help="machine-readable output")
     _add_rule_source_args(q)
     q.set_defaults(handler=cmd_rules_verify)
+
+    q = rsub.add_parser(
+        "prove",
+        help="prove each rule over IEEE-754 with an SMT solver (the prove extra)",
+        description="Prove each rule with Z3 (pip install 'fusec[prove]'): for each dtype, proved (equal on every "
+        "input, bit for bit, NaN equal to NaN), a counterexample (confirmed with NumPy) or unknown (with the reason). "
+        "Results are cached. Exits 1 if any rule has a counterexample.",
+    )
+    q.add_argument("names", nargs="*", metavar="NAME", help="only these rules")
+    q.add_argument("--class", dest="cls", choices=CLASSES, help="only rules of this class")
+    q.add_argument("--dtype", default="f32,f64,i32,i64,bool", metavar="D1,D2", help="dtypes to prove at (default f32,f64,i32,i64,bool)")
+    q.add_argument("--timeout", type=float, default=10.0, help="seconds the solver may take per rule and dtype (default 10)")
+    q.add_argument("--no-cache", action="store_true", help="prove again instead of using cached results")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_rule_source_args(q)
+    q.set_defaults(handler=cmd_rules_prove)
 
     p = sub.add_parser(
         "rewrite",

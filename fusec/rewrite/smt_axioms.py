@@ -93,9 +93,10 @@ def _match(p, t: Term, out: dict[str, Term]) -> bool:
     return False
 
 
-def instantiate(tr: Z3Translator, dtype, rounds: int = 3) -> list[tuple[str, z3.BoolRef]]:
-    """Axiom instances for every uninterpreted application in `tr` (and those the instances add)."""
-    out: list[tuple[str, z3.BoolRef]] = []
+def instantiate(tr: Z3Translator, dtype, rounds: int = 3) -> list[tuple[str, z3.BoolRef, tuple | None]]:
+    """Axiom instances for every uninterpreted application in `tr` (and those the instances add):
+    (name, instance, (application, value) when the axiom holds unconditionally, else None)."""
+    out: list[tuple[str, z3.BoolRef, tuple | None]] = []
     done = 0
     for _ in range(rounds):
         todo = tr.applications[done:]
@@ -112,5 +113,6 @@ def instantiate(tr: Z3Translator, dtype, rounds: int = 3) -> list[tuple[str, z3.
                 rhs = b.replacement(rule.replacement)
                 rhs = b.literal(rhs, term.dtype)
                 conds = [_class(c, tr(bound[v]), bound[v]) for v, c in axiom.when]
-                out.append((axiom.name, z3.Implies(z3.And(*conds), same(app, tr(rhs)))))
+                definition = None if conds else (app, tr(rhs))
+                out.append((axiom.name, z3.Implies(z3.And(*conds), same(app, tr(rhs))), definition))
     return out

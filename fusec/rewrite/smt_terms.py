@@ -109,7 +109,7 @@ def same(a: z3.ExprRef, b: z3.ExprRef) -> z3.BoolRef:
 class _Stand:
     """Stand-in attribute values for the type rule when an attribute is symbolic."""
 
-    by_type = {"int": -1, "axes": -1, "float": 1e-5, "bool": False, "str": "none", "scalar": 0.0}
+    by_type = {"int": -1, "axes": -1, "float": 1e-5, "bool": False, "str": "none", "scalar": 0.0, "shape": (1,), "ints": (0,)}
 
 
 class TermBuilder:
