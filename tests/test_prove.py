@@ -19,6 +19,7 @@ from fusec.interp import interpret  # noqa: E402
 from fusec.rewrite import parse_rules, rule_named, standard_rules  # noqa: E402
 from fusec.rewrite.prove import ProofCache, prove_rule, prove_rules  # noqa: E402
 from fusec.rewrite.smt_axioms import AXIOMS  # noqa: E402
+from fusec.tolerance import compare  # noqa: E402
 
 
 def verdicts(rule, dtypes=("f32", "f64")):
@@ -151,6 +152,11 @@ def _specials(dt):
     return np.array(v, dtype=dt)
 
 
+# The C backend's f32 gelu is x * sigmoid(2z), one exp instead of a tanh (docs/c_backend.md): there the
+# definition holds within the f32 tolerance, not bit for bit. The rewrite gelu_tanh is exact for the
+# reference semantics (NumPy) that proofs are about; a compiled kernel may differ by a few ulps.
+C_WITHIN_TOLERANCE = {("gelu_tanh_def", "f32")}
+
 _CLASS = {"zero": lambda a: a == 0, "one": lambda a: a == 1, "nan": np.isnan}
 
 
@@ -185,7 +191,11 @@ def test_axiom_holds_in_numpy_and_in_c(axiom, dtype):
     if literal:
         ref_b = c_b = np.full_like(ref_a, float(axiom.rhs))
     assert _same_bits(ref_a, ref_b).all(), f"NumPy breaks {axiom.name} at {x[~_same_bits(ref_a, ref_b)]}"
-    assert _same_bits(c_a, c_b).all(), f"C breaks {axiom.name} at {x[~_same_bits(c_a, c_b)]}"
+    if (axiom.name, dtype) in C_WITHIN_TOLERANCE:
+        assert compare(c_a, c_b) is None, f"C breaks {axiom.name} beyond the tolerance"
+        assert not _same_bits(c_a, c_b).all(), f"C now keeps {axiom.name} bit for bit: drop it from C_WITHIN_TOLERANCE"
+    else:
+        assert _same_bits(c_a, c_b).all(), f"C breaks {axiom.name} at {x[~_same_bits(c_a, c_b)]}"
 
 
 # ------------------------------------------------------------------------------------------ the whole library

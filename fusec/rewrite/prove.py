@@ -202,13 +202,18 @@ def _prove_instance(rule: Rule, dt: DType, inst, timeout: float) -> Proof:
         return proof
     last = None
     for claim, assume, goal, seconds in attempts:
-        result, model, used = _check(z3, assume + [goal], axioms, seconds)
+        result, model, used = _check(z3, assume + [goal], axioms, seconds, [app for _, app in tr.applications])
         if result == "unsat":
             proof.verdict, proof.claim, proof.axioms = "proved", claim, used
             return proof
         last = (claim, result, model, assume)
     claim, result, model, assume = last
     proof.claim = claim
+    if result == "sat" and rule.cls == "exact" and finite:
+        # prefer a counterexample at an infinity or NaN when there is one: the most telling kind
+        special, better, _ = _check(z3, assume + [goal, z3.Not(z3.And(*finite))], axioms, timeout / 2, [app for _, app in tr.applications])
+        if special == "sat":
+            model = better
     if result == "unknown":
         proof.reason = f"solver gave up (timeout {timeout:g} s in all)" + ("; tested only" if rule.cls != "exact" else "")
         return proof
@@ -256,25 +261,67 @@ def _same_after_definitions(z3, a, b, axioms) -> list[str] | None:
     return None
 
 
-def _check(z3, facts, axioms, timeout):
-    if axioms:  # the general solver: it gives the unsat core that names the axioms used
-        s = z3.Solver()
-    else:  # without axioms, bit-blasting directly is about twice as fast on float division
-        s = z3.Then("simplify", "fpa2bv", "propagate-values", "simplify", "solve-eqs", "bit-blast", "sat").solver()
-    s.set("timeout", int(timeout * 1000))
-    for f in facts:
-        s.add(f)
-    tracks = {}
-    for name, inst, _ in axioms:
-        p = tracks.setdefault(name, z3.Bool(f"axiom:{name}"))
-        s.add(z3.Implies(p, inst))
-    r = s.check(*tracks.values())
-    if r == z3.unsat:
-        core = {str(c) for c in s.unsat_core()}
-        return "unsat", None, sorted(n for n, p in tracks.items() if str(p) in core)
-    if r == z3.sat:
-        return "sat", s.model(), []
-    return "unknown", None, []
+def _ackermann(z3, apps) -> tuple[list, list]:
+    """Uninterpreted applications as fresh constants, with f(a) == f(b) whenever a == b: the
+    formula becomes pure bit-vector and float arithmetic, which bit-blasting decides quickly."""
+    seen, subst, facts = {}, [], []
+    for app in apps:
+        if app.get_id() in seen:
+            continue
+        fresh = z3.FreshConst(app.sort(), str(app.decl()))
+        for other, other_fresh in seen.values():
+            if other.decl().eq(app.decl()):
+                same_args = z3.And(*[a == b for a, b in zip(other.children(), app.children())])
+                facts.append(z3.Implies(same_args, other_fresh == fresh))
+        seen[app.get_id()] = (app, fresh)
+        subst.append((app, fresh))
+    return subst, facts
+
+
+def _solve(z3, facts, timeout):
+    s = z3.Then("simplify", "fpa2bv", "propagate-values", "simplify", "solve-eqs", "bit-blast", "sat").solver()
+    s.set("timeout", max(1, int(timeout * 1000)))
+    s.add(*facts)
+    r = s.check()
+    return ("unsat" if r == z3.unsat else "sat" if r == z3.sat else "unknown"), (s.model() if r == z3.sat else None)
+
+
+def _check(z3, facts, axioms, timeout, apps=()):
+    """unsat/sat/unknown, a model, and the axioms a proof needs (each left out in turn: still unsat?)."""
+    subst, consistency = _ackermann(z3, list(apps))
+
+    def run(names, seconds):
+        chosen = [inst for name, inst, _ in axioms if name in names]
+        formula = [z3.substitute(f, *subst) if subst else f for f in facts + chosen]
+        return _solve(z3, formula + consistency, seconds)
+
+    names = sorted({name for name, _, _ in axioms})
+    deadline = time.perf_counter() + timeout
+    result, model = run(set(names), timeout)
+    if result != "unsat":
+        return result, None if model is None else _Model(model, subst), []
+    needed = list(names)
+    for name in names:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        if run(set(needed) - {name}, left)[0] == "unsat":
+            needed.remove(name)
+    return "unsat", None, needed
+
+
+class _Model:
+    """A model of the Ackermannized formula, read back in terms of the original applications."""
+
+    def __init__(self, model, subst):
+        self.model, self.subst = model, subst
+
+    def eval(self, e, model_completion=True):
+        import z3
+
+        if self.subst:
+            e = z3.substitute(e, *self.subst)
+        return self.model.eval(e, model_completion=model_completion)
 
 
 def prove_rules(rules, dtypes=DEFAULT_DTYPES, timeout: float = DEFAULT_TIMEOUT, use_cache: bool = True):
