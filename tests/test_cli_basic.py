@@ -55,7 +55,7 @@ def test_fmt_in_place(tmp_path):
     f = tmp_path / "g.fg"
     f.write_text("graph g(x: f32[3]) {   y=x*2\n return y }")
     assert fusec("fmt", "-i", f).returncode == 0
-    assert f.read_text() == "graph g(x: f32[3]) {\n  y = x * 2.0\n  return y\n}\n"
+    assert f.read_text() == "graph g(x: f32[3]) {\n  y = x * 2\n  return y\n}\n"
 
 
 def test_run_with_inputs_and_out(tmp_path):

@@ -19,12 +19,13 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from fusec.errors import FusecError, FusecSyntaxError, SourceLocation
+from fusec.frontend import comments
 from fusec.ir.dtypes import DTYPES, literal_dtype
 from fusec.ir.graph import Expectation, Graph, check_literal_fits
 from fusec.ir.ops import BINARY_INFIX, OPS, literal_context_dtype
 
 _GRAMMAR = (Path(__file__).with_name("fusec.lark")).read_text()
-_PARSER = Lark(_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+_PARSER = Lark(_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False, lexer_callbacks={"COMMENT": comments.collect})
 
 _NAMED_LITERALS = {"true": True, "false": False, "inf": float("inf"), "nan": float("nan")}
 _CMP_OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
@@ -65,6 +66,14 @@ class DimName:
 
     name: str
     pos: tuple[int, int]
+
+
+def _end(tok_or_tree) -> int:
+    """The last line of a token or a subtree."""
+    meta = getattr(tok_or_tree, "meta", None)
+    if meta is not None and not meta.empty:
+        return meta.end_line
+    return getattr(tok_or_tree, "end_line", None) or getattr(tok_or_tree, "line", 0) or 0
 
 
 def _pos(tok_or_meta) -> tuple[int, int]:
@@ -175,6 +184,7 @@ class _Builder:
         self.sizes = dict(sizes or {})
         self.graph: Graph | None = None
         self.scope: dict[str, str] = {}  # source name -> graph node name
+        self.spans: list[comments.Span] = []  # where each statement is, for its comments
 
     def loc(self, pos: tuple[int, int]) -> SourceLocation:
         line, col = pos
@@ -207,6 +217,7 @@ class _Builder:
             return_types = children.pop(0)
         returned = False
         for stmt in children:
+            self.spans.append(comments.Span(self._statement_key(stmt), stmt.meta.line, stmt.meta.end_line))
             if returned:
                 raise self.fail("nothing may follow the return statement", _pos(stmt.meta))
             kind = stmt.data
@@ -221,6 +232,8 @@ class _Builder:
             raise self.fail(f"graph '{g.name}' has no return statement", _pos(g_tree.meta))
         if return_types is not None:
             self._check_return_types(return_types)
+        header_end = max([_end(t) for t in g_tree.children[: len(g_tree.children) - len(children)]] + [name_tok.line])
+        self.spans.insert(0, comments.Span("graph", g_tree.meta.line, header_end))
         g.dead_code_elimination()
         return g
 
@@ -271,6 +284,15 @@ class _Builder:
                 raise self.fail(f"the range of '{name}' is empty: [{low}, {high}]", _pos(name_tok))
             self.graph.input_ranges[name] = (low, high)
         self.scope[name] = name
+        self.spans.append(comments.Span(name, tree.meta.line, tree.meta.end_line, parameter=True))
+
+    def _statement_key(self, stmt) -> str:
+        """The key of a statement's comments on the Graph (see Graph.comments)."""
+        if stmt.data == "let_stmt":
+            return str(stmt.children[0])
+        if stmt.data == "assert_stmt":
+            return f"assert {len(self.graph.expectations)}"
+        return "return"
 
     # -- statements
 
@@ -290,7 +312,18 @@ class _Builder:
     def _return(self, tree) -> None:
         outs = []
         for expr in tree.children:
-            outs.append(self.emit(expr, target=None))
+            if getattr(expr, "data", None) == "named_return":  # return y = e / s
+                name_tok, expr = expr.children
+                name = str(name_tok)
+                if name in self.scope or name in _NAMED_LITERALS:
+                    raise self.fail(f"'{name}' is already defined", _pos(name_tok))
+                if not isinstance(expr, Call):
+                    raise self.fail(f"'{name} = ...' in the return line must name a computed value, not a name or a literal", _pos(name_tok))
+                self.scope[name] = self.emit(expr, target=name)
+                self.graph.return_names.add(name)
+                outs.append(name)
+            else:
+                outs.append(self.emit(expr, target=None))
         self.graph.set_outputs(outs)
 
     def _check_return_types(self, tree) -> None:
@@ -476,9 +509,14 @@ def parse(text: str | bytes, filename: str | None = None, sizes: dict[str, int] 
     builder = _Builder(text, filename, sizes)
     raw = None
     try:
-        raw = _PARSER.parse(text)
+        comments.start()
+        try:
+            raw = _PARSER.parse(text)
+        finally:
+            found = comments.finish()
         tree = _ToAst().transform(raw)
         graph = builder.build(tree)
+        comments.attach(graph, found, builder.spans, builder.lines)
     except UnexpectedInput as err:
         raise _syntax_error(err, text, filename) from None
     except _Located as err:  # raised by the builder's own token checks

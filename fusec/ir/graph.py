@@ -96,6 +96,12 @@ class Graph:
         self.input_dims: dict[str, tuple[str | int, ...]] = {}  # an input's shape as written
         self.expectations: list[Expectation] = []
         self.input_ranges: dict[str, tuple[float, float]] = {}  # where `fusec run` draws random inputs
+        # the source's comments, by the statement they belong to: a value's name, "graph" (the header),
+        # "assert K", "return" or "}" (the end); `comments` are the lines above, `line_comments` the
+        # comment after the statement on its line. The printer writes them back.
+        self.comments: dict[str, list[str]] = {}
+        self.line_comments: dict[str, str] = {}
+        self.return_names: set[str] = set()  # outputs named in the return line: `return y = e / s`
         self._counter = itertools.count()
         self._insertion = itertools.count()
 
@@ -277,6 +283,11 @@ class Graph:
             self.input_dims[new] = self.input_dims.pop(old)
         if old in self.input_ranges:
             self.input_ranges[new] = self.input_ranges.pop(old)
+        for notes in (self.comments, self.line_comments):
+            if old in notes:
+                notes[new] = notes.pop(old)
+        if old in self.return_names:
+            self.return_names = (self.return_names - {old}) | {new}
 
     def dead_code_elimination(self) -> int:
         """Remove nodes that no output depends on (inputs are kept). Returns how many were removed."""
@@ -296,6 +307,9 @@ class Graph:
         g.input_dims = dict(self.input_dims)
         g.expectations = list(self.expectations)
         g.input_ranges = dict(self.input_ranges)
+        g.comments = {k: list(v) for k, v in self.comments.items()}
+        g.line_comments = dict(self.line_comments)
+        g.return_names = set(self.return_names)
         temps = [int(n[1:]) for n in self.nx.nodes if n.startswith("%") and n[1:].isdigit()]
         g._counter = itertools.count(max(temps, default=-1) + 1)
         orders = [d["order"] for _, d in self.nx.nodes(data=True)]
@@ -340,12 +354,12 @@ class Graph:
     # ----------------------------------------------------------------------------- display
 
     def __eq__(self, other: object) -> bool:
-        """Two graphs are equal when they print to the same canonical .fg text."""
+        """Two graphs are equal when they print to the same canonical .fg text (comments aside)."""
         if not isinstance(other, Graph):
             return NotImplemented
         from fusec.ir.printer import print_graph
 
-        return print_graph(self) == print_graph(other)
+        return print_graph(self, comments=False) == print_graph(other, comments=False)
 
     __hash__ = None  # mutable
 
