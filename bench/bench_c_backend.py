@@ -1,4 +1,4 @@
-"""C backend benchmarks at full default sizes (2 threads), with the baselines measured in the same run.
+"""C backend benchmarks (reduced sizes unless --bench-full), with the baselines measured in the same run.
 
 Run: pytest bench/bench_c_backend.py --benchmark-only --benchmark-group-by=param:workload
 (bench/c_report.py prints the same workloads as a table of ratios: % of roofline, speedups.)

@@ -1,37 +1,35 @@
-"""NumPy backend against the unfused interpreter, at the examples' full default sizes, in one run.
+"""NumPy backend against the unfused interpreter, in one run (reduced sizes unless --bench-full).
 
 Run: pytest bench/bench_numpy_backend.py --benchmark-only --benchmark-group-by=param:name -s
 
 Each workload group times the interpreter and the NumPy backend (with caller-provided outputs, and
 with fresh outputs) in the same run. The NumPy-backend tests also time the interpreter themselves,
 interleaved, and store `speedup_vs_interp` (median interpreter time / median kernel time) in
-`extra_info`, printing it with -s. Target (issue 5): >= 2x on chain and gelu.
+`extra_info`, printing it with -s. Target (issue 5): >= 2x on chain and gelu, at full sizes.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from c_harness import example
 
 import fusec
 from fusec.inputs import random_inputs
 from fusec.interp import interpret
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WORKLOADS = ["01_chain", "02_gelu", "03_softmax", "04_layernorm", "05_rmsnorm", "07_adam"]
 TARGETS = {"01_chain": 2.0, "02_gelu": 2.0}
 
 
 @pytest.fixture(scope="module", params=WORKLOADS)
 def workload(request):
-    path = EXAMPLES / f"{request.param}.fg"
-    graph = fusec.load(path)
+    graph = example(request.param)  # reduced sizes unless --bench-full (bench/conftest.py)
     xs = random_inputs(graph)
-    compiled = fusec.compile(path, backend="numpy")
+    compiled = fusec.compile(graph, backend="numpy")
     outs = tuple(np.empty(o.shape, o.dtype) for o in compiled.outputs)
     return request.param, graph, xs, compiled, outs
 

@@ -56,6 +56,6 @@ def test_rewrite_transformer_block(benchmark):
 
 
 def test_verify_one_rule_200_cases(benchmark):
-    rule = rule_named("layernorm")
+    rule = rule_named("gelu_tanh")
     result = benchmark.pedantic(verify_rule, args=(rule,), kwargs={"cases": 200}, rounds=3, iterations=1)
     assert result.passed

@@ -1,4 +1,4 @@
-"""Tuned against default schedules, at full example sizes (2 threads), triad measured in the same run.
+"""Tuned against default schedules (reduced sizes unless --bench-full), triad measured in the same run.
 
 Run: pytest bench/bench_tune.py --benchmark-only --benchmark-group-by=param:workload
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from c_harness import example
 
 import fusec
 from fusec.inputs import random_inputs
@@ -40,13 +41,12 @@ def triad_gbs() -> float:
 
 @pytest.fixture(scope="module", params=WORKLOADS)
 def workload(request, tmp_path_factory):
-    path = ROOT / "examples" / f"{request.param}.fg"
-    graph = fusec.load(path)
+    graph = example(request.param)  # reduced sizes unless --bench-full (bench/conftest.py)
     db = tmp_path_factory.mktemp("tune") / "tune.jsonl"
     results = tune_graph(*lower_all(graph), "c", TuneSettings(strategy="model", budget=8), db=TuneDB(db))
     xs = random_inputs(graph, seed=0)
-    default = fusec.compile(path, backend="c", tune_db=False)
-    tuned = fusec.compile(path, backend="c", tune_db=db)
+    default = fusec.compile(graph, backend="c", tune_db=False)
+    tuned = fusec.compile(graph, backend="c", tune_db=db)
     return request.param, xs, default, tuned, results
 
 

@@ -9,6 +9,7 @@ more than the kernel itself.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -24,11 +25,28 @@ from fusec.ir.graph import Graph
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+ALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.fg"))
 MEMORY_BOUND = ("01_chain", "02_gelu", "03_softmax", "04_layernorm")
 
 
+def full_sizes() -> bool:
+    """Benchmarks run the examples at full size only when asked (FUSEC_BENCH_FULL=1 or --bench-full)."""
+    return os.environ.get("FUSEC_BENCH_FULL", "") not in ("", "0")
+
+
+def bench_sizes(stem: str) -> dict[str, int] | None:
+    """The sizes a benchmark uses for an example: its own, or (by default) the reduced sizes of
+    `fusec bench --quick` (dimensions halved, where the graph allows, to at most 2^20 elements a value)."""
+    if full_sizes():
+        return None
+    from fusec.bench.protocol import quick_sizes
+
+    return quick_sizes(EXAMPLES / f"{stem}.fg", {}) or None
+
+
 def example(stem: str, sizes: dict[str, int] | None = None) -> Graph:
-    return load(EXAMPLES / f"{stem}.fg", sizes=sizes)
+    """An example graph: at `sizes` when given, else at the benchmark sizes (bench_sizes)."""
+    return load(EXAMPLES / f"{stem}.fg", sizes=sizes if sizes is not None else bench_sizes(stem))
 
 
 @dataclass

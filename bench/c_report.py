@@ -39,9 +39,9 @@ NUMEXPR = {
 }
 
 
-def shrink(graph_sizes: dict[str, int], quick: bool) -> dict[str, int] | None:
+def shrink(graph_sizes: dict[str, int], quick: bool) -> dict[str, int]:
     if not quick:
-        return None
+        return {}  # the example's own sizes
     return {k: max(1, v // 4) for k, v in graph_sizes.items()}
 
 
@@ -52,7 +52,7 @@ def triad_gbs() -> float:
 def memory_bound_rows(quick: bool, backend: CBackend) -> list[str]:
     rows = []
     for stem in MEMORY_BOUND:
-        graph = example(stem)
+        graph = example(stem, {})
         graph = example(stem, shrink(graph.dims, quick))
         xs = inputs_for(graph)
         compiled = compile_c(graph)
@@ -82,7 +82,7 @@ def memory_bound_rows(quick: bool, backend: CBackend) -> list[str]:
 
 
 def adam_row(quick: bool, backend: CBackend) -> str:
-    graph = example("07_adam")
+    graph = example("07_adam", {})
     graph = example("07_adam", shrink(graph.dims, quick))
     xs = inputs_for(graph)
     want = interpret(graph, *xs)
@@ -98,7 +98,7 @@ def adam_row(quick: bool, backend: CBackend) -> str:
 
 
 def mlp_row(quick: bool, backend: CBackend) -> str:
-    graph = example("06_mlp")
+    graph = example("06_mlp", {})
     graph = example("06_mlp", shrink(graph.dims, quick))
     xs = inputs_for(graph)
     compiled = compile_c(graph)
