@@ -126,7 +126,21 @@ class Compiled:
     def __repr__(self) -> str:
         ins = ", ".join(map(str, self.inputs))
         outs = ", ".join(map(str, self.outputs))
-        return f"<fusec.Compiled {self._plan_graph.name}({ins}) -> ({outs}): {self.kernels} kernels, backend {self.backend}>"
+        k = self.kernels
+        return f"<fusec.Compiled {self._plan_graph.name}({ins}) -> ({outs}): {k} kernel{'s' * (k != 1)}, backend {self.backend}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the signature, the plan drawn with one colour per kernel, and each kernel's source."""
+        import html
+
+        from fusec.fusion.dot import plan_svg
+
+        kernels = "".join(
+            f"<details><summary><code>{html.escape(k.name)}</code> ({html.escape(k.backend)})</summary>"
+            f"<pre>{html.escape(k.source)}</pre></details>"
+            for k in self.stages.kernels
+        )
+        return f"<p><code>{html.escape(repr(self))}</code></p>{plan_svg(self.stages.plan)}{kernels}"
 
 
 def compile(

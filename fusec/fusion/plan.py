@@ -60,6 +60,12 @@ class Plan:
                 return grp
         return None
 
+    def __repr__(self) -> str:
+        """<Plan softmax: 5 ops -> 1 kernel (greedy): K0 reduce [m, e_sub, e, s, y]>"""
+        n_ops = sum(len(grp.nodes) for grp in self.groups)
+        groups = "; ".join(f"K{grp.id} {grp.kind} [{', '.join(grp.nodes)}]" for grp in self.groups)
+        return f"<Plan {self.graph.name}: {n_ops} ops -> {self.kernels} kernel{'s' * (self.kernels != 1)} ({self.policy}): {groups}>"
+
     def _repr_svg_(self) -> str:
         """Jupyter shows a plan as the graph with one colour per group (see fusec.fusion.dot)."""
         from fusec.fusion.dot import plan_svg

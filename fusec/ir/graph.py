@@ -369,7 +369,10 @@ class Graph:
         return print_graph(self)
 
     def __repr__(self) -> str:
-        return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.ops())} ops, {len(self.outputs)} outputs>"
+        """What it is at a glance: <Graph softmax: 1 input, 5 ops -> y: f32[4096, 4096]>."""
+        n_in, n_ops = len(self.inputs), len(self.ops())
+        outs = ", ".join(f"{o}: {self.type_of(o)}" if o in self.nx else o for o in self.outputs)
+        return f"<Graph {self.name}: {n_in} input{'s' * (n_in != 1)}, {n_ops} op{'s' * (n_ops != 1)} -> {outs or 'no outputs'}>"
 
     def _repr_svg_(self) -> str:
         """Jupyter draws a graph (Graphviz when installed, else a built-in layout; see fusec.ir.dot)."""
