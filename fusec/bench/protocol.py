@@ -18,6 +18,7 @@ peers (numexpr, torch.compile, jax.jit) run in their own processes (fusec.bench.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -170,15 +171,18 @@ def fusec_paths(graph: Graph, xs: list[np.ndarray], expected: tuple, variant: st
                 report: dict, default_c: fusec.Compiled | None) -> tuple[list[PathResult], fusec.Compiled | None]:
     """The fresh-output and out= paths of one variant (numpy, c, c-tuned)."""
     names = (variant, f"{variant}+out")
+
+    def both(status: str) -> list[PathResult]:
+        return [PathResult(n, status, mode) for n, mode in zip(names, ("fresh", "caller"))]
+
     try:
         program = build_program(graph, variant)
     except FusecError as err:
-        return [PathResult(n, f"failed: {err.message}") for n in names], None
+        return both(f"failed: {err.message}"), None
     if variant != "numpy" and program.backend != "c":
-        return [PathResult(n, "skipped: no C compiler") for n in names], None
+        return both("skipped: no C compiler"), None
     if variant == "c-tuned" and default_c is not None and _same_schedules(program, default_c):
-        why = "skipped: the tuning database holds no schedule for these kernels (run `fusec tune FILE`)"
-        return [PathResult(n, why, mode) for n, mode in zip(names, ("fresh", "caller"))], program
+        return both("skipped: the tuning database holds no schedule for these kernels (run `fusec tune FILE`)"), program
     common = dict(kernels=program.kernels, nbytes=report["bytes_fused"], predicted_ms=report["predicted_ms_fused"])
     outs = tuple(np.empty(o.shape, o.dtype) for o in program.outputs)
     calls = {
@@ -211,8 +215,6 @@ def kernel_points(program: fusec.Compiled, xs: list[np.ndarray], report: dict, s
     samples: dict[int, list[float]] = {k: [] for k in range(len(program.stages.kernels))}
 
     def timed(k, run):
-        import time
-
         def wrapper(*arrays):
             t0 = time.perf_counter()
             run(*arrays)
