@@ -64,7 +64,7 @@ def test_a_composite_is_expanded_from_the_op_table():
 
 def test_x_times_zero_as_exact_gets_a_counterexample_with_nan_or_inf():
     rule = one("rule mul_zero_everywhere exact x * 0 -> 0")
-    for dtype, p in verdicts(rule).items():
+    for _dtype, p in verdicts(rule).items():
         assert p.verdict == "counterexample", p.line()
         assert p.counterexample["inputs"]["x"] in ("nan", "inf", "-inf"), p.counterexample
         assert p.counterexample["before"] == "nan" and p.counterexample["after"] == "0.0"
@@ -202,14 +202,19 @@ def test_axiom_holds_in_numpy_and_in_c(axiom, dtype):
 
 
 def test_every_exact_float_rule_is_proved_or_has_a_reason():
+    """Layout ops (transpose, reshape, ...) move elements between positions and are not modelled;
+    of the other exact rules over floats at least 90% are proved, each in (about) 10 s."""
     exact = [r for r in standard_rules() if r.cls == "exact"]
-    proved = total = 0
-    for rule, proofs in prove_rules(exact, ("f32", "f64"), timeout=10.0, use_cache=False):
+    proved = total = layout = 0
+    for _rule, proofs in prove_rules(exact, ("f32", "f64"), timeout=10.0, use_cache=False):
         for p in proofs:
             assert p.verdict != "counterexample", p.line()
             assert p.verdict == "proved" or p.reason, p.line()
             assert p.seconds < 15, p.line()  # 10 s of solver time, and the machine is shared
-        if proofs:
+        if any("(layout)" in p.reason for p in proofs):
+            layout += 1
+        elif proofs:
             total += 1
             proved += all(p.verdict == "proved" for p in proofs)
+    assert layout <= 6
     assert proved >= 0.9 * total, f"{proved} of {total} exact float rules proved"

@@ -27,7 +27,6 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fusec.errors import FusecError
 from fusec.ir.dtypes import BOOL, DTYPES, F32, DType

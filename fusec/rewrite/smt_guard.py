@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import z3
 
-from fusec.ir.dtypes import DTYPES, BOOL, DType
+from fusec.ir.dtypes import BOOL, DTYPES, DType
 from fusec.ir.ops import OPS
 from fusec.rewrite.rule import BoolOp, Call, ConstVar, ListExpr, Lit, Var
 from fusec.rewrite.smt_terms import FLOAT, INT, Sym, Term, convert, sort_of, value_of

@@ -30,9 +30,24 @@ import numpy as np
 import z3
 
 from fusec.errors import FusecError
-from fusec.ir.dtypes import BOOL, F32, F64, DType, TensorType, promote
+from fusec.ir.dtypes import BOOL, F32, DType, TensorType, promote
 from fusec.ir.ops import OPS, literal_context_dtype
-from fusec.rewrite.rule import AttrLit, AttrVar, ConstVar, Lit, PConst, PLit, PNamed, POp, PVar, RAttr, RLit, ROp, RVar, Var
+from fusec.rewrite.rule import (
+    AttrLit,
+    AttrVar,
+    ConstVar,
+    Lit,
+    PConst,
+    PLit,
+    PNamed,
+    POp,
+    PVar,
+    RAttr,
+    RLit,
+    ROp,
+    RVar,
+    Var,
+)
 
 RNE = z3.RNE()
 REDUCTIONS_ONE = {"max": "self", "min": "self", "sum": "plus_zero", "prod": "times_one", "mean": "mean_one"}
@@ -126,6 +141,8 @@ class TermBuilder:
 
     def op(self, name: str, args: list, attrs: dict) -> Term:
         opdef = OPS[name]
+        if _is_whole(name, args, attrs):
+            return args[0]  # a slice with the default bounds, or a concat of one tensor: the operand itself
         if opdef.kind in ("layout", "opaque") or (opdef.kind == "broadcast" and name != "broadcast_to"):
             raise Unmodelled(f"{name} ({opdef.kind}) moves or combines elements across positions; not modelled")
         spec = {s.name: s for s in opdef.attrs}
@@ -395,3 +412,14 @@ def _keeps_shape(t: Term) -> bool:
     if t.op in OPS and OPS[t.op].kind == "reduce" and not t.attr("keepdims"):
         return False
     return all(_keeps_shape(a) for a in t.args)
+
+
+def _is_whole(name: str, args: list, attrs: dict) -> bool:
+    if not args or not isinstance(args[0], Term):
+        return False
+    if name == "concat":
+        return len(args) == 1
+    if name == "slice":
+        defaults = {s.name: s.default for s in OPS[name].attrs}
+        return all(attrs.get(k, defaults[k]) == defaults[k] for k in ("start", "stop", "step"))
+    return False
