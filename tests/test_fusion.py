@@ -58,10 +58,13 @@ def test_every_policy_on_every_example_keeps_the_contract_and_the_semantics(path
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_examples_fuse_and_hold_their_assertions(path):
-    g = fusec.load(path)
-    p = plan(g)
+    from fusec.pipeline import compile_stages
+
+    stages = compile_stages(path, stop_after="groups")  # the plan compile builds: after rewriting
+    g, p = stages.graph, stages.plan
     report = explain(p)
-    assert report["bytes_fused"] < report["bytes_unfused"]
+    ops = sum(len(grp["ops"]) for grp in report["groups"])
+    assert report["bytes_fused"] < report["bytes_unfused"] or ops == 1  # gelu's rewrite leaves one op
     assert len(check_expectations(p)) == len(g.expectations)
     for key in ("kernels", "groups", "not_fused", "bytes_unfused", "bytes_fused", "predicted_ms_unfused",
                 "predicted_ms_fused"):
