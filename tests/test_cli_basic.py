@@ -110,5 +110,5 @@ def test_bad_flags_and_files(tmp_path):
     assert_user_error(fusec("check", EXAMPLES[0], "--set", "N=3", "--set", "N=4"), "--set N is given twice")
     assert_user_error(fusec("run", EXAMPLES[0], "--inputs", tmp_path / "none.npz"), "no such file")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    assert_user_error(fusec("run", EXAMPLES[0], "--inputs", tmp_path / "junk.npz"), "not a readable .npz")
+    assert_user_error(fusec("run", EXAMPLES[0], "--inputs", tmp_path / "junk.npz"), "not a valid .npz file of arrays")
     assert_user_error(fusec("frobnicate"), "invalid choice")
