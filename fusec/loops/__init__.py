@@ -4,4 +4,8 @@
     lower.py     one fusion group -> one LoopNest
     schedule.py  split, tile, reorder, vectorize, unroll, parallel; the Schedule record
     printer.py   the Halide-like text form
+    visit.py     the one traversal every loop-IR pass uses (transform), and named passes (Pass)
+    simplify.py  the simplifier: folded split loops, no one-trip loops, hoisted index lets, no identity stores
+    matmul.py    a matmul as BLAS calls on row tiles plus a scheduled epilogue (Schedule.matmul_rows)
+    show.py      the nest after each schedule primitive (--show schedule) and the scheduled nests (--show loops)
 """
