@@ -3,13 +3,49 @@
     import fusec
     g = fusec.load("examples/03_softmax.fg", sizes={"N": 64, "D": 64})
     y = fusec.interpret(g, x)
+
+The names below are imported on first use (PEP 562), so `import fusec.cli.main` or
+`import fusec.errors` does not load the whole compiler, NumPy and networkx: `fusec --help` stays fast.
 """
 
-from fusec.api import Compiled, compile
-from fusec.errors import FusecError
-from fusec.frontend import fn, load, parse, trace
-from fusec.interp import interpret
-from fusec.ir import Graph
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 __all__ = ["Compiled", "FusecError", "Graph", "compile", "fn", "interpret", "load", "parse", "trace", "__version__"]
+
+# public name -> the module that defines it
+_LAZY = {
+    "Compiled": "fusec.api",
+    "compile": "fusec.api",
+    "FusecError": "fusec.errors",
+    "fn": "fusec.frontend",
+    "load": "fusec.frontend",
+    "parse": "fusec.frontend",
+    "trace": "fusec.frontend",
+    "interpret": "fusec.interp",
+    "Graph": "fusec.ir",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fusec' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from fusec.api import Compiled, compile
+    from fusec.errors import FusecError
+    from fusec.frontend import fn, load, parse, trace
+    from fusec.interp import interpret
+    from fusec.ir import Graph

@@ -1,7 +1,12 @@
 """The `fusec` entry point: builds the argument parser from the command modules and runs one command.
 
 A user mistake (FusecError) prints one message and exits 2, never a traceback. Each command module
-defines `register(subparsers)`; add new ones to COMMAND_MODULES.
+defines `register(subparsers)`; add its commands to COMMANDS.
+
+Start-up time: importing every command module pulls in NumPy, networkx, lark and the whole compiler
+(about half a second), which `fusec --help` does not need. So only the module of the command being
+run is imported and registers its real parser; every other command is listed by its name and the
+one-line help in COMMANDS (tests/test_latency.py checks that the two agree).
 """
 
 from __future__ import annotations
@@ -10,17 +15,22 @@ import argparse
 import importlib
 import sys
 
-from fusec.errors import FusecError
-
-COMMAND_MODULES = [
-    "fusec.cli.basic",  # check, fmt, run
-    "fusec.cli.demo",  # demo
-    "fusec.cli.fusion",  # explain, calibrate, viz
-    "fusec.cli.tune",  # tune
-    "fusec.cli.rules",  # rules list, rules verify, rewrite
-    "fusec.cli.compile",  # compile
-    "fusec.cli.bench",  # bench
-]
+# command -> (module that registers it, one-line help), in the order `fusec --help` lists them
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("fusec.cli.basic", "parse and type-check .fg files"),
+    "fmt": ("fusec.cli.basic", "print a .fg file in canonical form"),
+    "run": ("fusec.cli.basic", "run a graph and summarise its outputs"),
+    "demo": ("fusec.cli.demo", "compile an example and show every stage"),
+    "explain": ("fusec.cli.fusion", "show the fusion plan: kernels, costs, and why edges are not fused"),
+    "calibrate": ("fusec.cli.fusion", "measure bandwidth and peak for the cost model"),
+    "viz": ("fusec.cli.fusion", "draw the graph with one colour per kernel"),
+    "tune": ("fusec.cli.tune", "search each kernel's schedules and store the fastest for compile"),
+    "rules": ("fusec.cli.rules", "list, verify or prove the rewrite rules"),
+    "rewrite": ("fusec.cli.rules", "apply the rewrite rules to a graph and print it"),
+    "compile": ("fusec.cli.compile", "compile a graph and print the stages you ask for"),
+    "bench": ("fusec.cli.bench", "time fused against unfused (and numexpr, torch.compile, jax.jit)"),
+}
+COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,21 +40,46 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: set[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (with `commands`) one whose other commands are only listed by name and help.
+
+    A listed-only command has no options of its own; it is never the one that runs (main asks for
+    the real parser of the command it finds in argv).
+    """
     parser = _Parser(prog="fusec", description="fusec: an operator-fusion compiler for AI compute graphs")
     from fusec import __version__
 
     parser.add_argument("--version", action="version", version=f"fusec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+    wanted = {COMMANDS[c][0] for c in commands} if commands is not None else set(COMMAND_MODULES)
+    registered: set[str] = set()
+    for name, (module, help_text) in COMMANDS.items():
+        if module not in wanted:
+            sub.add_parser(name, help=help_text)
+        elif module not in registered:
+            importlib.import_module(module).register(sub)
+            registered.add(module)
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The command argv names (its first word that is not an option), if it is one of ours."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_in(argv)
+    parser = build_parser({command} if command else set())
     args = parser.parse_args(argv)
+    from fusec.errors import FusecError
+
     try:
         return int(args.handler(args) or 0)
     except FusecError as err:
