@@ -422,15 +422,29 @@ class CEmitter:
                         clauses["|"].append(f"{name}_nan")
         return "".join(f" reduction({sym}:{', '.join(names)})" for sym, names in clauses.items())
 
+    def _hint_clauses(self, lp: Loop) -> str:
+        """The schedule's code-generation hints (Schedule.threads/simdlen/stream, in the nest's meta)
+        as clauses of this loop's pragma: num_threads(T) on a parallel loop; simdlen(W) and
+        nontemporal(outputs stored in the loop) on a vector loop."""
+        meta = self.nest.meta
+        if lp.kind == "parallel":
+            return f" num_threads({meta['threads']})" if meta.get("threads") else ""
+        text = f" simdlen({meta['simdlen']})" if meta.get("simdlen") else ""
+        if meta.get("stream"):
+            outputs = {b.name for b in self.nest.buffers if b.role in ("out", "inout")}
+            stored = dict.fromkeys(self.cname(s.buffer) for s in walk(lp.body) if isinstance(s, Store) and s.buffer in outputs)
+            text += f" nontemporal({', '.join(stored)})" if stored else ""
+        return text
+
     def loop(self, lp: Loop, depth: int) -> None:
         var = self.cname(lp.var)
         extent = self.index(lp.extent)
         if lp.kind == "parallel" and self.work < MIN_PARALLEL_WORK:
             self.emit(f"/* serial: {self.work} points are too few to be worth waking a second thread */", depth)
         elif lp.kind == "parallel":
-            self.emit("#pragma omp parallel for schedule(static)", depth)
+            self.emit(f"#pragma omp parallel for schedule(static){self._hint_clauses(lp)}", depth)
         elif lp.kind == "vector":
-            self.emit(f"#pragma omp simd{self._reduction_clause(lp)}", depth)
+            self.emit(f"#pragma omp simd{self._reduction_clause(lp)}{self._hint_clauses(lp)}", depth)
         elif lp.kind == "unrolled":
             self.emit("#pragma GCC unroll 8", depth)
         start = self.index(lp.start)

@@ -234,6 +234,12 @@ class Schedule:
                output rows (steps of the outermost output variable) per call, each followed by the
                fused epilogue on that tile, scheduled with the knobs above; 0: as many rows as fit
                MATMUL_TILE_BYTES. A backend that runs the scalar loop form ignores it.
+    threads:   threads of the parallel loop (0: all cores; OpenMP `num_threads`)
+    simdlen:   the vector width in elements asked of vector loops (0: the compiler's choice; `simdlen`)
+    stream:    non-temporal (streaming) stores of the output buffers in vector loops (`nontemporal`)
+               These three are code-generation hints: apply_schedule records them in the nest's
+               `meta` ("threads", "simdlen", "stream") and the C backend turns them into pragma
+               clauses; a backend without such pragmas ignores them.
     """
 
     tiles: tuple[int, ...] = ()
@@ -242,12 +248,24 @@ class Schedule:
     unroll: int = 1
     order: tuple[int, ...] = ()
     matmul_rows: int = 0
+    threads: int = 0
+    simdlen: int = 0
+    stream: bool = False
 
     def __str__(self) -> str:
         text = (f"tiles={list(self.tiles)} parallel={self.parallel} vectorize={self.vectorize} "
                 f"unroll={self.unroll}")
         text += f" order={list(self.order)}" if self.order else ""
-        return text + (f" matmul_rows={self.matmul_rows}" if self.matmul_rows else "")
+        text += f" matmul_rows={self.matmul_rows}" if self.matmul_rows else ""
+        text += f" threads={self.threads}" if self.threads else ""
+        text += f" simdlen={self.simdlen}" if self.simdlen else ""
+        return text + (" stream=True" if self.stream else "")
+
+    @property
+    def hints(self) -> dict:
+        """The code-generation hints that are set (what apply_schedule puts in the nest's meta)."""
+        found = {"threads": self.threads, "simdlen": self.simdlen, "stream": self.stream}
+        return {k: v for k, v in found.items() if v}
 
 
 def kept_dims(nest: LoopNest) -> list[str]:
@@ -310,6 +328,8 @@ def apply_schedule(nest: LoopNest, schedule: Schedule, trace: list | None = None
     if schedule.vectorize and schedule.unroll <= 1:
         for v in innermost:
             nest = step(vectorize, v)
+    if schedule.hints:
+        nest = replace(nest, meta={**nest.meta, **schedule.hints})
     return nest
 
 
