@@ -14,13 +14,18 @@ import importlib
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Compiled", "FusecError", "Graph", "compile", "fn", "interpret", "load", "parse", "trace", "__version__"]
+__all__ = [
+    "Compiled", "FusecError", "Graph", "Tensor", "compile", "fn", "interpret", "jit", "load", "ops", "parse", "trace",
+    "__version__",
+]  # fmt: skip
 
 # public name -> the module that defines it
 _LAZY = {
     "Compiled": "fusec.api",
     "compile": "fusec.api",
+    "jit": "fusec.api",
     "FusecError": "fusec.errors",
+    "Tensor": "fusec.frontend",
     "fn": "fusec.frontend",
     "load": "fusec.frontend",
     "parse": "fusec.frontend",
@@ -30,7 +35,12 @@ _LAZY = {
 }
 
 
+_SUBMODULES = {"ops"}  # fusec.ops: one tracing function per op row
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"fusec.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fusec' has no attribute '{name}'")
@@ -44,8 +54,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from fusec.api import Compiled, compile
+    from fusec import ops
+    from fusec.api import Compiled, compile, jit
     from fusec.errors import FusecError
-    from fusec.frontend import fn, load, parse, trace
+    from fusec.frontend import Tensor, fn, load, parse, trace
     from fusec.interp import interpret
     from fusec.ir import Graph

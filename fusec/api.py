@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from fusec.errors import FusecInputError
+from fusec.errors import FusecError, FusecInputError
+from fusec.frontend.jit import jit_with
 from fusec.inputs import check_memory
 from fusec.interp import check_inputs
 from fusec.ir.graph import Graph
@@ -172,9 +173,15 @@ def compile(
     It runs the same pipeline (fusec.pipeline.compile_stages) as every fusec command, so
     `fusec explain` with the same options describes the plan this builds.
     """
+    if callable(graph_or_path) and not isinstance(graph_or_path, Graph):
+        name = getattr(graph_or_path, "__name__", "the function")
+        raise FusecError(f"fusec.compile takes a Graph or a .fg file, not a Python function ({name}); use "
+                         f"fusec.jit({name}) (or @fusec.jit), which traces it on its first call with example arrays")
     stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite,
                             donate=donate, tune_db=tune_db, rules=rules, force_fuse=force_fuse, forbid=forbid)
     return Compiled(stages, donate)
 
 
-__all__ = ["STAGES", "Compiled", "TensorSpec", "compile"]
+jit = jit_with(compile)  # @fusec.jit: trace on the first call, compile, cache per signature (fusec/frontend/jit.py)
+
+__all__ = ["STAGES", "Compiled", "TensorSpec", "compile", "jit"]

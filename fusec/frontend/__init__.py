@@ -1,6 +1,7 @@
-"""Layer 1: text (and, later, traced Python) into Graph."""
+"""Layer 1: text, traced Python and ONNX models into Graph."""
 
 from fusec.frontend.parser import load, parse
+from fusec.frontend.tensor import Tensor
 from fusec.frontend.trace import Traced, fn, trace
 
-__all__ = ["Traced", "fn", "load", "parse", "trace"]
+__all__ = ["Tensor", "Traced", "fn", "load", "parse", "trace"]
