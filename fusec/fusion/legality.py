@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from fusec.errors import FusecTypeError
 from fusec.ir.dtypes import broadcast_shapes
@@ -69,6 +70,7 @@ def group_outputs(graph: Graph, members: Iterable[str]) -> list[str]:
     return [n for n in members if n in outs or any(c not in mset for c in graph.nx.successors(n))]
 
 
+@lru_cache(maxsize=4096)
 def broadcasts_to(shape: tuple[int, ...], space: tuple[int, ...]) -> bool:
     if len(shape) > len(space):
         return False

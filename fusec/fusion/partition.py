@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from fusec.fusion.cost import KernelCost, group_cost
 from fusec.fusion.kinds import NEVER, edge_verdict
-from fusec.fusion.legality import ContractViolation, GroupShape, analyze
+from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
 
@@ -56,9 +56,14 @@ class Partition:
         self.producers: dict[str, list[str]] = {n: graph.producers(n) for n in self.order}
         self.group_of: dict[str, int] = {n: i for i, n in enumerate(self.ops)}
         self.members: dict[int, set[str]] = {i: {n} for i, n in enumerate(self.ops)}
+        # a topological order of the groups, kept up to date by merge (positions may have gaps)
+        self.pos: dict[int, int] = {i: self.order[n] for i, n in enumerate(self.ops)}
         self.forbid = [tuple(p) for p in forbid]
         self._costs: dict[frozenset[str], KernelCost] = {}
         self._shapes: dict[frozenset[str], GroupShape | ContractViolation] = {}
+        self._outputs: dict[frozenset[str], set[str]] = {}
+        self.graph_outputs = set(graph.outputs)
+        self.shapes = {n: graph.type_of(n).shape for n in self.order}
 
     # ------------------------------------------------------------------ queries
 
@@ -77,6 +82,29 @@ class Partition:
         if isinstance(result, ContractViolation):
             raise ContractViolation(result.rule, result.message)
         return result
+
+    def outputs(self, gid: int) -> set[str]:
+        """Members of a group whose value leaves it (graph outputs and values other groups read)."""
+        key = frozenset(self.members[gid])
+        if key not in self._outputs:
+            self._outputs[key] = set(group_outputs(self.graph, key))
+        return self._outputs[key]
+
+    def _merged_shape(self, gids: set[int], union: set[str]) -> GroupShape:
+        """shape(union), without walking every member in the common case of elementwise groups over
+        one iteration space: their union is one exactly when its outputs have that shape too."""
+        key = frozenset(union)
+        if key not in self._shapes and len(union) <= MAX_GROUP_OPS:
+            shapes = [self.shape(self.members[g]) for g in gids]
+            space = shapes[0].space
+            if all(s.kind == "elementwise" and s.space == space for s in shapes):
+                outs = self._outputs[key] = {
+                    o for g in gids for o in self.outputs(g)
+                    if o in self.graph_outputs or any(c not in union for c in self.consumers[o])
+                }
+                if all(self.shapes[o] == space for o in outs):
+                    self._shapes[key] = GroupShape("elementwise", space)
+        return self.shape(key)
 
     def cost(self, members: Iterable[str]) -> KernelCost:
         key = frozenset(members)
@@ -105,11 +133,30 @@ class Partition:
     def kind_of(self, gid: int) -> str:
         return self.shape(self.members[gid]).kind
 
+    def _reach(self, gids: set[int], lo: int, hi: int, forward: bool) -> set[int]:
+        """Groups outside `gids` reachable from them (forward) or reaching them (backward) whose
+        topological position lies strictly between lo and hi."""
+        step = self.successors if forward else self.predecessors
+        found: set[int] = set()
+        stack = list(gids)
+        while stack:
+            for s in step(stack.pop()):
+                if s not in gids and s not in found and lo < self.pos[s] < hi:
+                    found.add(s)
+                    stack.append(s)
+        return found
+
     def _cycle_through(self, gids: set[int]) -> int | None:
-        """A group outside `gids` on a path from `gids` back into `gids`, if merging them makes a cycle."""
+        """A group outside `gids` on a path from `gids` back into `gids`, if merging them makes a cycle.
+
+        Groups keep a topological order (`pos`), so a path that returns into `gids` only visits
+        groups placed before the last of them: the search never walks the rest of the graph, which
+        keeps planning linear on chains and layer stacks.
+        """
+        hi = max(self.pos[g] for g in gids)
         start = set()
         for g in gids:
-            start |= self.successors(g) - gids
+            start |= {s for s in self.successors(g) - gids if self.pos[s] < hi}
         seen, stack = set(start), sorted(start, reverse=True)
         parent = {g: g for g in start}
         while stack:  # depth first, in a fixed order so the reported group is reproducible
@@ -117,7 +164,7 @@ class Partition:
             for s in sorted(self.successors(g)):
                 if s in gids:
                     return parent[g]
-                if s not in seen:
+                if s not in seen and self.pos[s] < hi:
                     seen.add(s)
                     parent[s] = parent[g]
                     stack.append(s)
@@ -144,7 +191,7 @@ class Partition:
                 pk, ck = self.graph.node(edge[0]).kind, self.graph.node(edge[1]).kind
                 return Verdict(False, "table", f"{pk} -> {ck} never fuses: {why}")
         try:
-            self.shape(union)
+            self._merged_shape(gids, union)
         except ContractViolation as err:
             return Verdict(False, err.rule, err.message)
         via = self._cycle_through(gids)
@@ -172,9 +219,29 @@ class Partition:
     # ------------------------------------------------------------------ editing
 
     def merge(self, gids: Iterable[int]) -> int:
+        """Merge groups (the caller has checked the merge; it must not make a cycle).
+
+        The groups' topological order is repaired locally, as in Pearce and Kelly's dynamic
+        topological sort: between the first and the last merged group, the groups that reach one
+        of them move first, the merged group next, and the groups reached from them last, into
+        the positions those groups held; everything else keeps its place.
+        """
         gids = sorted(set(gids))
+        gset = set(gids)
         keep = gids[0]
+        if len(gids) > 1:
+            lo = min(self.pos[g] for g in gids)
+            hi = max(self.pos[g] for g in gids)
+            back = sorted(self._reach(gset, lo, hi, forward=False), key=self.pos.__getitem__)
+            ahead = sorted(self._reach(gset, lo, hi, forward=True), key=self.pos.__getitem__)
+            slots = sorted(self.pos[g] for g in [*back, *gids, *ahead])
+            for g, slot in zip(back, slots):
+                self.pos[g] = slot
+            for g, slot in zip(ahead, slots[len(slots) - len(ahead):]):
+                self.pos[g] = slot
+            self.pos[keep] = slots[len(back)]
         for g in gids[1:]:
+            del self.pos[g]
             for n in self.members.pop(g):
                 self.group_of[n] = keep
                 self.members[keep].add(n)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from fusec.fusion.legality import MAX_GROUP_OPS
 from fusec.fusion.partition import Partition
 from fusec.fusion.siblings import fuse_siblings
 
@@ -37,6 +38,24 @@ def immediate_post_dominators(part: Partition) -> dict[str, str]:
     return {n: idom[n] for n in part.ops if n in idom}
 
 
+def _between(part: Partition, n: str, d: str) -> set[str]:
+    """n, its post-dominator d and every op on a path between them; empty if that is more ops than
+    one kernel may hold (the merge would fail on size, so the walk stops early).
+
+    Every path from n to the outputs passes through d, so the ops reachable from n without going
+    through d are exactly the ops between them: one walk, no ancestor or descendant sets.
+    """
+    region, stack = {n, d}, [n]
+    while stack:
+        for c in part.consumers[stack.pop()]:
+            if c not in region:
+                region.add(c)
+                if len(region) > MAX_GROUP_OPS:
+                    return set()
+                stack.append(c)
+    return region
+
+
 def fuse_postdom(part: Partition) -> None:
     ipdom = immediate_post_dominators(part)
     g = part.graph
@@ -51,9 +70,9 @@ def fuse_postdom(part: Partition) -> None:
                 region = {n, *part.consumers[n]}
                 edge = None
             else:
-                region = (nx.descendants(g.nx, n) & nx.ancestors(g.nx, d)) | {n, d}
+                region = _between(part, n, d)
                 edge = (n, d) if d in part.consumers[n] else None
             gids = {part.group_of[x] for x in region if x in part.group_of}
-            if len(gids) >= 2:
+            if region and len(gids) >= 2:
                 part.try_merge(gids, edge=edge)
     fuse_siblings(part)
