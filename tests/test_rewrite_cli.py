@@ -84,13 +84,14 @@ def test_rewrite_prints_a_graph_that_parses_back_with_the_trace_as_comments(caps
     assert "# [1] div_const at m_hat" in out and out.rstrip().splitlines()[-1].startswith("# ")
     reparsed = fusec.parse(out)
     expected = rewrite(fusec.load(path, sizes={"N": 16})).graph
-    assert print_graph(reparsed) == print_graph(expected)
+    assert reparsed == expected  # graph equality ignores comments, and the trace is comments
+    assert "# [1] div_const at m_hat" in print_graph(reparsed)  # which survive a round trip
 
 
 def test_rewrite_classes_flag(capsys):
     path = ROOT / "examples" / "07_adam.fg"
     code, out, _ = run(capsys, "rewrite", str(path), "--set", "N=16", "--classes", "exact")
-    assert code == 0 and "m_hat = m_new / 0.6513215599" in out and "#" not in out
+    assert code == 0 and "m_hat = m_new / 0.6513215599" in out and "# [" not in out  # no trace
     code, _, err = run(capsys, "rewrite", str(path), "--classes", "")
     assert code == 2 and "--classes needs at least one" in err
 
@@ -99,9 +100,9 @@ def test_rewrite_with_unsafe_rules(capsys, tmp_path):
     path = tmp_path / "g.fg"
     path.write_text("graph g(a: f32[3], b: f32[3]) {\n  y = exp(a) * exp(b)\n  return y\n}\n")
     code, out, _ = run(capsys, "rewrite", str(path), "--classes", "exact,approx,unsafe", "--trace")
-    assert code == 0 and "y = exp(t0)" in out and "exp_mul_exp at y" in out
+    assert code == 0 and "y = exp(a + b)" in out and "exp_mul_exp at y" in out
     code, out, _ = run(capsys, "rewrite", str(path))
-    assert "y = t0 * t1" in out
+    assert "y = exp(a) * exp(b)" in out
 
 
 @pytest.mark.parametrize("argv", [["rules"], ["rules", "frobnicate"], ["rewrite"]])

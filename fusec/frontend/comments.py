@@ -7,7 +7,8 @@ return, or the graph header) by its line:
 * a comment after code on the same line belongs to the last statement that starts on or spans that
   line (on the header's first line, the header rather than a parameter);
 * a comment on a line of its own belongs to the next statement, or to the end of the graph (`}`)
-  when no statement follows.
+  when no statement follows; comments after the closing brace (as `fusec rewrite --trace` writes)
+  stay after it.
 """
 
 from __future__ import annotations
@@ -49,10 +50,14 @@ class Span:
     parameter: bool = False
 
 
-def attach(graph: Graph, comments: list[Token], spans: list[Span], lines: list[str]) -> None:
+def attach(graph: Graph, comments: list[Token], spans: list[Span], lines: list[str], end: int) -> None:
+    """`end` is the line of the graph's closing brace; comments below it stay below it."""
     header = spans[0]  # the graph header, from `graph` to its last parameter
     for tok in comments:
         line, text = tok.line, str(tok).rstrip()
+        if line > end:
+            graph.comments.setdefault("end", []).append(text)
+            continue
         before = lines[line - 1][: tok.column - 1] if 0 < line <= len(lines) else ""
         if before.strip():  # after code: the statement on this line
             owners = [(s.first, k, s) for k, s in enumerate(spans) if s.first <= line <= s.last]

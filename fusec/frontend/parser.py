@@ -516,7 +516,7 @@ def parse(text: str | bytes, filename: str | None = None, sizes: dict[str, int] 
             found = comments.finish()
         tree = _ToAst().transform(raw)
         graph = builder.build(tree)
-        comments.attach(graph, found, builder.spans, builder.lines)
+        comments.attach(graph, found, builder.spans, builder.lines, raw.children[0].meta.end_line)
     except UnexpectedInput as err:
         raise _syntax_error(err, text, filename) from None
     except _Located as err:  # raised by the builder's own token checks

@@ -97,7 +97,7 @@ class Graph:
         self.expectations: list[Expectation] = []
         self.input_ranges: dict[str, tuple[float, float]] = {}  # where `fusec run` draws random inputs
         # the source's comments, by the statement they belong to: a value's name, "graph" (the header),
-        # "assert K", "return" or "}" (the end); `comments` are the lines above, `line_comments` the
+        # "assert K", "return", "}" (before the closing brace) or "end" (after it); `comments` are the lines above, `line_comments` the
         # comment after the statement on its line. The printer writes them back.
         self.comments: dict[str, list[str]] = {}
         self.line_comments: dict[str, str] = {}

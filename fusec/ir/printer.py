@@ -236,4 +236,5 @@ def print_graph(g: Graph, comments: bool = True) -> str:
     lines += _with_comments(g, "return", "  return " + ", ".join(returned))
     lines += ["  " + c for c in g.comments.get("}", ())]
     lines.append("}")
+    lines += g.comments.get("end", [])
     return "\n".join(lines) + "\n"
