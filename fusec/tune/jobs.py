@@ -20,7 +20,13 @@ from fusec.loops.ir import LoopNest
 from fusec.loops.schedule import Schedule
 
 # how a candidate can fail; "ok" is the only status whose time counts
-FAILURES = ("compile", "crash", "timeout", "wrong")
+#   compile  the backend or the C compiler rejected it
+#   crash    the process died (a signal, an exit) or the kernel raised
+#   timeout  no result within the timeout (killed), or a build that never finished
+#   wrong    an output differs from the interpreter's beyond the tolerance
+#   oob      it wrote outside its buffers (the guard bytes around them changed)
+#   oom      it tried to allocate more memory than a candidate may use
+FAILURES = ("compile", "crash", "timeout", "wrong", "oob", "oom")
 STATUSES = ("ok",) + FAILURES
 
 
@@ -53,6 +59,7 @@ class KernelJob:
     warmup: int = 2
     repeats: int = 7
     min_sample_s: float = 0.002  # a timed sample repeats the call until it lasts this long
+    inline: bytes | None = None  # the arrays as an .npz, for a worker on another machine (no shared disk)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class Trial:
     detail: str = ""
     samples: list[float] = field(default_factory=list)
     build_s: float = 0.0
+    load: float | None = None  # load average of the machine that measured it, when it started
+    machine: dict | None = None  # the signature of that machine (a cluster worker's own)
 
     @property
     def ok(self) -> bool:

@@ -8,19 +8,29 @@ the key holds all three:
   to the same nest share records, and any change to what the kernel computes changes the key.
 * backend identity: its name, and for the C backend the compiler identity, flags and matmul mode.
 * machine signature: CPU model, core count, C compiler version, NumPy version and OMP_NUM_THREADS.
+
+`key_parts` lists every part by name (kernel hash, shapes, dtypes, backend, compiler identity,
+compiler flags, codegen version, machine id); the key is their hash, so a change of any one part is
+a different key: a miss, never a stale hit. The codegen version is fusec's version plus a hash of
+the code generators' and the loop layer's source, so any change to the code fusec generates retires
+the old records.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
+import fusec.codegen
+import fusec.loops
 from fusec.codegen.base import Backend
 from fusec.loops.ir import LoopNest
 from fusec.loops.printer import print_nest
@@ -91,6 +101,37 @@ def backend_identity(backend: Backend) -> str:
     return " | ".join(parts)
 
 
+@functools.lru_cache(maxsize=1)
+def codegen_version() -> str:
+    """fusec's version and a hash of the source of everything that shapes the generated code."""
+    try:
+        version = importlib.metadata.version("fusec")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    h = hashlib.sha256()
+    for package in (fusec.codegen, fusec.loops):
+        root = Path(package.__file__).parent
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".h", ".c")):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{version}+{h.hexdigest()[:12]}"
+
+
+def key_parts(nest: LoopNest, backend: Backend, machine: str | None = None) -> dict[str, object]:
+    """Every part of a record's key, by name."""
+    compiler = getattr(backend, "compiler", None)
+    return {
+        "format": FORMAT,
+        "kernel": kernel_hash(nest),
+        "shapes": shapes_of(nest),
+        "dtypes": dtypes_of(nest),
+        "backend": backend_identity(backend),
+        "compiler": compiler.identity if compiler is not None else "",
+        "flags": list(getattr(backend, "flags", ())),
+        "codegen": codegen_version(),
+        "machine": machine or machine_id(),
+    }
+
+
 def record_key(nest: LoopNest, backend: Backend, machine: str | None = None) -> str:
-    """The database key of a kernel built by `backend` on this machine."""
-    return _sha(json.dumps([FORMAT, kernel_hash(nest), backend_identity(backend), machine or machine_id()]))
+    """The database key of a kernel built by `backend` on this machine (or on `machine`, an id)."""
+    return _sha(json.dumps(key_parts(nest, backend, machine), sort_keys=True))

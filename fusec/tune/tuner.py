@@ -8,11 +8,15 @@ Per kernel:
   2. the reference: the interpreter's values for the kernel's inputs and outputs, saved once to a
      temporary directory that the worker processes read;
   3. the default schedule is measured first; then batches from the strategy: each batch is built in
-     parallel on the executor, then measured one candidate at a time, each in its own process
-     (isolate.py), checked against the reference before its time counts;
+     parallel on the executor, then measured one candidate at a time, each in its own process on an
+     executor worker (isolate.py), checked against the reference before its time counts;
   4. a confirmation round: the default and the fastest few are measured again, in turn, and their
      samples pooled, so load that drifted during the search does not pick the winner;
   5. one record (the best and default schedules, every trial) is appended to the database.
+
+A kernel whose key already has a record of at least this budget (or of its whole space) is not
+measured again: the record is the result (`KernelResult.reused`), unless `retune`. `seconds` bounds
+the whole run: once it has passed, each remaining kernel measures its default only.
 
 A failing candidate (compile error, crash, hang, wrong result) becomes a typed Trial and the
 search goes on; it never stops the tuner.
@@ -42,13 +46,14 @@ from fusec.loops.ir import LoopNest
 from fusec.loops.schedule import Schedule
 from fusec.runtime.build import sanitize_requested
 from fusec.tune.db import TuneDB
-from fusec.tune.isolate import IsolatedRunner
-from fusec.tune.jobs import FAILURES, BackendSpec, KernelJob, Trial
+from fusec.tune.executors import is_local, local_executor
+from fusec.tune.jobs import FAILURES, BackendSpec, BuildResult, KernelJob, Trial
 from fusec.tune.signature import (
     FORMAT,
     backend_identity,
     dtypes_of,
     kernel_hash,
+    key_parts,
     machine_id,
     machine_signature,
     record_key,
@@ -56,7 +61,7 @@ from fusec.tune.signature import (
 )
 from fusec.tune.space import Space, schedule_from_dict, schedule_ignored, schedule_to_dict, search_space
 from fusec.tune.strategies import STRATEGIES, make_strategy
-from fusec.tune.worker import build_candidate
+from fusec.tune.worker import build_candidate, measure_on_worker, pack_arrays
 
 # environment a worker needs to build and run kernels exactly as this process would
 PASS_ENV = ("FUSEC_CACHE_DIR", "XDG_CACHE_HOME", "CC", "FUSEC_SANITIZE")
@@ -74,6 +79,8 @@ class TuneSettings:
     min_sample_s: float = 0.002
     confirm: int = 2  # the fastest candidates measured again with the default before choosing
     build_timeout_s: float = 600.0  # for one batch of builds (the compiler itself stops at 120 s per kernel)
+    seconds: float | None = None  # wall-time budget of the whole run (None: the budget of trials only)
+    retune: bool = False  # measure even when the database already has a record of this budget
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -82,6 +89,8 @@ class TuneSettings:
             raise FusecError(f"the budget must be at least 1 candidate, got {self.budget}")
         if not self.timeout_s > 0:
             raise FusecError(f"the timeout must be positive, got {self.timeout_s}")
+        if self.seconds is not None and not self.seconds > 0:
+            raise FusecError(f"the time budget must be positive, got {self.seconds} s")
         if self.repeats < 1 or self.warmup < 0 or self.batch < 1:
             raise FusecError("repeats and batch must be at least 1, warmup at least 0")
 
@@ -98,6 +107,8 @@ class KernelResult:
     record: dict | None = None  # what was stored (None: nothing ran correctly, or nothing to tune)
     skipped: str = ""  # why nothing was measured (the backend ignores this kernel's schedule)
     seconds: float = 0.0  # wall time spent tuning this kernel
+    budget: int = 0  # trials this kernel may take (the default included)
+    reused: bool = False  # the result is a stored record: nothing was measured
 
     @property
     def default(self) -> Trial | None:
@@ -121,23 +132,35 @@ class KernelResult:
 
 
 def trial_to_dict(t: Trial) -> dict:
-    out = {"schedule": schedule_to_dict(t.schedule), "status": t.status}
+    out = {"schedule": schedule_to_dict(t.schedule), "status": t.status, "load": t.load}
+    if t.machine is not None:
+        out["machine_id"] = machine_id(t.machine)
     if t.ok:
         out.update(median_s=t.median_s, spread=round(t.spread, 4), min_s=min(t.samples), max_s=max(t.samples),
-                   repeats=len(t.samples))
+                   repeats=len(t.samples), samples=[float(f"{x:.6g}") for x in t.samples])
     else:
         out["detail"] = t.detail[:500]
     return out
+
+
+def trial_from_dict(d: dict) -> Trial:
+    """A stored trial (its samples, else its median as the one sample)."""
+    samples = d.get("samples") or ([d["median_s"]] if d.get("median_s") else [])
+    status = d.get("status", "crash")
+    return Trial(schedule_from_dict(d["schedule"]), status, str(d.get("detail", "")),
+                 [float(x) for x in samples] if status == "ok" else [], load=d.get("load"))
 
 
 def make_record(graph: Graph, nest: LoopNest, backend: Backend, result: KernelResult, settings: TuneSettings) -> dict | None:
     best = result.best
     if best is None:
         return None
-    signature = machine_signature()
+    signature = best.machine or machine_signature()  # the machine that measured it (a cluster worker)
+    loads = sorted(t.load for t in result.trials if t.load is not None)
     return {
         "format": FORMAT,
-        "key": result.key,
+        "key": record_key(nest, backend, machine_id(signature)),
+        "key_parts": key_parts(nest, backend, machine_id(signature)),
         "kernel": nest.name,
         "graph": graph.name,
         "kind": nest.kind,
@@ -158,7 +181,9 @@ def make_record(graph: Graph, nest: LoopNest, backend: Backend, result: KernelRe
         "failures": dict(result.failures),
         "trials": [trial_to_dict(t) for t in result.trials],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_average": round(os.getloadavg()[0], 2),  # how busy the machine was: judge the times by it
+        # how busy the machine was (median over the trials): judge the times by it
+        "load_average": loads[len(loads) // 2] if loads else round(os.getloadavg()[0], 2),
+        "worker": best.machine is not None,
     }
 
 
@@ -194,12 +219,14 @@ def tune_graph(
     backend_options: dict | None = None,
     backend_factory: str = "",
     store: bool = True,
-    progress: Callable[[str, Trial], None] | None = None,
+    progress: Callable[[KernelResult, Trial | None], None] | None = None,
 ) -> list[KernelResult]:
     """Tune the given kernels of `graph`, (group, nest) pairs; store the best schedule of each.
 
     `graph` and `kernels` come from the compiler's own pipeline, `fusec.pipeline.lower_all(...)`,
-    so the kernels tuned are the ones `fusec.compile` builds and looks up."""
+    so the kernels tuned are the ones `fusec.compile` builds and looks up. `executor` runs the builds
+    and the measurements (default: a local process pool); `progress(result, trial)` is called when a
+    kernel starts (trial None) and after each trial."""
     settings = settings or TuneSettings()
     settings.check()
     db = db or TuneDB()
@@ -216,20 +243,23 @@ def tune_graph(
             make_strategy("exhaustive", len(space), settings.budget).start(nest, space.candidates[1:], settings.budget)
     values = evaluate(graph, random_inputs(graph, seed=settings.seed), keep_all=True)
     env = tuple((k, os.environ[k]) for k in PASS_ENV if k in os.environ)
-    runner = IsolatedRunner(settings.timeout_s)
     own_executor = executor is None
-    executor = executor or concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    executor = executor or local_executor()
+    deadline = time.monotonic() + settings.seconds if settings.seconds else None
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="fusec-tune-") as tmp:
             for (group, nest), space in zip(kernels, spaces):
                 directory = Path(tmp) / nest.name
                 _save_arrays(directory, nest, values)
-                job = KernelJob(spec, graph, group, nest, directory, env, settings.warmup, settings.repeats, settings.min_sample_s)
-                result = tune_kernel(job, space, backend_obj, settings, db, executor, runner, progress)
-                result.record = make_record(graph, nest, backend_obj, result, settings)
-                if store and result.record is not None:
-                    db.append(result.record)
+                inline = None if is_local(executor) else pack_arrays(directory)  # workers may not see our disk
+                job = KernelJob(spec, graph, group, nest, directory, env, settings.warmup, settings.repeats,
+                                settings.min_sample_s, inline)
+                result = tune_kernel(job, space, backend_obj, settings, db, executor, progress, deadline)
+                if not result.reused:
+                    result.record = make_record(graph, nest, backend_obj, result, settings)
+                    if store and result.record is not None:
+                        db.append(result.record)
                 results.append(result)
     finally:
         if own_executor:  # not waiting: a build that hung is left to finish (or not) on its own
@@ -237,58 +267,91 @@ def tune_graph(
     return results
 
 
+def stored_result(db: TuneDB, key: str, space: Space, budget: int) -> dict | None:
+    """The newest record of this key that measured at least `budget` trials (or the whole space)."""
+    enough = [r for r in db.records_for(key)
+              if isinstance(r.get("trials"), list) and len(r["trials"]) >= min(budget, len(space))]
+    return enough[-1] if enough else None
+
+
 def tune_kernel(job: KernelJob, space: Space, backend: Backend, settings: TuneSettings, db: TuneDB,
-                executor: concurrent.futures.Executor, runner: IsolatedRunner,
-                progress: Callable[[str, Trial], None] | None = None) -> KernelResult:
+                executor: concurrent.futures.Executor,
+                progress: Callable[[KernelResult, Trial | None], None] | None = None,
+                deadline: float | None = None) -> KernelResult:
     start = time.perf_counter()
     nest = job.nest
     key = record_key(nest, backend)
     rest = space.candidates[1:]
     strategy = make_strategy(settings.strategy, len(space), settings.budget, settings.seed, machine_model(), history(db, key))
     strategy.start(nest, rest, settings.budget)
-    result = KernelResult(nest.name, nest.kind, key, space, strategy.name)
+    result = KernelResult(nest.name, nest.kind, key, space, strategy.name, budget=min(settings.budget, len(space)))
     if space.note:  # a single candidate that the backend does not even look at: nothing to measure
         result.skipped = space.note
         return result
+    old = None if settings.retune else stored_result(db, key, space, settings.budget)
+    if old is not None:  # measured before, as much as asked now: measure nothing
+        result.trials = [trial_from_dict(t) for t in old["trials"] if isinstance(t, dict) and "schedule" in t]
+        result.reused, result.record, result.strategy = True, old, str(old.get("strategy", result.strategy))
+        if progress:
+            progress(result, None)
+        return result
+    if progress:
+        progress(result, None)
+    wait_s = settings.timeout_s + 60  # the worker's own timeout kills a hung candidate; this is a safety net
+
+    def measure(s: Schedule) -> dict:
+        try:
+            return executor.submit(measure_on_worker, job, s, settings.timeout_s).result(timeout=wait_s)
+        except concurrent.futures.TimeoutError:
+            return {"status": "timeout", "detail": f"no answer from the executor within {wait_s:g} s"}
+        except Exception as err:  # a worker that died, a lost connection: this candidate is lost, not the run
+            return {"status": "crash", "detail": f"the executor failed: {type(err).__name__}: {err}"}
 
     def run_batch(batch: list[Schedule]) -> None:
         futures = [executor.submit(build_candidate, job, s) for s in batch]  # built in parallel
-        deadline = time.monotonic() + settings.build_timeout_s
-        for s, future in zip(batch, futures):
+        deadline_b = time.monotonic() + settings.build_timeout_s
+        builds = []
+        for future in futures:  # every build done before anything is timed
             try:
-                built = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+                builds.append(future.result(timeout=max(deadline_b - time.monotonic(), 0.0)))
             except concurrent.futures.TimeoutError:  # a build that hangs cannot be stopped, only left behind
-                built = None
+                builds.append(None)
+            except Exception as err:
+                builds.append(BuildResult(False, 0.0, f"the executor failed: {type(err).__name__}: {err}"))
+        for s, built in zip(batch, builds):
             if built is None:
                 trial = Trial(s, "timeout", f"the build took more than {settings.build_timeout_s:g} s")
             elif not built.ok:
                 trial = Trial(s, "compile", built.error, build_s=built.seconds)
             else:
-                res = runner.run(job, s)
+                res = measure(s)  # one at a time
                 status = res.get("status", "crash")
                 trial = Trial(s, status if status in FAILURES or status == "ok" else "crash",
-                              str(res.get("detail", "")), list(res.get("samples", [])), built.seconds)
+                              str(res.get("detail", "")), list(res.get("samples", [])), built.seconds,
+                              res.get("load"), res.get("machine"))
             strategy.observe(s, trial.median_s)
             result.trials.append(trial)
             if progress:
-                progress(nest.name, trial)
+                progress(result, trial)
 
     run_batch([space.default])
     remaining = list(rest)
     while len(result.trials) < settings.budget and remaining:
+        if deadline is not None and time.monotonic() > deadline:
+            break
         batch = strategy.next_batch(remaining, min(settings.batch, settings.budget - len(result.trials)))
         if not batch:
             break
         chosen = set(batch)
         remaining = [s for s in remaining if s not in chosen]
         run_batch(batch)
-    confirm(job, result, runner, settings.confirm)
+    confirm(result, measure, settings.confirm)
     result.pruned = strategy.pruned
     result.seconds = time.perf_counter() - start
     return result
 
 
-def confirm(job: KernelJob, result: KernelResult, runner: IsolatedRunner, top: int) -> None:
+def confirm(result: KernelResult, measure: Callable[[Schedule], dict], top: int) -> None:
     """Measure the default and the `top` fastest candidates once more, in turn, and pool the samples.
 
     Load on a shared machine drifts during a search; a candidate measured in a quiet minute can look
@@ -301,7 +364,7 @@ def confirm(job: KernelJob, result: KernelResult, runner: IsolatedRunner, top: i
     for trial in [result.trials[0]] + ok:
         if not trial.ok:
             continue
-        res = runner.run(job, trial.schedule)
+        res = measure(trial.schedule)
         if res.get("status") == "ok":
             trial.samples.extend(res.get("samples", []))
         else:

@@ -11,17 +11,31 @@ times it: `warmup` calls, then `repeats` samples, each a loop of enough calls to
 `min_sample_s` (so tiny kernels are not lost in the timer's resolution). In-place (inout) buffers are
 restored from the inputs before the check and before each sample, outside the timed region.
 
+Every array the kernel gets sits between guard bytes: a write outside the buffers changes them and
+the candidate fails as `oob`. The process may not grow its address space by more than
+`MEMORY_HEADROOM` plus a few times the arrays' size (RLIMIT_AS), so a huge allocation fails as `oom`
+at once instead of pushing a shared machine into swap.
+
 It sends back one dict: {"status": "ok", "samples": [...]} or a failure with a detail. A crash
 (a signal, or an exception in the kernel) and a hang are seen by the parent, which records them.
+
+`measure_on_worker` is what an executor runs (a local process pool, or a Dask worker): it measures
+one candidate in an isolated process *on that worker's machine* and adds that machine's signature
+and load average to the result.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import io
 import os
+import resource
 import sys
+import tempfile
 import time
 import traceback
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +44,9 @@ from fusec.tolerance import compare
 from fusec.tune.jobs import BuildResult, KernelJob
 
 MAX_CALLS_PER_SAMPLE = 10_000
+GUARD_BYTES = 4096  # around every array: a write there is out of bounds
+GUARD_FILL = 0xA5
+MEMORY_HEADROOM = 2 << 30  # bytes of address space a candidate may add, besides 4x its arrays
 
 
 def build_candidate(job: KernelJob, schedule: Schedule) -> BuildResult:
@@ -54,10 +71,68 @@ def _apply_env(job: KernelJob) -> None:
 
 
 def load_arrays(job: KernelJob) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(inputs by buffer name, expected outputs by buffer name) from the job's directory."""
-    inputs = {b.name: np.load(job.arrays / f"in_{b.name}.npy") for b in job.nest.buffers if b.role in ("in", "inout")}
-    expected = {b.name: np.load(job.arrays / f"expected_{b.name}.npy") for b in job.nest.buffers if b.role in ("out", "inout")}
+    """(inputs by buffer name, expected outputs by buffer name) from the job's directory, or from the
+    .npz the job carries when that directory is not on this machine."""
+    if job.inline is not None and not job.arrays.is_dir():
+        with np.load(io.BytesIO(job.inline)) as z:
+            found = {k: z[k] for k in z.files}
+        read = found.__getitem__
+    else:
+        def read(name):
+            return np.load(job.arrays / f"{name}.npy")
+    inputs = {b.name: read(f"in_{b.name}") for b in job.nest.buffers if b.role in ("in", "inout")}
+    expected = {b.name: read(f"expected_{b.name}") for b in job.nest.buffers if b.role in ("out", "inout")}
     return inputs, expected
+
+
+def pack_arrays(directory: Path) -> bytes:
+    """Every .npy of a job's directory as one .npz (what KernelJob.inline holds)."""
+    out = io.BytesIO()
+    np.savez(out, **{p.stem: np.load(p) for p in sorted(directory.glob("*.npy"))})
+    return out.getvalue()
+
+
+class Guarded:
+    """Arrays placed between guard bytes, to catch a kernel writing outside them."""
+
+    def __init__(self):
+        self.blocks: list[np.ndarray] = []
+
+    def array(self, shape, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        block = np.full(nbytes + 2 * GUARD_BYTES, GUARD_FILL, dtype=np.uint8)
+        self.blocks.append(block)
+        return block[GUARD_BYTES:GUARD_BYTES + nbytes].view(dtype).reshape(shape)
+
+    def copy(self, a: np.ndarray) -> np.ndarray:
+        out = self.array(a.shape, a.dtype)
+        np.copyto(out, a)
+        return out
+
+    def broken(self) -> str | None:
+        """Which guard changed, or None."""
+        for k, block in enumerate(self.blocks):
+            for side, guard in (("before", block[:GUARD_BYTES]), ("after", block[-GUARD_BYTES:])):
+                bad = np.flatnonzero(guard != GUARD_FILL)
+                if bad.size:
+                    return f"array {k}: {bad.size} guard bytes {side} it were overwritten"
+        return None
+
+
+def limit_memory(arrays_bytes: int) -> None:
+    """Cap this process's address space: what it uses now, plus MEMORY_HEADROOM, plus 4x the arrays."""
+    try:
+        with open("/proc/self/statm") as f:
+            used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return
+    cap = used + MEMORY_HEADROOM + 4 * arrays_bytes
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft == resource.RLIM_INFINITY or soft > cap:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
 def measure(job: KernelJob, schedule: Schedule) -> dict:
@@ -68,15 +143,15 @@ def measure(job: KernelJob, schedule: Schedule) -> dict:
     except Exception as err:
         return {"status": "compile", "detail": _one_line(err)}
     inputs, expected = load_arrays(job)
+    guarded = Guarded()
     arrays = []
     for b in job.nest.buffers:
-        if b.role == "in":
-            arrays.append(inputs[b.name])
-        elif b.role == "inout":
-            arrays.append(inputs[b.name].copy())
+        if b.role in ("in", "inout"):
+            arrays.append(guarded.copy(inputs[b.name]))
         else:
-            arrays.append(np.empty(b.shape, dtype=b.dtype.numpy))
+            arrays.append(guarded.array(b.shape, b.dtype.numpy))
     inouts = [(a, inputs[b.name]) for a, b in zip(arrays, job.nest.buffers) if b.role == "inout"]
+    limit_memory(sum(a.nbytes for a in arrays))
 
     def restore() -> None:
         for a, original in inouts:
@@ -84,8 +159,13 @@ def measure(job: KernelJob, schedule: Schedule) -> dict:
 
     try:
         kernel(*arrays)
+    except MemoryError as err:
+        return {"status": "oom", "detail": f"the kernel could not allocate memory ({_one_line(err)})"}
     except Exception as err:
         return {"status": "crash", "detail": f"the kernel raised {_one_line(err)}"}
+    broken = guarded.broken()
+    if broken:
+        return {"status": "oob", "detail": f"the kernel wrote outside its buffers: {broken}"}
     for a, b in zip(arrays, job.nest.buffers):
         if b.role in ("out", "inout"):
             bad = compare(a, expected[b.name])
@@ -109,6 +189,9 @@ def measure(job: KernelJob, schedule: Schedule) -> dict:
         for _ in range(calls):
             kernel(*arrays)
         samples.append((time.perf_counter() - start) / calls)
+    broken = guarded.broken()
+    if broken:
+        return {"status": "oob", "detail": f"the kernel wrote outside its buffers while timed: {broken}"}
     return {"status": "ok", "samples": samples, "calls": calls}
 
 
@@ -126,3 +209,29 @@ def measure_main(job: KernelJob, schedule: Schedule, conn, log_path: str) -> Non
         result = {"status": "crash", "detail": traceback.format_exc(limit=4).strip().splitlines()[-1]}
     conn.send(result)
     conn.close()
+
+
+_RUNNERS: dict[float, object] = {}
+
+
+def measure_on_worker(job: KernelJob, schedule: Schedule, timeout_s: float) -> dict:
+    """Measure one candidate in an isolated process on this machine (an executor's worker) and say
+    which machine it was and how busy it was."""
+    from fusec.tune.isolate import IsolatedRunner  # isolate imports this module for its entry point
+    from fusec.tune.signature import machine_signature
+
+    _apply_env(job)
+    runner = _RUNNERS.get(timeout_s) or _RUNNERS.setdefault(timeout_s, IsolatedRunner(timeout_s))
+    load = round(os.getloadavg()[0], 2)
+    if job.inline is not None and not job.arrays.is_dir():  # another machine: unpack the arrays here once
+        local = Path(tempfile.gettempdir()) / f"fusec-tune-{os.getpid()}-{job.nest.name}"
+        if not local.is_dir():
+            local.mkdir(parents=True)
+            with np.load(io.BytesIO(job.inline)) as z:
+                for name in z.files:
+                    np.save(local / f"{name}.npy", z[name])
+        job = replace(job, arrays=local, inline=None)
+    result = runner.run(job, schedule)
+    result["load"] = load
+    result["machine"] = machine_signature()
+    return result
