@@ -71,6 +71,8 @@ def format_result(r: KernelResult) -> str:
     n = len(r.space)
     head = f"kernel {r.name} ({r.kind}): {n} candidate{'s' if n != 1 else ''}, strategy {r.strategy}"
     summary = f"  tried {len(r.trials)} in {r.seconds:.1f} s: {ok} ok, {failed} failed"
+    if r.reused:
+        summary = f"  from the database ({r.record.get('created', '')}): {len(r.trials)} trials, nothing measured"
     if failed:
         summary += f" ({format_failures(r.failures)})"
     if r.pruned:
@@ -93,7 +95,8 @@ def _trial_json(t: Trial | None) -> dict | None:
     if t is None:
         return None
     return {"schedule": schedule_to_dict(t.schedule), "text": str(t.schedule), "status": t.status,
-            "median_s": t.median_s, "spread": t.spread, "samples": len(t.samples), "detail": t.detail}
+            "median_s": t.median_s, "spread": t.spread, "samples": len(t.samples), "detail": t.detail,
+            "load": t.load, "machine": t.machine}
 
 
 def result_json(r: KernelResult) -> dict:
@@ -111,6 +114,46 @@ def result_json(r: KernelResult) -> dict:
         "default": _trial_json(r.default),
         "best": _trial_json(r.best),
         "speedup": r.speedup,
-        "stored": r.record is not None,
+        "stored": r.record is not None and not r.reused,
+        "reused": r.reused,
         "skipped": r.skipped,
+        "invalid": dict(r.space.invalid),
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# `fusec tune --report`: what the database holds
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """One row per key: the newest record's kernel and machine, the fastest best over its runs."""
+    by_key: dict[str, list[dict]] = {}
+    for rec in records:
+        by_key.setdefault(rec["key"], []).append(rec)
+    rows = []
+    for key, recs in by_key.items():
+        newest = recs[-1]
+        fastest = min(recs, key=lambda r: r["best"]["median_s"])
+        rows.append({
+            "key": key, "kernel": newest.get("kernel", "?"), "graph": newest.get("graph", "?"),
+            "backend": newest.get("backend", "?"), "shapes": newest.get("shapes", {}), "runs": len(recs),
+            "trials": sum(len(r.get("trials", [])) for r in recs), "best": fastest["best"],
+            "speedup": fastest.get("speedup"), "load_average": fastest.get("load_average"),
+            "created": newest.get("created", ""), "machine": (newest.get("machine") or {}).get("cpu", "?"),
+        })
+    return sorted(rows, key=lambda r: (r["graph"], r["kernel"], r["created"]))
+
+
+def format_report(path, rows: list[dict], problems: list[str]) -> str:
+    if not rows:
+        return f"{path}: no tuning records" + (f" ({len(problems)} lines skipped)" if problems else "")
+    lines = [f"{path}: {len(rows)} kernel{'s' if len(rows) != 1 else ''} tuned"
+             + (f", {len(problems)} lines skipped" if problems else "")]
+    for r in rows:
+        shapes = " ".join(f"{k}{v}" for k, v in r["shapes"].items())
+        speedup = f"{r['speedup']:.2f}x the default" if isinstance(r["speedup"], (int, float)) else "-"
+        load = f"load {r['load_average']}" if r["load_average"] is not None else ""
+        lines.append(f"{r['graph']}/{r['kernel']} ({r['backend']}, {shapes}): {r['runs']} run(s), {r['trials']} trials")
+        lines.append(f"  best {schedule_from_dict(r['best']['schedule'])}  {fmt_time(r['best']['median_s'])}, "
+                     f"{speedup}; {load}, {r['created']}, {r['machine']}")
+    return "\n".join(lines)
