@@ -21,8 +21,15 @@ import numpy as np
 
 from fusec.errors import FusecError, FusecInputError
 from fusec.ir.dtypes import DType
+from fusec.runtime.threads import ThreadBudget, gomp_env, omp_set_num_threads
 
 _LOADED: dict[str, ctypes.CDLL] = {}
+_THREADS: list[ThreadBudget] = []  # one per process, made when the first OpenMP kernel library loads
+
+
+def thread_budget() -> ThreadBudget | None:
+    """The process's ThreadBudget (None until a kernel library using OpenMP is loaded)."""
+    return _THREADS[0] if _THREADS else None
 
 
 @dataclass(frozen=True)
@@ -72,10 +79,15 @@ def load_library(path: str | Path) -> ctypes.CDLL:
             "environment from fusec.runtime.build.sanitizer_env() (LD_PRELOAD of libasan)"
         )
     try:
-        lib = ctypes.CDLL(key)
+        with gomp_env():  # idle OpenMP threads sleep instead of spinning (fusec.runtime.threads)
+            lib = ctypes.CDLL(key)
     except OSError as err:
         raise FusecError(f"cannot load the kernel library {key}: {err}") from None
     _LOADED[key] = lib
+    if not _THREADS:
+        setter = omp_set_num_threads(lib)
+        if setter is not None:
+            _THREADS.append(ThreadBudget(setter))
     return lib
 
 

@@ -1,0 +1,127 @@
+"""How many threads a compiled kernel gets, and how idle OpenMP threads wait.
+
+Two problems on a small shared machine (2 cores here):
+
+* **Spinning.** libgomp's idle threads spin for a while after every parallel region, waiting for the
+  next one (by default ~300,000 pause loops, milliseconds on this CPU). Between a kernel and a BLAS
+  call (NumPy's matmul, with its own thread pool) those spinning threads hold the cores BLAS needs.
+  `gomp_env()` loads the kernel libraries with `OMP_WAIT_POLICY=PASSIVE` (threads sleep at once),
+  unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, and only for the load itself: the process
+  environment, seen by child processes and by other libraries' OpenMP runtimes, is restored.
+* **Contention.** A parallel region with static scheduling is as slow as its slowest thread; when
+  another process keeps a core busy, the thread sharing that core is descheduled for whole time
+  slices (4 ms) and a 50 µs kernel takes 4, 8 or 16 ms. `ThreadBudget` runs a kernel on fewer
+  threads when other tasks are runnable (the instantaneous count in /proc/loadavg, read at most every
+  50 ms), and keeps kernels smaller than `SMALL_POINTS` on one thread whenever the machine is busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+import time
+
+SMALL_POINTS = 1 << 20  # under load, a kernel over fewer elements (~1 ms of work) runs on one thread
+SAMPLE_S = 0.05
+
+
+@contextlib.contextmanager
+def gomp_env():
+    """Environment under which a library linked to libgomp is first loaded (see the module doc)."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _runnable_own() -> int:
+    """This process's runnable threads (the caller, and e.g. BLAS workers still spinning after a call)."""
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                count += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return max(count, 1)
+
+
+def _runnable_others() -> int | None:
+    """Runnable tasks of other processes right now (None where /proc/loadavg is missing).
+
+    /proc/loadavg's fourth field counts every runnable task, ours included; our own (the thread
+    reading, BLAS workers) are subtracted, since the kernel's threads take their place.
+    """
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(running - _runnable_own(), 0)
+
+
+class ThreadBudget:
+    """Chooses each kernel's thread count from its size and the machine's load, and sets it.
+
+    `set_for(points)` is called before a kernel runs; it calls omp_set_num_threads (for the calling
+    thread; a kernel's own `num_threads(T)` clause, from the tuner, still wins) only when the choice
+    changes. Kernels below the emitter's parallel threshold have no parallel region and are skipped.
+    """
+
+    def __init__(self, set_num_threads=None, cores: int | None = None, load=_runnable_others):
+        self._set = set_num_threads
+        self.cores = cores or _cores()
+        self._load = load
+        self._sampled_at = -1.0
+        self._free = self.cores
+        self._local = threading.local()
+
+    def free_cores(self) -> int:
+        now = time.monotonic()
+        if now - self._sampled_at > SAMPLE_S:
+            others = self._load()
+            self._free = self.cores if others is None else max(self.cores - others, 1)
+            self._sampled_at = now
+        return self._free
+
+    def threads_for(self, points: int) -> int:
+        free = self.free_cores()
+        if free >= self.cores:
+            return self.cores
+        return 1 if points < SMALL_POINTS else free
+
+    def set_for(self, points: int) -> None:
+        if self._set is None or self.cores == 1:
+            return
+        n = self.threads_for(points)
+        if getattr(self._local, "threads", None) != n:
+            self._set(n)
+            self._local.threads = n
+
+
+def omp_set_num_threads(library: ctypes.CDLL):
+    """The OpenMP runtime's omp_set_num_threads, found through a kernel library (None if absent)."""
+    try:
+        fn = library["omp_set_num_threads"]
+    except AttributeError:
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = None
+    return fn

@@ -1,0 +1,114 @@
+"""Fresh outputs: dropped results are written again, held ones never; large arrays on huge pages;
+each kernel's thread count follows its size and the machine's load."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+import fusec
+from fusec.frontend import parse
+from fusec.runtime.buffers import HUGE_MIN_BYTES, HUGE_PAGE, OutputRecycler, empty
+from fusec.runtime.threads import SMALL_POINTS, ThreadBudget
+
+CHAIN = """graph chain(x: f32[256, 128]) {
+  y = exp(x * 2.0 + 1.0)
+  return y
+}"""
+
+
+@pytest.fixture(params=["numpy", "c"])
+def chain(request):
+    return fusec.compile(parse(CHAIN), backend=request.param)
+
+
+def _inputs(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((256, 128)).astype(np.float32)
+
+
+def test_a_held_result_is_never_overwritten(chain):
+    a, b = _inputs(0), _inputs(1)
+    first = chain(a)
+    kept = first.copy()
+    for _ in range(3):
+        second = chain(b)
+        assert second is not first
+        np.testing.assert_array_equal(first, kept)  # the caller's array is intact
+    np.testing.assert_array_equal(second, chain(b))
+
+
+def test_a_dropped_result_is_written_again(chain):
+    x = _inputs(2)
+    expected = chain(x).copy()
+    address = chain(x).ctypes.data  # the array is dropped at once
+    gc.collect()
+    y = chain(x)
+    assert y.ctypes.data == address and chain._executor.recycler.recycled >= 1
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_views_and_exported_buffers_keep_a_result_alive(chain):
+    x, other = _inputs(3), _inputs(4)
+    y = chain(x)
+    view, expected = y[10:20], y[10:20].copy()
+    del y
+    mv_source = chain(x)
+    exported, mv_expected = memoryview(mv_source), mv_source.copy()
+    del mv_source
+    for _ in range(4):
+        chain(other)
+    np.testing.assert_array_equal(view, expected)
+    np.testing.assert_array_equal(np.asarray(exported), mv_expected)
+
+
+def test_a_result_passed_back_as_input_is_not_its_own_output(chain):
+    x = _inputs(5)
+    y = chain(x)
+    expected = fusec.interpret(chain.graph, y)
+    z = chain(y)
+    assert z is not y
+    np.testing.assert_allclose(z, expected, rtol=1e-6)
+
+
+def test_the_recycler_only_hands_out_unreferenced_arrays_of_the_right_type():
+    r = OutputRecycler(keep=2)
+    a = r.take((8,), np.dtype(np.float32))
+    r.hand_out(a)
+    assert r.take((8,), np.dtype(np.float32)) is not a  # still held by `a`
+    address = a.ctypes.data
+    del a
+    assert r.take((8,), np.dtype(np.float64)).ctypes.data != address  # wrong dtype: new
+    assert r.take((8,), np.dtype(np.float32)).ctypes.data == address and r.recycled == 1
+
+
+def test_large_arrays_start_on_a_huge_page_and_survive_their_views():
+    shape = (HUGE_MIN_BYTES // 4 + 10,)
+    a = empty(shape, np.dtype(np.float32))
+    assert a.shape == shape and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % HUGE_PAGE == 0 or not hasattr(__import__("mmap"), "MADV_HUGEPAGE")
+    a[:] = 1.5
+    tail = a[-5:]
+    del a
+    gc.collect()
+    np.testing.assert_array_equal(tail, 1.5)  # the mapping lives as long as a view does
+    assert empty((3, 4), np.dtype(np.int64)).shape == (3, 4)
+
+
+def test_thread_budget_follows_size_and_load():
+    calls = []
+    others = [0]
+    budget = ThreadBudget(calls.append, cores=2, load=lambda: others[0])
+    assert budget.threads_for(SMALL_POINTS * 4) == 2 and budget.threads_for(40_000) == 2
+    budget.set_for(40_000)
+    budget.set_for(50_000)
+    assert calls == [2]  # set once, not on every call
+    others[0] = 1
+    budget._sampled_at = -1.0  # the next call samples the load again
+    assert budget.threads_for(40_000) == 1  # a small kernel never waits for a descheduled thread
+    assert budget.threads_for(SMALL_POINTS * 4) == 1
+    budget.set_for(40_000)
+    assert calls == [2, 1]
+    budget = ThreadBudget(calls.append, cores=4, load=lambda: 1)
+    assert budget.threads_for(SMALL_POINTS * 4) == 3 and budget.threads_for(1000) == 1
