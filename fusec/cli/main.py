@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("fusec.cli.rules", "list, verify or prove the rewrite rules"),
     "rewrite": ("fusec.cli.rules", "apply the rewrite rules to a graph and print it"),
     "compile": ("fusec.cli.compile", "compile a graph and print the stages you ask for"),
+    "import": ("fusec.cli.importer", "import an ONNX model as a .fg graph"),
     "bench": ("fusec.cli.bench", "time fused against unfused (and numexpr, torch.compile, jax.jit)"),
 }
 COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))

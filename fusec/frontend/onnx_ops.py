@@ -195,7 +195,8 @@ def _reshape(c):
 
 def _flatten(c):
     shape = c.type(c.x(0)).shape
-    axis = c.attr("axis", 1) % (len(shape) + 1) if shape else 0
+    axis = c.attr("axis", 1)
+    axis = axis + len(shape) if axis < 0 else axis
     return c.add("reshape", c.x(0), shape=[math.prod(shape[:axis]), math.prod(shape[axis:])])
 
 
