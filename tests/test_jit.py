@@ -190,3 +190,15 @@ def test_ops_namespace_is_the_op_table():
     f = fusec.jit(lambda x: fusec.ops.softmax(x, axis=0), backend="numpy")
     x = randn(5, 3)
     close(f(x), softmax(x.T).T)
+
+
+def test_frontends_doc_examples_run(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "frontends.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "docs/frontends.md", "exec"), {})
+    assert "graph rotary" in capsys.readouterr().out
