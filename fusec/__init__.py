@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 __all__ = [
-    "Compiled", "FusecError", "Graph", "Tensor", "compile", "fn", "interpret", "jit", "load", "ops", "parse", "trace",
+    "Compiled", "FusecError", "Graph", "Tensor", "compile", "fn", "from_onnx", "interpret", "jit", "load", "ops", "parse", "trace",
     "__version__",
 ]  # fmt: skip
 
@@ -26,6 +26,7 @@ _LAZY = {
     "jit": "fusec.api",
     "FusecError": "fusec.errors",
     "Tensor": "fusec.frontend",
+    "from_onnx": "fusec.frontend.onnx_import",
     "fn": "fusec.frontend",
     "load": "fusec.frontend",
     "parse": "fusec.frontend",
@@ -58,5 +59,6 @@ if TYPE_CHECKING:
     from fusec.api import Compiled, compile, jit
     from fusec.errors import FusecError
     from fusec.frontend import Tensor, fn, load, parse, trace
+    from fusec.frontend.onnx_import import from_onnx
     from fusec.interp import interpret
     from fusec.ir import Graph
