@@ -1,14 +1,26 @@
-"""The roofline cost model: how long one kernel (one group) takes, and a whole plan.
+"""The cost model: how long one kernel (one group) takes, and a whole plan.
 
-A kernel's time is max(bytes moved / bandwidth, flops / peak) + a fixed cost per kernel.
+A kernel's time is
+
+    max(bytes / bandwidth, flops / peak + transcendental flops * t_transcendental / threads)
+        + a fixed cost per kernel
+
+and a kernel whose inner loop is strided moves its bytes and does its arithmetic at the strided rates
+(`strided_memory_factor`, `strided_compute_factor` times slower), one after the other.
 
 * Bytes: every input is read once and every output written once. Intermediates inside a group live
   in registers or cache and cost nothing: that is the whole point of fusion (the memory wall).
   A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row.
-* Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py).
-  A member of an elementwise group smaller than the iteration space is recomputed at every point,
-  so fusing it is not free; per-row members of a reduce group run once per row; a matmul costs
-  2*K per output element.
+* Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py),
+  times the points it is computed at: a member of an elementwise group smaller than the iteration
+  space is recomputed at every point (a broadcast value recomputed per element), per-row members of
+  a reduce group run once per row, a matmul costs 2*K per output element.
+* Transcendentals: ops whose row says `transcendental` (exp, erf, tanh, pow, gelu, ...) are counted
+  again at the machine's measured time per transcendental flop, because a vector exp costs far more
+  than plain arithmetic; recomputing one per point is what makes some fusions slower than none.
+* Strided: a reduction over a leading axis (a column sum) walks memory with a stride in its inner
+  loop, as does a kernel that reads through a transpose; everything it does, including any
+  expensive producer fused into it, runs at the strided rate.
 """
 
 from __future__ import annotations
@@ -29,6 +41,8 @@ class KernelCost:
     flops: int
     seconds: float
     bound: str  # "memory" or "compute"
+    transcendentals: int = 0  # flops of transcendental functions (counted in flops too)
+    strided: bool = False  # the inner loop walks memory with a stride
 
     @property
     def nbytes(self) -> int:
@@ -43,27 +57,49 @@ def _size(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-def _input_bytes(graph: Graph, value: str, members: set[str]) -> int:
-    """Bytes a kernel reads of one input: all of it, unless it only takes slices of it."""
-    full = graph.type_of(value).nbytes
-    readers = [graph.node(c) for c in graph.nx.successors(value) if c in members]
-    if readers and all(r.op == "slice" for r in readers):
-        return min(full, sum(r.type.nbytes for r in readers))
-    return full
-
-
 def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape: GroupShape | None = None) -> KernelCost:
     """The predicted cost of running `members` as one kernel (`shape`: their analysis, if known)."""
     mset = set(members)
     shape = shape or analyze(graph, mset)
-    inputs = {a for n in mset for a in graph.node(n).args if a not in mset and graph.node(a).op != "const"}
-    read = 0
-    for a in inputs:
-        nbytes = _input_bytes(graph, a, mset)
-        read += nbytes * _passes(graph, a, shape, model)
+    readers: dict[str, list[str]] = {}  # input value -> the members that read it
+    flops = trans = 0
+    for n in mset:
+        node = graph.node(n)
+        for a in node.args:
+            if a not in mset and graph.node(a).op != "const":
+                readers.setdefault(a, []).append(n)
+        f, t = _op_work(graph, n, shape)
+        flops += f
+        trans += t
+    read = sum(_input_bytes(graph, a, rs) * _passes(graph, a, shape, model) for a, rs in readers.items())
     written = sum(graph.type_of(o).nbytes for o in group_outputs(graph, mset))
-    flops = sum(_op_flops(graph, n, shape) for n in mset)
-    return KernelCost(read, written, flops, model.kernel_seconds(read + written, flops), model.bound(read + written, flops))
+    strided = is_strided(graph, mset, shape)
+    nbytes = read + written
+    return KernelCost(read, written, flops, model.kernel_seconds(nbytes, flops, trans, strided),
+                      model.bound(nbytes, flops, trans), trans, strided)
+
+
+def is_strided(graph: Graph, members: Iterable[str], shape: GroupShape) -> bool:
+    """Whether the kernel's inner loop walks memory with a stride: a reduction that keeps the last
+    axis (it reduces down columns), or a kernel that reads through a transpose of its last axis."""
+    if shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes and shape.space[-1] > 1:
+        return True
+    for n in members:
+        node = graph.node(n)
+        if node.op == "transpose":
+            perm = node.attrs.get("perm")
+            if perm is None or list(perm)[-1] != len(perm) - 1:
+                return True
+    return False
+
+
+def _input_bytes(graph: Graph, value: str, readers: list[str]) -> int:
+    """Bytes a kernel reads of one input: all of it, unless it only takes slices of it."""
+    full = graph.type_of(value).nbytes
+    nodes = [graph.node(r) for r in dict.fromkeys(readers)]
+    if nodes and all(r.op == "slice" for r in nodes):
+        return min(full, sum(r.type.nbytes for r in nodes))
+    return full
 
 
 def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -> int:
@@ -78,22 +114,24 @@ def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) ->
     return 1 if row_bytes <= model.cache_bytes else shape.sweeps
 
 
-def _op_flops(graph: Graph, name: str, shape: GroupShape) -> int:
+def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
+    """(flops, of which transcendental) of one member, at every point it is computed."""
     node = graph.node(name)
     if node.op == "matmul":  # the row's flops are per multiply-add of the inner dimension
         a = graph.type_of(node.args[0]).shape
-        return node.opdef.flops * a[-1] * node.type.size
+        return node.opdef.flops * a[-1] * node.type.size, 0
     if node.kind == "reduce":
-        return graph.type_of(node.args[0]).size
+        return graph.type_of(node.args[0]).size, 0
     if node.opdef.flops == 0:
-        return 0
+        return 0, 0
     if shape.kind == "reduce":
         points = node.type.size if name in shape.row else _size(shape.space)
     elif shape.kind == "elementwise":
         points = _size(shape.space)  # recomputed at every point of the iteration space
     else:
         points = node.type.size
-    return node.opdef.flops * points
+    flops = node.opdef.flops * points
+    return flops, flops if node.opdef.transcendental else 0
 
 
 def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:

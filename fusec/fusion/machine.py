@@ -25,14 +25,39 @@ class MachineModel:
     peak_gflops: float = 64.0  # sustained arithmetic rate, GFLOP/s (f32, all cores)
     kernel_overhead_us: float = 20.0  # fixed cost of launching one kernel (thread fork/join, call)
     cache_bytes: int = 512 * 1024  # per-core cache a row of a reduction must fit in to be read once
+    # one flop of a transcendental function (exp, erf, tanh, pow, gelu, ...; the op row's flops) on
+    # one core, ns: fusec_math.h's vector functions cost far more than plain arithmetic
+    transcendental_ns: float = 0.6
+    threads: int = 2  # cores a kernel's parallel loop runs on
+    # a kernel whose inner loop walks memory with a stride (a column reduction, a transpose read):
+    # every load touches a new cache line (and page), and the loop no longer vectorises, so moving
+    # the data and computing both slow down, and no longer overlap
+    strided_memory_factor: float = 60.0
+    strided_compute_factor: float = 14.0
+    # the model's relative error measured against generated kernels: a merge is taken only if it is
+    # predicted to save more than this fraction of the time apart (the negative-optimization guard)
+    margin: float = 0.1
     source: str = "defaults"  # where the numbers come from
 
-    def kernel_seconds(self, nbytes: float, flops: float) -> float:
-        """Roofline: the slower of moving the bytes and doing the arithmetic, plus a fixed cost."""
-        return max(nbytes / (self.bandwidth_gbs * 1e9), flops / (self.peak_gflops * 1e9)) + self.kernel_overhead_us * 1e-6
+    def kernel_seconds(self, nbytes: float, flops: float, transcendentals: float = 0.0, strided: bool = False) -> float:
+        """Roofline: the slower of moving the bytes and doing the arithmetic (transcendental flops at
+        their own rate, spread over the threads), plus a fixed cost. A strided kernel does both at
+        their strided rates, one after the other."""
+        mem, comp = self.memory_seconds(nbytes), self.compute_seconds(flops, transcendentals)
+        if strided:
+            body = mem * self.strided_memory_factor + comp * self.strided_compute_factor
+        else:
+            body = max(mem, comp)
+        return body + self.kernel_overhead_us * 1e-6
 
-    def bound(self, nbytes: float, flops: float) -> str:
-        return "memory" if nbytes / (self.bandwidth_gbs * 1e9) >= flops / (self.peak_gflops * 1e9) else "compute"
+    def memory_seconds(self, nbytes: float) -> float:
+        return nbytes / (self.bandwidth_gbs * 1e9)
+
+    def compute_seconds(self, flops: float, transcendentals: float = 0.0) -> float:
+        return flops / (self.peak_gflops * 1e9) + transcendentals * self.transcendental_ns * 1e-9 / self.threads
+
+    def bound(self, nbytes: float, flops: float, transcendentals: float = 0.0) -> str:
+        return "memory" if self.memory_seconds(nbytes) >= self.compute_seconds(flops, transcendentals) else "compute"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,7 +74,7 @@ class MachineModel:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise FusecError(f"{origin or 'machine model'}: '{key}' must be a positive number, got {value!r}")
-            values[key] = int(value) if key == "cache_bytes" else float(value)
+            values[key] = int(value) if key in ("cache_bytes", "threads") else float(value)
         return cls(**values)
 
 

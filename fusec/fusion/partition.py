@@ -8,7 +8,9 @@ decided here, the same way for all of them, in this order:
 3. contract   the merged ops do not form a kernel lowering can build (legality.analyze), incl. size;
 4. cycle      the graph of groups would get a cycle (a path from one group to the other that leaves
               both would have to run both before and after itself);
-5. profit     the cost model predicts the merged kernel is not faster than the two apart.
+5. profit     the cost model does not predict the merged kernel faster than the two apart by more
+              than its measured error (`MachineModel.margin`): a merge whose gain is within the
+              model's error could be a slowdown, so it is not taken.
 
 Every check returns a Verdict with the rule that failed and a sentence, which the planner turns
 into the reason explain shows for an edge left unfused.
@@ -64,6 +66,17 @@ class Partition:
         self._outputs: dict[frozenset[str], set[str]] = {}
         self.graph_outputs = set(graph.outputs)
         self.shapes = {n: graph.type_of(n).shape for n in self.order}
+        self.solution = None  # the optimal policy's solver result (fusion.optimal.Solution)
+
+    def copy(self) -> Partition:
+        """An independent partition in the same state (the caches are shared: they depend only on
+        member sets, never on the grouping)."""
+        other = Partition.__new__(Partition)
+        other.__dict__.update(self.__dict__)
+        other.group_of = dict(self.group_of)
+        other.members = {g: set(m) for g, m in self.members.items()}
+        other.pos = dict(self.pos)
+        return other
 
     # ------------------------------------------------------------------ queries
 
@@ -205,13 +218,14 @@ class Partition:
         fused = self.cost(union)
         apart_s = sum(c.seconds for c in apart)
         saved = apart_s - fused.seconds
-        if saved <= 0:
+        if saved <= self.model.margin * apart_s:  # a gain within the model's error is no gain
             apart_b = sum(c.nbytes for c in apart)
             return Verdict(
                 False,
                 "unprofitable",
                 f"fused {_fmt_ms(fused.seconds)} ({_fmt_bytes(fused.nbytes)}, {fused.flops:.3g} flops) "
-                f"vs apart {_fmt_ms(apart_s)} ({_fmt_bytes(apart_b)}, {sum(c.flops for c in apart):.3g} flops)",
+                f"vs apart {_fmt_ms(apart_s)} ({_fmt_bytes(apart_b)}, {sum(c.flops for c in apart):.3g} flops)"
+                + (f", a gain within the model's {self.model.margin:.0%} error margin" if saved > 0 else ""),
                 saved,
             )
         return Verdict(True, saved_s=saved)

@@ -49,6 +49,7 @@ class Plan:
     requested: str = ""  # the policy asked for ("auto" picks one of the others)
     model: MachineModel | None = None  # the machine model the plan was costed with (None: defaults)
     candidates: dict[str, float] = field(default_factory=dict)  # auto: predicted ms of each policy's plan
+    gap: float | None = None  # optimal: the solver's proven relative optimality gap (0.0: optimal)
 
     @property
     def kernels(self) -> int:

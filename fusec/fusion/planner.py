@@ -4,7 +4,8 @@
 
 The planner never changes the graph it is given. "auto" runs every policy and keeps the plan the
 cost model predicts fastest (the unfused plan is a candidate too, so fusion never makes the
-prediction worse).
+prediction worse); on graphs of up to fusion.optimal.MAX_OPS ops that includes the optimal policy's
+plan, the cheapest partition the model knows of, when its solver finishes within its time limit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from fusec.errors import FusecError
 from fusec.fusion.greedy import fuse_greedy
 from fusec.fusion.machine import MachineModel, load_model
+from fusec.fusion.optimal import MAX_OPS, fuse_optimal
 from fusec.fusion.partition import Partition
 from fusec.fusion.plan import NotFused, Plan, group_kind, make_group
 from fusec.fusion.postdom import fuse_postdom
@@ -29,14 +31,16 @@ POLICIES: dict[str, Callable[[Partition], None]] = {
     "greedy": fuse_greedy,
     "postdom": fuse_postdom,
     "table": fuse_table,
+    "optimal": fuse_optimal,
     "unfused": _fuse_nothing,
 }
 POLICY_HELP = {
     "greedy": "XLA-like: pull producers into consumers edge by edge, then merge siblings",
     "postdom": "TVM-like: fuse each op with everything up to its immediate post-dominator",
     "table": "DNNFusion-like: grow kernels from heavy seeds by the pairwise kind table",
+    "optimal": "Korch-like: the partition the cost model predicts fastest, by integer programming (HiGHS)",
     "unfused": "one kernel per op (what an eager framework runs)",
-    "auto": "run every policy and keep the plan the cost model predicts fastest",
+    "auto": "run every policy and keep the plan the cost model predicts fastest (optimal within its time limit)",
 }
 
 
@@ -95,12 +99,21 @@ def plan(graph: Graph, policy: str = "auto", model: MachineModel | None = None, 
         a, b = sorted(next(iter(both)))
         raise FusecError(f"'{a},{b}' is both forced together and forbidden")
     names = [p for p in POLICIES if p != "unfused"] + ["unfused"] if policy == "auto" else [policy]
+    if policy == "auto" and (len(g.ops()) > MAX_OPS or not _have_scipy()):
+        names.remove("optimal")  # too big for the solver, or no solver: the heuristics' best
     best: Plan | None = None
     candidates: dict[str, float] = {}
     for name in names:
         part = _start(g, model, force, ban)
-        POLICIES[name](part)
+        try:
+            POLICIES[name](part)
+        except TimeoutError:
+            if policy != "auto":
+                raise FusecError(f"the optimal policy found no plan within its time limit ({len(g.ops())} ops)") from None
+            continue  # auto: the optimal plan did not finish in time; the heuristics' best stands
         p = _finish(part, name)
+        if part.solution is not None:
+            p.gap = part.solution.gap
         candidates[name] = sum(part.cost(grp.nodes).seconds for grp in p.groups) * 1e3
         if best is None or (candidates[name], p.kernels) < (candidates[best.policy], best.kernels):
             best = p
@@ -108,6 +121,14 @@ def plan(graph: Graph, policy: str = "auto", model: MachineModel | None = None, 
     best.requested = policy
     best.candidates = candidates if policy == "auto" else {}
     return best
+
+
+def _have_scipy() -> bool:
+    try:
+        import scipy.optimize  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _start(g: Graph, model: MachineModel, force: list[tuple[str, str]], ban: list[tuple[str, str]]) -> Partition:

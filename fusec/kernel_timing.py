@@ -1,0 +1,87 @@
+"""Time a fusion plan kernel by kernel with the C backend: what the cost model is checked against.
+
+    from fusec.kernel_timing import plan_for, time_plan
+    p = plan_for(graph, [["e", "rows"], ["cols"]])      # any legal partition, as a Plan
+    t = time_plan(p, repeats=7)                          # PlanTiming: per-kernel medians, total
+
+Every kernel runs on its real inputs (the outputs of the kernels before it), `repeats` times, and
+the median is kept; kernels are timed alternately (round-robin) so a burst of load on a shared
+machine spreads over all of them instead of landing on one. `fusec calibrate` and
+bench/bench_traps.py use it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from fusec.errors import FusecError
+from fusec.fusion.legality import analyze
+from fusec.fusion.plan import Plan, group_kind, make_group
+from fusec.inputs import random_inputs
+from fusec.ir.graph import Graph
+from fusec.pipeline import build, choose_backend, lower, pick_schedule
+
+
+@dataclass
+class PlanTiming:
+    kernels: list[float]  # median seconds of each group's kernel, in plan order
+    load: float  # the 1-minute load average when the timing started
+
+    @property
+    def total(self) -> float:
+        return sum(self.kernels)
+
+
+def plan_for(graph: Graph, partition: list[list[str]], policy: str = "given") -> Plan:
+    """A Plan of `graph` (already prepared: composites expanded) with exactly these groups."""
+    order = {n: i for i, n in enumerate(graph.topo_order())}
+    seen = [n for members in partition for n in members]
+    ops = {n.name for n in graph.ops()}
+    if sorted(seen) != sorted(ops):
+        raise FusecError("a partition must hold every op of the graph exactly once")
+    for members in partition:
+        analyze(graph, members, order)  # raises ContractViolation if it is not a kernel
+    import networkx as nx
+
+    where = {n: i for i, members in enumerate(partition) for n in members}
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(partition)))
+    for n in ops:
+        for a in graph.producers(n):
+            if a in where and where[a] != where[n]:
+                dag.add_edge(where[a], where[n])
+    if not nx.is_directed_acyclic_graph(dag):
+        raise FusecError("the partition's kernels depend on each other in a cycle")
+    ordered = list(nx.lexicographical_topological_sort(dag, key=lambda i: min(order[n] for n in partition[i])))
+    groups = [make_group(graph, k, list(partition[i]), group_kind(graph, list(partition[i])), order)
+              for k, i in enumerate(ordered)]
+    return Plan(graph, groups, policy=policy)
+
+
+def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c") -> PlanTiming:
+    """Build every kernel of `p` and time each one on its real inputs (medians of `repeats`)."""
+    g = p.graph
+    be = choose_backend(backend)
+    nests = [lower(g, grp, {}) for grp in p.groups]
+    scheds = [pick_schedule(be, n, None, False) for n in nests]
+    kernels = build(be, g, p.groups, nests, scheds)
+    values: dict[str, np.ndarray] = dict(zip(g.inputs, random_inputs(g, seed)))
+    for k in kernels:
+        for o in k.outputs:
+            t = g.type_of(o)
+            values[o] = np.empty(t.shape, t.dtype.numpy)
+        k.run(*(values[v] for v in k.params))  # warm up, and compute the next kernels' inputs
+    load = os.getloadavg()[0]
+    samples: list[list[float]] = [[] for _ in kernels]
+    for _ in range(repeats):
+        for i, k in enumerate(kernels):
+            args = [values[v] for v in k.params]
+            start = time.perf_counter()
+            k.run(*args)
+            samples[i].append(time.perf_counter() - start)
+    return PlanTiming([statistics.median(s) for s in samples], load)
