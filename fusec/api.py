@@ -18,7 +18,7 @@ import numpy as np
 from fusec.errors import FusecError, FusecInputError
 from fusec.frontend.jit import jit_with
 from fusec.inputs import check_memory
-from fusec.interp import check_inputs
+from fusec.interp import bind_inputs, check_inputs
 from fusec.ir.graph import Graph
 from fusec.pipeline import STAGES, Stages, compile_stages
 from fusec.runtime.buffers import BufferPool
@@ -36,7 +36,7 @@ class TensorSpec:
 
 
 class Compiled:
-    """A compiled graph: call it with the inputs in declared order."""
+    """A compiled graph: call it with the inputs in declared order, or by name (program(x, w=w))."""
 
     def __init__(self, stages: Stages, donate: dict[str, str] | None = None):
         self.stages = stages
@@ -62,7 +62,9 @@ class Compiled:
     def kernels(self) -> int:
         return len(self.stages.kernels)
 
-    def __call__(self, *arrays: Any, out: Any = None):
+    def __call__(self, *arrays: Any, out: Any = None, **named: Any):
+        if named:  # inputs by name, after any positional ones, as Python binds arguments
+            arrays = bind_inputs(self._plan_graph, arrays, named)
         g = self._plan_graph
         checked = check_inputs(g, arrays)
         donated_inputs = set(self.donate.values())

@@ -18,6 +18,27 @@ from fusec.ir.dtypes import dtype_of_numpy, promote
 from fusec.ir.graph import Graph
 
 
+def bind_inputs(graph: Graph, arrays: tuple[Any, ...], named: dict[str, Any]) -> tuple[Any, ...]:
+    """The inputs in declared order, from positional values then keyword values by input name, as
+    Python binds a call's arguments: unknown, missing and twice-given names are errors naming them."""
+    names = graph.inputs
+    if len(arrays) > len(names):
+        raise FusecInputError(f"graph '{graph.name}' takes {len(names)} inputs ({', '.join(names)}), got {len(arrays)} positional")
+    unknown = [k for k in named if k not in names]
+    if unknown:
+        listed = ", ".join(f"'{k}'" for k in unknown)
+        raise FusecInputError(f"graph '{graph.name}' has no input {listed} (inputs: {', '.join(names) or 'none'})")
+    twice = [k for k in names[: len(arrays)] if k in named]
+    if twice:
+        listed = ", ".join(f"'{k}'" for k in twice)
+        raise FusecInputError(f"input {listed} is given both by position and by name")
+    missing = [k for k in names[len(arrays) :] if k not in named]
+    if missing:
+        listed = ", ".join(f"'{k}'" for k in missing)
+        raise FusecInputError(f"graph '{graph.name}' is missing input {listed} (inputs: {', '.join(names)})")
+    return tuple(arrays) + tuple(named[k] for k in names[len(arrays) :])
+
+
 def check_inputs(graph: Graph, arrays: tuple[Any, ...]) -> list[np.ndarray]:
     """Match arrays to the graph's inputs by position; return them as NumPy arrays."""
     if len(arrays) != len(graph.inputs):
@@ -86,11 +107,13 @@ def evaluate(graph: Graph, arrays: list[np.ndarray] | tuple, keep_all: bool = Fa
     return {o: values[o] for o in graph.outputs}
 
 
-def interpret(graph: Graph, *arrays: Any) -> np.ndarray | tuple[np.ndarray, ...]:
-    """Run the graph on arrays given in the order of its inputs.
+def interpret(graph: Graph, /, *arrays: Any, **named: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Run the graph on arrays given in the order of its inputs, or by input name.
 
     Returns one array for a single output, or a tuple in the order of the outputs.
     """
+    if named:
+        arrays = bind_inputs(graph, arrays, named)
     values = evaluate(graph, arrays)
     # np.require, not np.ascontiguousarray, which turns a 0-d array into shape [1]
     results = tuple(np.require(values[o], requirements="C") for o in graph.outputs)

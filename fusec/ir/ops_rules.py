@@ -78,6 +78,15 @@ def reduce_axes(axis: Any, rank: int) -> tuple[int, ...]:
     return norm
 
 
+def refuse_empty_axes(name: str, t: TensorType, axes: tuple[int, ...]) -> None:
+    """A max (and the ops built on one: softmax, log_softmax, logsumexp) over an empty axis has no
+    value: NumPy raises, so fusec refuses it when the graph is built (with the op's location)."""
+    for i in axes:
+        if t.shape[i] == 0:
+            why = "has no identity" if name in ("max", "min") else "is undefined (it takes a max over the axis)"
+            raise FusecTypeError(f"{name} over an empty axis {i} {why}")
+
+
 def reduce_rule(name: str) -> Callable:
     def infer(ts: list[TensorType], attrs: dict) -> TensorType:
         t = ts[0]
@@ -91,10 +100,8 @@ def reduce_rule(name: str) -> Callable:
             dt = I64
         if name == "mean" and not dt.is_float:
             dt = F32
-        if name in ("max", "min"):
-            for i in axes:
-                if t.shape[i] == 0:
-                    raise FusecTypeError(f"{name} over an empty axis {i} has no identity")
+        if name in ("max", "min", "logsumexp"):
+            refuse_empty_axes(name, t, axes)
         return TensorType(dt, shape)
 
     return infer
@@ -253,7 +260,7 @@ def softmax_rule(name: str) -> Callable:
         need_float(name, ts[0])
         if ts[0].rank == 0:
             raise FusecTypeError(f"{name} needs a tensor of rank 1 or more")
-        normalize_axis(attrs["axis"], ts[0].rank)
+        refuse_empty_axes(name, ts[0], (normalize_axis(attrs["axis"], ts[0].rank),))
         return ts[0]
 
     return infer
