@@ -114,11 +114,7 @@ class CBackend(Backend):
         params = buffer_params(nest.buffers)
 
         def finish(library: Path) -> Kernel:
-            call = KernelFunction(library, symbol, params).call_pointers
-
-            def run(*arrays: np.ndarray) -> None:
-                call(*[a.ctypes.data for a in arrays])
-
+            run = KernelFunction(library, symbol, params).call_arrays
             return Kernel(backend="c", source=PRELUDE + "\n" + function, run=run, **kernel_signature(nest))
 
         return Prepared([function], finish)

@@ -5,8 +5,8 @@ fusec.codegen.base for the calling convention). It decides where every output li
 
 * a donated input (`inplace`): the output overwrites the input's array;
 * a graph output the caller passed in (`out=`): the caller's array;
-* another graph output: an array of the OutputRecycler (one the caller dropped after an earlier
-  call, else a new one), which the caller keeps;
+* another graph output: a new array, which the caller keeps; from 128 KiB up, one from the
+  OutputRecycler (an array the caller dropped after an earlier call, else a new one);
 * an intermediate: an array from the buffer pool, given back once its last reader has run.
 
 Before a kernel large enough to have a parallel region runs, the ThreadBudget (fusec.runtime.threads)
@@ -30,7 +30,10 @@ from fusec.runtime.buffers import BufferPool, OutputRecycler
 # the C emitter keeps nests with fewer points than this on one thread (fusec.codegen.c_emit.MIN_PARALLEL_WORK)
 MIN_PARALLEL_POINTS = 32768
 
-_DONATED, _CALLER_OR_FRESH, _POOLED = 0, 1, 2
+# below this, malloc serves a new array from memory it already touched: recycling would cost more
+RECYCLE_MIN_BYTES = 128 * 1024
+
+_DONATED, _CALLER_OR_FRESH, _CALLER_OR_RECYCLED, _POOLED = 0, 1, 2, 3
 
 
 @dataclass
@@ -67,7 +70,14 @@ class Executor:
             allocs = []
             for o in s.outputs:
                 t = types[o]
-                how = _DONATED if o in s.inplace else _CALLER_OR_FRESH if o in wanted else _POOLED
+                if o in s.inplace:
+                    how = _DONATED
+                elif o not in wanted:
+                    how = _POOLED
+                elif math.prod(t.shape) * np.dtype(t.dtype).itemsize >= RECYCLE_MIN_BYTES:
+                    how = _CALLER_OR_RECYCLED
+                else:
+                    how = _CALLER_OR_FRESH
                 allocs.append((o, how, tuple(t.shape), np.dtype(t.dtype), s.inplace.get(o)))
             released = tuple(v for v in s.inputs if self.last_read.get(v) == k and v not in wanted)
             points = max((math.prod(types[p].shape) for p in s.params if p in types), default=0)
@@ -102,6 +112,8 @@ class Executor:
                         pooled.add(o)
                     elif o in out:
                         values[o] = out[o]
+                    elif how == _CALLER_OR_FRESH:
+                        values[o] = np.empty(shape, dtype)
                     else:
                         values[o] = arr = self.recycler.take(shape, dtype)
                         fresh.append(arr)

@@ -56,6 +56,22 @@ class Param:
         return ctypes.c_double if self.dtype.is_float else ctypes.c_int64
 
 
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
+
+
+def address(array: np.ndarray) -> int:
+    """The address of a contiguous array's first element.
+
+    Through the buffer protocol (about 4x cheaper than `array.ctypes.data`, which builds a helper
+    object); a read-only or empty array takes the slower way.
+    """
+    try:
+        return _addressof(_from_buffer(array))
+    except (TypeError, ValueError):
+        return array.ctypes.data
+
+
 def _asan_loaded() -> bool:
     try:
         with open("/proc/self/maps") as f:
@@ -109,8 +125,12 @@ class KernelFunction:
         self._fn(*self.check(args))
 
     def call_pointers(self, *raw) -> None:
-        """Call with already-checked raw addresses and scalars (the executor's hot path)."""
+        """Call with already-checked raw addresses and scalars."""
         self._fn(*raw)
+
+    def call_arrays(self, *arrays: np.ndarray) -> None:
+        """Call with arrays the executor has already checked (the hot path: no checks here)."""
+        self._fn(*[address(a) for a in arrays])
 
     def check(self, args: Sequence) -> list:
         """Validate the arguments against the parameters; return what ctypes should receive."""
