@@ -133,7 +133,7 @@ def _instances(rule: Rule, dt: DType):
 def prove_rule(rule: Rule, dtypes=DEFAULT_DTYPES, timeout: float = DEFAULT_TIMEOUT, cache: ProofCache | None = None) -> list[Proof]:
     """Prove one rule at each dtype that is an instance of it (dtypes it does not type-check at are left out)."""
     z3_module()
-    from fusec.rewrite.smt_terms import Unmodelled
+    from fusec.rewrite.smt_terms import MovesElements, Unmodelled
 
     out = []
     for name in dtypes:
@@ -145,18 +145,27 @@ def prove_rule(rule: Rule, dtypes=DEFAULT_DTYPES, timeout: float = DEFAULT_TIMEO
         start = time.perf_counter()
         try:
             found = [_prove_instance(rule, dt, inst, timeout) for inst in _instances(rule, dt)]
+        except MovesElements:
+            found = [_prove_layout(rule, dt, timeout)]
         except Unmodelled as err:
             found = [Proof(rule.name, rule.cls, name, "unknown", reason=f"not modelled: {err}")]
         found = [p for p in found if p.verdict != "n/a"]
         if not found:
             continue  # no instance of the rule at this dtype (its guard or types rule it out)
-        order = {"counterexample": 0, "unknown": 1, "proved": 2}
+        order = {"counterexample": 0, "unknown": 1, "bounded": 2, "proved": 3}
         p = min(found, key=lambda q: order[q.verdict])
         p.seconds = time.perf_counter() - start
         if cache is not None and "gave up" not in p.reason:
             cache[key] = p
         out.append(p)
     return out
+
+
+def _prove_layout(rule: Rule, dt: DType, timeout: float) -> Proof:
+    from fusec.rewrite.smt_layout import prove_layout
+
+    verdict, claim, reason = prove_layout(rule, dt, timeout)
+    return Proof(rule.name, rule.cls, dt.name, verdict, claim=claim, reason=reason)
 
 
 def _prove_instance(rule: Rule, dt: DType, inst, timeout: float) -> Proof:
@@ -198,6 +207,10 @@ def _prove_instance(rule: Rule, dt: DType, inst, timeout: float) -> Proof:
     same_terms = _same_after_definitions(z3, a, b, axioms)
     if same_terms is not None and not base:
         proof.verdict, proof.claim, proof.axioms = "proved", "bit for bit, every input (the same term)", same_terms
+        return proof
+    by_parts = _prove_by_congruence(z3, a, b, base, axioms, timeout, [app for _, app in tr.applications])
+    if by_parts is not None:
+        proof.verdict, proof.claim, proof.axioms = "proved", "bit for bit, every input (part by part)", by_parts
         return proof
     last = None
     for claim, assume, goal, seconds in attempts:
@@ -258,6 +271,38 @@ def _same_after_definitions(z3, a, b, axioms) -> list[str] | None:
         if z3.simplify(a).eq(z3.simplify(b)):
             return sorted(set(used))
     return None
+
+
+def _differences(a, b, out: list) -> bool:
+    """The outermost pairs of subterms where a and b differ, if they differ only below a shared
+    root: then a == b follows from each pair being equal (congruence)."""
+    if a.eq(b):
+        return True
+    if not (z3_module().is_app(a) and a.decl().eq(b.decl()) and a.num_args() == b.num_args() and a.num_args()):
+        return False
+    for x, y in zip(a.children(), b.children()):
+        if not x.eq(y) and not _differences(x, y, out):
+            out.append((x, y))
+    return True
+
+
+def _prove_by_congruence(z3, a, b, base, axioms, timeout, apps) -> list[str] | None:
+    """Prove a == b by proving each differing pair of subterms equal: rmsnorm over one element is
+    x * rsqrt(m + e) * g on both sides once m == x * x is shown, without bit-blasting the sqrt."""
+    pairs: list = []
+    if not _differences(a, b, pairs) or not pairs:
+        return None
+    used: set[str] = set()
+    deadline = time.perf_counter() + timeout / 2
+    for x, y in pairs:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None
+        result, _, needed = _check(z3, base + [z3.Not(x == y)], axioms, left, apps)
+        if result != "unsat":
+            return None
+        used.update(needed)
+    return sorted(used)
 
 
 def _ackermann(z3, apps) -> tuple[list, list]:

@@ -13,7 +13,9 @@ the table cannot say, the exact arithmetic of an op, is in SEMANTICS below, keye
 * a reduction (sum, max, ...) is abstracted to an opaque value per distinct (op, attributes,
   argument term): two sides reducing the same term over the same axes agree, and nothing else is
   assumed. Over an axis the guard says has one element, max/min give the element itself, sum
-  +0 + the element, prod 1 * it and mean (+0 + it) / 1, as a reduction loop does.
+  +0 + the element, prod 1 * it and mean (+0 + it) / 1, as a reduction loop does; dividing by 1
+  is exact in IEEE 754 (every value, NaN included, is its own quotient by 1), so a mean is +0 + it
+  (which spares the solver a divider circuit: rmsnorm over one element proves in a second).
 * layout ops (transpose, reshape, slice, ...) move elements between positions and matmul sums
   products; neither is modelled, and a rule using them is reported unknown with the reason.
 
@@ -50,11 +52,15 @@ from fusec.rewrite.rule import (
 )
 
 RNE = z3.RNE()
-REDUCTIONS_ONE = {"max": "self", "min": "self", "sum": "plus_zero", "prod": "times_one", "mean": "mean_one"}
+REDUCTIONS_ONE = {"max": "self", "min": "self", "sum": "plus_zero", "prod": "times_one", "mean": "plus_zero"}
 
 
 class Unmodelled(Exception):
     """The translation cannot model this rule soundly; the message says why."""
+
+
+class MovesElements(Unmodelled):
+    """A layout op: smt_layout.py models the rule over whole tensors instead."""
 
 
 class IllTyped(Exception):
@@ -144,7 +150,7 @@ class TermBuilder:
         if _is_whole(name, args, attrs):
             return args[0]  # a slice with the default bounds, or a concat of one tensor: the operand itself
         if opdef.kind in ("layout", "opaque") or (opdef.kind == "broadcast" and name != "broadcast_to"):
-            raise Unmodelled(f"{name} ({opdef.kind}) moves or combines elements across positions; not modelled")
+            raise MovesElements(f"{name} ({opdef.kind}) moves or combines elements across positions; not modelled")
         spec = {s.name: s for s in opdef.attrs}
         full = {s.name: attrs.get(s.name, s.default) for s in opdef.attrs}
         dtypes = [a.dtype if isinstance(a, Term) else None for a in args]
@@ -398,11 +404,9 @@ class Z3Translator:
                 return x
             ops = SEMANTICS[_family(t.dtype)]
             zero, one = value_of(0, t.dtype), value_of(1, t.dtype)
-            if kind == "plus_zero":
+            if kind == "plus_zero":  # sum, and mean: (+0 + x) / 1 is +0 + x exactly
                 return ops["add"](zero, x)
-            if kind == "times_one":
-                return ops["mul"](one, x)
-            return ops["div"](ops["add"](zero, x), one) if "div" in ops else ops["add"](zero, x)
+            return ops["mul"](one, x)
         self.abstracted.append(t.op)
         return z3.Const(f"{t.op}#{len(self.memo)}:{t.dtype.name}", sort_of(t.dtype))
 
