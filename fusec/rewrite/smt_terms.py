@@ -3,7 +3,7 @@
 The translation is driven by the op table (fusec.ir.ops.OPS): each op's row gives its kind, its
 type rule (so a side that does not type-check at a dtype is not an instance of the rule) and, for
 composites, its expansion, which is replayed here through a small graph-builder stand-in. What
-the table cannot say, the exact arithmetic of an op, is in SEMANTICS below, keyed by op name:
+the table cannot say, the exact arithmetic of an op, is in SEMANTICS (smt_ieee.py), by op name:
 
 * floats: Z3's floating-point theory, rounding to nearest-even, with NaN, infinities and signed
   zeros; integers: bit-vectors that wrap as NumPy's do; bool: Z3 booleans.
@@ -16,8 +16,9 @@ the table cannot say, the exact arithmetic of an op, is in SEMANTICS below, keye
   +0 + the element, prod 1 * it and mean (+0 + it) / 1, as a reduction loop does; dividing by 1
   is exact in IEEE 754 (every value, NaN included, is its own quotient by 1), so a mean is +0 + it
   (which spares the solver a divider circuit: rmsnorm over one element proves in a second).
-* layout ops (transpose, reshape, slice, ...) move elements between positions and matmul sums
-  products; neither is modelled, and a rule using them is reported unknown with the reason.
+* layout ops (transpose, reshape, slice, ...) move elements between positions: TermBuilder raises
+  MovesElements and smt_layout.py proves the rule over whole tensors instead. matmul sums
+  products and is not modelled; a rule using it is reported unknown with the reason.
 
 Values are modelled at one generic element: an elementwise expression's value at an index
 depends only on its operands' values at the broadcast-projected index, the same on both sides.
@@ -50,13 +51,21 @@ from fusec.rewrite.rule import (
     RVar,
     Var,
 )
+from fusec.rewrite.smt_ieee import (  # noqa: F401 (re-exported: the prover's modules import them from here)
+    BOOLEAN,
+    FLOAT,
+    INT,
+    RNE,
+    SEMANTICS,
+    Unmodelled,
+    _family,
+    convert,
+    same,
+    sort_of,
+    value_of,
+)
 
-RNE = z3.RNE()
 REDUCTIONS_ONE = {"max": "self", "min": "self", "sum": "plus_zero", "prod": "times_one", "mean": "plus_zero"}
-
-
-class Unmodelled(Exception):
-    """The translation cannot model this rule soundly; the message says why."""
 
 
 class MovesElements(Unmodelled):
@@ -94,34 +103,6 @@ class Term:
         for a in self.args:
             out |= a.leaves()
         return out
-
-
-def sort_of(dt: DType) -> z3.SortRef:
-    if dt == BOOL:
-        return z3.BoolSort()
-    if dt.is_float:
-        return z3.Float32() if dt == F32 else z3.Float64()
-    return z3.BitVecSort(8 * dt.numpy.itemsize)
-
-
-def value_of(v: Any, dt: DType) -> z3.ExprRef:
-    """A concrete Python/NumPy value as a Z3 constant of dtype dt (rounded as NumPy rounds it)."""
-    if dt == BOOL:
-        return z3.BoolVal(bool(v))
-    if dt.is_float:
-        x = float(np.asarray(v, dtype=np.float64).astype(dt.numpy))
-        s = sort_of(dt)
-        if x != x:
-            return z3.fpNaN(s)
-        if x == 0:
-            return z3.fpMinusZero(s) if np.signbit(x) else z3.fpPlusZero(s)
-        return z3.FPVal(x, s)
-    return z3.BitVecVal(int(v) % (1 << (8 * dt.numpy.itemsize)), 8 * dt.numpy.itemsize)
-
-
-def same(a: z3.ExprRef, b: z3.ExprRef) -> z3.BoolRef:
-    """Bit-for-bit equality with any NaN equal to any NaN: SMT-LIB's `=` on floats is exactly that."""
-    return a == b
 
 
 # ------------------------------------------------------------------------------------------ building terms
@@ -246,93 +227,6 @@ class _Graph:
 
 
 # ------------------------------------------------------------------------------------------ terms to Z3
-
-
-def _fmax(a, b):  # np.maximum: a if a > b or a is NaN, else b (so maximum(0.0, -0.0) is -0.0)
-    return z3.If(z3.Or(z3.fpGT(a, b), z3.fpIsNaN(a)), a, b)
-
-
-def _fmin(a, b):
-    return z3.If(z3.Or(z3.fpLT(a, b), z3.fpIsNaN(a)), a, b)
-
-
-def _one(a):
-    return z3.FPVal(1.0, a.sort())
-
-
-FLOAT = {
-    "add": lambda a, b: z3.fpAdd(RNE, a, b),
-    "sub": lambda a, b: z3.fpSub(RNE, a, b),
-    "mul": lambda a, b: z3.fpMul(RNE, a, b),
-    "div": lambda a, b: z3.fpDiv(RNE, a, b),
-    "maximum": _fmax,
-    "minimum": _fmin,
-    "neg": z3.fpNeg,
-    "abs": z3.fpAbs,
-    "relu": lambda a: _fmax(a, z3.fpPlusZero(a.sort())),
-    "sqrt": lambda a: z3.fpSqrt(RNE, a),
-    "rsqrt": lambda a: z3.fpDiv(RNE, _one(a), z3.fpSqrt(RNE, a)),
-    "reciprocal": lambda a: z3.fpDiv(RNE, _one(a), a),
-    "eq": z3.fpEQ,
-    "ne": lambda a, b: z3.Not(z3.fpEQ(a, b)),
-    "lt": z3.fpLT,
-    "le": z3.fpLEQ,
-    "gt": z3.fpGT,
-    "ge": z3.fpGEQ,
-}
-INT = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "maximum": lambda a, b: z3.If(a >= b, a, b),
-    "minimum": lambda a, b: z3.If(a <= b, a, b),
-    "neg": lambda a: -a,
-    "abs": lambda a: z3.If(a < 0, -a, a),
-    "relu": lambda a: z3.If(a > 0, a, z3.BitVecVal(0, a.size())),
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-}
-BOOLEAN = {  # NumPy's bool arithmetic: + is or, * is and
-    "add": z3.Or,
-    "mul": z3.And,
-    "maximum": z3.Or,
-    "minimum": z3.And,
-    "eq": lambda a, b: a == b,
-    "ne": z3.Xor,
-    "lt": lambda a, b: z3.And(z3.Not(a), b),
-    "le": lambda a, b: z3.Or(z3.Not(a), b),
-    "gt": lambda a, b: z3.And(a, z3.Not(b)),
-    "ge": lambda a, b: z3.Or(a, z3.Not(b)),
-}
-SEMANTICS = {"float": FLOAT, "int": INT, "bool": BOOLEAN}
-
-
-def _family(dt: DType) -> str:
-    return "bool" if dt == BOOL else ("float" if dt.is_float else "int")
-
-
-def convert(x: z3.ExprRef, src: DType, dst: DType) -> z3.ExprRef:
-    """A cast as NumPy's astype does it; float to int is not modelled (NaN and overflow are platform-defined)."""
-    if src == dst:
-        return x
-    if dst == BOOL:
-        if src.is_float:
-            return z3.Not(z3.fpIsZero(x))
-        return x != z3.BitVecVal(0, x.size())
-    if src == BOOL:
-        return z3.If(x, value_of(1, dst), value_of(0, dst))
-    if dst.is_float:
-        if src.is_float:
-            return z3.fpToFP(RNE, x, sort_of(dst))
-        return z3.fpSignedToFP(RNE, x, sort_of(dst))
-    if src.is_float:
-        raise Unmodelled(f"cast from {src} to {dst}: NumPy's result for NaN, inf and out-of-range values is platform-defined")
-    width, have = 8 * dst.numpy.itemsize, x.size()
-    return z3.SignExt(width - have, x) if width > have else z3.Extract(width - 1, 0, x)
 
 
 class Z3Translator:
