@@ -108,7 +108,7 @@ def test_cli_text_report_after_a_corrupt_line(tmp_path, capsys):
     assert code == 0, err
     assert f"warning: {db}:1: not valid JSON" in err
     lines = out.splitlines()
-    assert lines[0] == "tuned graph chain: 1 kernel, backend c, budget 2 per kernel"
+    assert lines[0] == "tuned graph chain: 1 kernel, backend c, budget 2 trials per kernel"
     assert lines[1].startswith("kernel chain_k0 (elementwise): ") and "strategy random" in lines[1]
     assert lines[2].startswith("  tried 2 in ") and "2 ok, 0 failed" in lines[2]
     assert lines[3].startswith("  default  tiles=") and "spread" in lines[3]

@@ -138,6 +138,9 @@ def features(nest: LoopNest, schedule: Schedule, predicted: float) -> list[float
         math.log2(schedule.unroll),
         math.log2(max(block, 1)),
         float(bool(schedule.order)),
+        math.log2(schedule.simdlen) if schedule.simdlen else 0.0,
+        float(schedule.stream),
+        float(schedule.threads),
     ]
 
 

@@ -72,11 +72,13 @@ class RandomSearch(Strategy):
 class ModelGuided(Strategy):
     name = "model"
 
-    def __init__(self, machine: MachineModel | None = None, history: list[tuple[Schedule, float]] = ()):
+    def __init__(self, machine: MachineModel | None = None, history: list[tuple[Schedule, float]] = (), seed: int = 0):
         self.machine = machine
         self.history = list(history)
         self.model: FittedModel | None = None
         self.hopeless: set[Schedule] = set()
+        self.rng = random.Random(seed)  # breaks ties between equal predictions
+        self.tiebreak: dict[Schedule, float] = {}
 
     def start(self, nest, candidates, budget):
         self.model = FittedModel(nest, self.machine)
@@ -89,7 +91,9 @@ class ModelGuided(Strategy):
     def next_batch(self, remaining, n):
         assert self.model is not None
         alive = [s for s in remaining if s not in self.hopeless]
-        return sorted(alive, key=self.model)[:n]
+        for s in alive:
+            self.tiebreak.setdefault(s, self.rng.random())
+        return sorted(alive, key=lambda s: (self.model(s), self.tiebreak[s]))[:n]
 
     def observe(self, schedule, seconds):
         if seconds is not None and self.model is not None:
@@ -110,5 +114,5 @@ def make_strategy(name: str, space_size: int, budget: int, seed: int = 0, machin
     if name == "random":
         return RandomSearch(seed)
     if name == "model":
-        return ModelGuided(machine, history)
+        return ModelGuided(machine, history, seed)
     raise FusecError(f"unknown strategy {name!r} (expected one of {', '.join(STRATEGIES)})")
