@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,9 +210,54 @@ def compile(
         name = getattr(graph_or_path, "__name__", "the function")
         raise FusecError(f"fusec.compile takes a Graph or a .fg file, not a Python function ({name}); use "
                          f"fusec.jit({name}) (or @fusec.jit), which traces it on its first call with example arrays")
-    stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite,
-                            donate=donate, tune_db=tune_db, rules=rules, force_fuse=force_fuse, forbid=forbid)
+    key = None if rules is not None else _memo_key(graph_or_path, backend, sizes, policy, rewrite, donate, tune_db, force_fuse, forbid)
+    stages = _MEMO.get(key) if key is not None else None
+    if stages is None:
+        stages = compile_stages(graph_or_path, backend=backend, sizes=sizes, policy=policy, rewrite_classes=rewrite,
+                                donate=donate, tune_db=tune_db, rules=rules, force_fuse=force_fuse, forbid=forbid)
+        if key is not None:
+            _MEMO[key] = stages
+            while len(_MEMO) > MEMO_SIZE:
+                del _MEMO[next(iter(_MEMO))]
+    else:
+        _MEMO[key] = _MEMO.pop(key)  # most recently used last
     return Compiled(stages, donate)
+
+
+# Compiling a .fg file a second time in the same process reuses the first result (its kernels; each
+# Compiled still has buffers of its own). The key holds everything the result depends on: the file's
+# path and text, every option, the tuning database's and machine model's file stamps, and the
+# environment variables that choose the compiler, the cache and sanitize mode.
+MEMO_SIZE = 32
+_MEMO: dict[tuple, Stages] = {}
+_MEMO_ENV = ("CC", "FUSEC_CACHE_DIR", "XDG_CACHE_HOME", "FUSEC_SANITIZE", "FUSEC_TUNE_DB")
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), None)
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def _memo_key(graph_or_path, backend, sizes, policy, rewrite, donate, tune_db, force_fuse, forbid) -> tuple | None:
+    """The memo key of a compile of a .fg file, or None (a Graph object, or an unreadable file)."""
+    if not isinstance(graph_or_path, (str, Path)):
+        return None
+    path = Path(graph_or_path)
+    try:
+        text = path.read_text()
+        resolved = str(path.resolve())
+    except (OSError, ValueError):
+        return None  # compile_stages reports it
+    from fusec.fusion.machine import model_path
+    from fusec.tune.db import default_db_path
+
+    db = None if tune_db is False else _stamp(default_db_path() if tune_db in (None, True) else Path(tune_db))
+    options = (backend, tuple(sorted((sizes or {}).items())), policy, None if rewrite is None else tuple(rewrite),
+               tuple(sorted((donate or {}).items())), repr(tuple(force_fuse)), repr(tuple(forbid)))
+    return (str(graph_or_path), resolved, text, options, db, _stamp(model_path()), tuple(os.environ.get(v) for v in _MEMO_ENV))
 
 
 jit = jit_with(compile)  # @fusec.jit: trace on the first call, compile, cache per signature (fusec/frontend/jit.py)

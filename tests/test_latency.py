@@ -45,3 +45,21 @@ def test_the_public_names_load_on_first_use():
 
     assert callable(fusec.compile) and fusec.FusecError.__name__ == "FusecError"
     assert set(fusec.__all__) <= set(dir(fusec))
+
+
+def test_compiling_a_file_again_reuses_its_kernels_but_not_its_buffers(tmp_path):
+    import numpy as np
+
+    import fusec
+
+    path = tmp_path / "g.fg"
+    path.write_text("graph g<N=4>(x: f32[N]) {\n  y = exp(x) + 1\n  return y\n}\n")
+    a = fusec.compile(path, backend="numpy")
+    same = fusec.compile(path, backend="numpy")
+    assert same.stages is a.stages and same.pool is not a.pool and same._executor is not a._executor
+    assert fusec.compile(path, backend="numpy", sizes={"N": 8}).stages is not a.stages  # other options
+    assert fusec.compile(path, backend="numpy", rewrite=None).stages is not a.stages
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_allclose(same(x), np.exp(x) + 1, rtol=1e-6)
+    path.write_text("graph g<N=4>(x: f32[N]) {\n  y = exp(x) + 2\n  return y\n}\n")  # an edited file
+    np.testing.assert_allclose(fusec.compile(path, backend="numpy")(x), np.exp(x) + 2, rtol=1e-6)
