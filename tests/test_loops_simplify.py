@@ -133,7 +133,9 @@ def test_show_schedule_prints_one_nest_per_primitive():
     headers = re.findall(r"^# softmax_k0 step (\d+): (.*)$", r.stdout, re.M)
     assert [int(k) for k, _ in headers] == list(range(1, len(headers) + 1))
     steps = [h for _, h in headers]
-    primitives = [f"split(i0, {tile})", "parallel(i0_o)", "vectorize(r1)"]  # tiles, parallel, vectorize
+    # tiles, parallel, the sum of exponentials in blocks (Schedule.reduce_block), vectorize
+    primitives = [f"split(i0, {tile})", "parallel(i0_o)", f"block_reduction(r1, {schedule.reduce_block})",
+                  "vectorize(r1)", "vectorize(r1_i)"]
     assert steps[: len(primitives)] == primitives
     assert set(steps[len(primitives):]) <= {p.name for p in SIMPLIFY_PASSES}
     assert r.stdout.count("kernel softmax_k0 (reduce)") == len(headers) + 1  # and the nest as lowered

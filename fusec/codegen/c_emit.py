@@ -26,7 +26,11 @@ Semantics follow NumPy, which the interpreter uses (see fusec/loops/ir.py):
 * maximum/minimum and the max/min reductions propagate NaN (a vectorised reduction keeps a
   separate "saw a NaN" flag, because OpenMP's max reduction does not promise NaN handling);
 * float32 exp/log/tanh/erf/sigmoid/gelu use fusec_math.h (vectorizable, accuracy stated there);
-  float64 uses the C library.
+  float64 uses the C library;
+* a bool buffer is a `uint8_t *` (NumPy's bool is one byte, 0 or 1): gcc does not vectorize loads
+  of C's `_Bool` (a masked mean over bool[1e6] took 8.8 ms that way, 0.17 ms as bytes);
+* a float sum or product over a long axis arrives in blocks (fusec/loops/blocked.py): an f32 partial
+  per block, summed by the vector loop, added to a double total.
 
 In sanitize mode every load and store index goes through FUSEC_AT(index, size), an assertion.
 """
@@ -177,9 +181,15 @@ def _whole_call_argument(template: str, start: int, end: int) -> bool:
     return (opens_call or before.endswith(", ")) and after[:1] in (")", ",")
 
 
+_ATOMIC = re.compile(r"[A-Za-z_]\w*(\[[^\[\]]*\])?|[0-9][0-9.e+]*f?")
+
+
 def fill_c_template(template: str, args: list[str], dtype: DType) -> str:
     """Substitute operands and type names into a C template. An operand that is a whole argument of a
-    call needs no parentheses of its own: `expf(x + y)`, not `expf((x + y))`."""
+    call needs no parentheses of its own: `expf(x + y)`, not `expf((x + y))`; nor does a name, an
+    element or a number after a cast: `(double)acc`, not `(double)(acc)`."""
+    template = re.sub(r"\)\(\{(\d+)\}\)",
+                      lambda m: ")" + m.group(0)[2:-1] if _ATOMIC.fullmatch(args[int(m.group(1))]) else m.group(0), template)
     names = {
         "ctype": dtype.c_type,
         "utype": UNSIGNED.get(dtype.name, ""),
@@ -313,6 +323,10 @@ class CEmitter:
 
     def op(self, e: Op) -> str:
         """C for one op, from the template its row gives for this dtype (see fusec/ir/ops_registry.py)."""
+        second = e.args[1] if len(e.args) == 2 else None
+        if e.op == "add" and e.dtype.is_float and isinstance(second, Const) and second.value < 0:
+            # x + -3.0f reads as x - 3.0f, and is the same IEEE operation (x - c is x + (-c)), bit for bit
+            e = Op("sub", (e.args[0], Const(-second.value, second.dtype)), e.dtype)
         template = c_spelling(e)
         if template is None:
             raise NotImplementedError(f"the C backend has no spelling for op '{e.op}' ({e.dtype})")
@@ -473,7 +487,8 @@ class CEmitter:
         params = []
         for b in self.nest.buffers:
             const = "const " if b.role == "in" else ""
-            params.append(f"{const}{b.dtype.c_type} *restrict {self.cname(b.name)}")
+            ctype = "uint8_t" if b.dtype == BOOL else b.dtype.c_type  # see the module docstring
+            params.append(f"{const}{ctype} *restrict {self.cname(b.name)}")
         return f"void {self.cname(self.nest.name)}({', '.join(params)})"
 
     def header_comment(self) -> list[str]:

@@ -5,7 +5,8 @@
 Softmax lowers to three passes over each row: max, then sum(exp(x - max)), then exp(x - max) / sum.
 The second and third passes both compute exp(x - max), and exp is what a softmax kernel spends its
 time on. This pass finds such a repeated expensive expression (an op whose row in the op table is
-`transcendental`) in two sibling loops over the same row, computes it once in the first loop into a
+`transcendental`) in two sibling loops over the same row (a sum split into blocks by
+`Schedule.reduce_block` counts as one loop over its row: `row_of`), computes it once in the first loop into a
 small per-thread row array (`RowArray`, a stack array of at most ROW_ARRAY_BYTES, so it stays in
 L1/L2), and makes the second loop read it back.
 """
@@ -73,22 +74,54 @@ def _defined_inside(stmts: tuple[Stmt, ...]) -> set[str]:
     return names
 
 
-def _candidate(first: Loop, second: Loop) -> Expr | None:
-    """An expensive expression of `first` that `second` recomputes (with its own loop variable)."""
-    if first.extent != second.extent or not first.extent.is_const:
+def row_of(lp: Loop) -> tuple[str, int] | None:
+    """(row variable, row length) of a loop over a whole row: a plain loop over [0, n), or one split
+    into blocks (a reduction in blocks, blocked.py, or an unrolled loop), whose inner loop defines the
+    row variable as outer*factor + inner. None for any other loop."""
+    if not lp.extent.is_const or lp.start != Index():
         return None
-    local = _defined_inside(first.body) | _defined_inside(second.body)
+    if lp.split is None or lp.split.part != "outer":
+        return lp.var, lp.extent.const
+    var, factor = lp.split.of, lp.split.factor
+    inner = [s for s in lp.body if isinstance(s, Loop) and s.split == replace(lp.split, part="inner")]
+    if len(inner) != 1:
+        return None
+    extent = inner[0].extent
+    if extent.is_const:
+        return var, lp.extent.const * factor
+    (atom, _), = extent.terms  # the tail form min(factor, n - outer*factor)
+    return var, atom.b.const
+
+
+def _candidate(first: Loop, second: Loop) -> Expr | None:
+    """An expensive expression of `first` that `second` recomputes (with its own row variable)."""
+    row1, row2 = row_of(first), row_of(second)
+    if row1 is None or row2 is None or row1[1] != row2[1]:
+        return None
+    local = _defined_inside((first,)) | _defined_inside((second,))
     second_exprs = set(_exprs(second.body))
     for e in _exprs(first.body):
         if not (isinstance(e, Op) and OPS[e.op].transcendental):
             continue
         refs = {s.name for s in walk_expr(e) if isinstance(s, Ref)}
         indices = [s.index for s in walk_expr(e) if isinstance(s, (Load, Piecewise))]
-        if refs & local or any(v in local - {first.var} for ix in indices for v in ix.variables()):
+        if refs & local or any(v in local - {row1[0]} for ix in indices for v in ix.variables()):
             continue  # depends on something computed inside the loops: not safe to move
-        if _rename_var(e, first.var, second.var) in second_exprs:
+        if _rename_var(e, row1[0], row2[0]) in second_exprs:
             return e
     return None
+
+
+def _store_row(lp: Loop, row: str, e: Expr, name: str) -> Loop:
+    """lp with e computed once per element into the row array `name` (in the loop that defines the
+    row variable, right after its definition) and read from a temporary where it was computed."""
+    value = Ref(f"{name}_value", e.dtype)
+    defines = lp.var == row or any(isinstance(s, LetIndex) and s.var == row for s in lp.body)
+    if not defines:
+        return replace(lp, body=tuple(_store_row(s, row, e, name) if isinstance(s, Loop) else s for s in lp.body))
+    lead = tuple(s for s in lp.body if isinstance(s, LetIndex))
+    rest = _replace_in_stmts(tuple(s for s in lp.body if not isinstance(s, LetIndex)), e, value)
+    return replace(lp, body=lead + (Let(value.name, e), Store(name, Index.of(row), value)) + rest)
 
 
 def _reuse_in_block(stmts: tuple[Stmt, ...], counter: list[int]) -> tuple[Stmt, ...]:
@@ -100,19 +133,16 @@ def _reuse_in_block(stmts: tuple[Stmt, ...], counter: list[int]) -> tuple[Stmt, 
             if not (isinstance(first, Loop) and isinstance(second, Loop)):
                 continue
             e = _candidate(first, second)
-            if e is None or e.dtype.itemsize * first.extent.const > ROW_ARRAY_BYTES:
+            (row1, length), (row2, _) = row_of(first) or ("", 0), row_of(second) or ("", 0)
+            if e is None or e.dtype.itemsize * length > ROW_ARRAY_BYTES:
                 continue
             name = f"row{counter[0]}"
             counter[0] += 1
-            value_name = f"{name}_value"
-            index = Index.of(first.var)
-            lead = [s for s in first.body if isinstance(s, LetIndex)]
-            rest = _replace_in_stmts(tuple(s for s in first.body if not isinstance(s, LetIndex)), e, Ref(value_name, e.dtype))
-            first = replace(first, body=tuple(lead) + (Let(value_name, e), Store(name, index, Ref(value_name, e.dtype))) + rest)
-            renamed = _rename_var(e, first.var, second.var)
-            second = replace(second, body=_replace_in_stmts(second.body, renamed, Load(name, Index.of(second.var), e.dtype)))
+            first = _store_row(first, row1, e, name)
+            renamed = _rename_var(e, row1, row2)
+            second = replace(second, body=_replace_in_stmts(second.body, renamed, Load(name, Index.of(row2), e.dtype)))
             out[a], out[b] = first, second
-            out.insert(a, RowArray(name, e.dtype, first.extent.const))
+            out.insert(a, RowArray(name, e.dtype, length))
             return _reuse_in_block(tuple(out), counter)  # look for more in the rewritten block
     return tuple(out)
 

@@ -12,22 +12,26 @@ How a scheduled nest becomes NumPy:
 * Every intermediate goes to preallocated scratch (one tile in size, so it stays in cache) through
   ufunc `out=` arguments; a scratch buffer is reused as soon as its value is dead.
 * A reduction is one NumPy reduction over the reduced axes of the block (`keepdims=True`), so
-  row-wise ops (softmax, layernorm) process a block of rows at a time.
+  row-wise ops (softmax, layernorm) process a block of rows at a time. np.sum is pairwise along the
+  axis its inner loop walks; an f32 sum that would add more than `Schedule.reduce_block` values one
+  by one along the other axes (a column sum), and a long f32 product, accumulate in float64.
 * A matmul block calls `np.matmul` (BLAS) on a tile of rows and applies the epilogue to that hot tile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fusec.codegen import numpy_prelude
 from fusec.codegen.base import Backend, Kernel, kernel_signature
 from fusec.fusion.plan import Group
-from fusec.ir.dtypes import DType
+from fusec.ir.dtypes import F32, F64, DType
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS, default_attrs, select_spelling
+from fusec.loops.blocked import REDUCE_BLOCK
 from fusec.loops.ir import (
     AccInit,
     AccUpdate,
@@ -52,7 +56,7 @@ from fusec.loops.ir import (
     walk,
     walk_expr,
 )
-from fusec.loops.schedule import Schedule, apply_schedule
+from fusec.loops.schedule import Schedule, apply_schedule, loop_schedule
 
 
 class NumpyCodegenError(Exception):
@@ -136,8 +140,9 @@ class _Block:
 
 
 class _Gen:
-    def __init__(self, nest: LoopNest):
+    def __init__(self, nest: LoopNest, reduce_block: int = 0):
         self.nest = nest
+        self.reduce_block = reduce_block  # Schedule.reduce_block: see needs_wide
         self.dims = nest.dims
         self.pos = {d.var: k for k, d in enumerate(nest.dims)}
         self.head: list[str] = []  # setup before the loops: views of the buffers
@@ -435,8 +440,11 @@ class _Gen:
                     src = v.text
                     if full != self.sig_of(s.value):
                         src = f"np.broadcast_to({src}, {self.shape_text(full)})"
-                    reducer = OPS[s.op].numpy_code.format(src, axis=tuple(sorted(axes)), out=slot.view)
-                    blk.lines.append(f"{reducer}  # {s.name}")
+                    if self.needs_wide(s, axes, slot.dtype):
+                        self.reduce_wide(s, src, axes, slot, sig, blk)
+                    else:
+                        reducer = OPS[s.op].numpy_code.format(src, axis=tuple(sorted(axes)), out=slot.view)
+                        blk.lines.append(f"{reducer}  # {s.name}")
                     self.release(v)
                 blk.lines.append(f"{s.name} = {slot.view}")
                 values[s.name] = _Value(s.name, slot, True)
@@ -462,6 +470,35 @@ class _Gen:
                 self.release(_Value(slot.view, slot))
         pad = "    " * depth
         return [pad + line for line in blk.extra_head + blk.lines]
+
+    def needs_wide(self, s: AccUpdate, axes: list[int], dtype: DType) -> bool:
+        """Whether this f32 sum or product must be added up in f64 to stay as accurate as NumPy's pairwise
+        sum: np.sum is pairwise only along the axis its inner loop walks (the operand's smallest
+        stride); along every other reduced axis it adds one value after another, as np.prod always does.
+        Such runs longer than `reduce_block` values (a column sum of a million rows) go to f64."""
+        if self.reduce_block < 1 or s.op not in ("sum", "prod") or dtype != F32:
+            return False
+        long_axes = [k for k in axes if self.dims[k].extent > 1]
+        run = math.prod(self.dims[k].extent for k in long_axes)
+        if s.op == "sum" and long_axes:
+            run //= self.dims[self.inner_axis(s.value)].extent if self.inner_axis(s.value) in long_axes else 1
+        return run > self.reduce_block
+
+    def inner_axis(self, e: Expr) -> int:
+        """The axis NumPy's inner loop walks for this block value: the smallest stride of a view of a
+        buffer, else the last axis the value varies along (scratch is C-contiguous)."""
+        sig = self.sig_of(e)
+        varying = [k for k, d in enumerate(self.dims) if sig[k] and d.extent > 1] or [len(self.dims) - 1]
+        if isinstance(e, Load) and e.index.is_affine:
+            return min(varying, key=lambda k: (abs(e.index.coef(self.dims[k].var)), -k))
+        return varying[-1]
+
+    def reduce_wide(self, s: AccUpdate, src: str, axes: list[int], slot: _Slot, sig: tuple[bool, ...], blk: _Block) -> None:
+        wide = self.alloc(sig, F64, blk)
+        blk.lines.append(f"np.{s.op}({src}, axis={tuple(sorted(axes))}, keepdims=True, dtype=np.float64, out={wide.view})"
+                         f"  # {s.name}, added up in float64")
+        blk.lines.append(f"np.copyto({slot.view}, {wide.view}, casting='same_kind')")
+        self.release(_Value(wide.view, wide))
 
     def _flatten(self, stmts, enclosing: frozenset, out: list) -> None:
         for s in stmts:
@@ -595,9 +632,10 @@ from fusec.codegen.numpy_prelude import erf, gather, gelu, ipow, run_parallel, s
 '''
 
 
-def generate(nest: LoopNest) -> str:
-    """Python source for a scheduled nest: a module defining one function named after the kernel."""
-    return HEADER + "\n\n" + _Gen(nest).function()
+def generate(nest: LoopNest, reduce_block: int = REDUCE_BLOCK) -> str:
+    """Python source for a scheduled nest: a module defining one function named after the kernel.
+    `reduce_block`: the longest run of values an f32 sum may add one by one (Schedule.reduce_block)."""
+    return HEADER + "\n\n" + _Gen(nest, reduce_block).function()
 
 
 def load_source(source: str, name: str):
@@ -612,8 +650,8 @@ class NumpyBackend(Backend):
     def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
         # whole-array NumPy calls are already vectorised and unrolling means nothing to them: the
         # tiles, the loop order and `parallel` (tiles on a thread pool) shape a NumPy kernel
-        scheduled = apply_schedule(nest, replace(schedule, vectorize=False, unroll=1))
-        source = generate(scheduled)
+        scheduled = apply_schedule(nest, loop_schedule(schedule, "numpy"))
+        source = generate(scheduled, schedule.reduce_block)
         fn = load_source(source, nest.name)
 
         def run(*arrays):

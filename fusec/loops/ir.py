@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from fusec.ir.dtypes import BOOL, DType
+from fusec.ir.ops import OPS
 
 # ----------------------------------------------------------------------------------------------
 # index expressions
@@ -357,17 +358,18 @@ class Piecewise:
 
 Expr = Const | Load | Ref | Op | IndexValue | Piecewise
 
-INFIX = {
-    "add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**",
-    "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
-}  # fmt: skip
+def infix(op: str, arity: int) -> str | None:
+    """The op's operator symbol in .fg text (its row's `infix`), for a binary op; None for a call."""
+    row = OPS.get(op)
+    return row.infix if row is not None and row.arity == 2 == arity else None
 
 
 def expr_str(e: Expr, parent_infix: bool = False) -> str:
-    """Readable one-line form: infix for arithmetic, calls for the rest."""
+    """Readable one-line form: infix for the ops the .fg language writes infix, calls for the rest."""
     if isinstance(e, Op):
-        if e.op in INFIX:
-            text = f"{expr_str(e.args[0], True)} {INFIX[e.op]} {expr_str(e.args[1], True)}"
+        symbol = infix(e.op, len(e.args))
+        if symbol is not None:
+            text = f"{expr_str(e.args[0], True)} {symbol} {expr_str(e.args[1], True)}"
             return f"({text})" if parent_infix else text
         if e.op == "neg":
             return f"-{expr_str(e.args[0], True)}"

@@ -59,7 +59,6 @@ from fusec.loops.ir import (
 from fusec.loops.visit import transform
 
 REDUCE_OPS = ("sum", "mean", "max", "min", "prod")
-COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
 ELEMENTWISE_KINDS = ("elementwise", "broadcast", "layout")
 # names the generated code itself uses; no buffer or temporary may take them
 RESERVED = {"np", "lo", "hi", "n", "out", "min", "max", "abs", "range", "float", "int", "bool"}
@@ -268,7 +267,7 @@ class _Lowering:
 
     def elementwise(self, node: Node, vals: list[Expr]) -> Expr:
         op, dt = node.op, node.type.dtype
-        if op in COMPARISONS:
+        if "comparison" in node.opdef.families:  # operands promoted to one dtype, the result is bool
             common = promote(vals[0].dtype, vals[1].dtype)
             args = tuple(self.cast(v, common) for v in vals)
         elif op == "where":
@@ -277,7 +276,7 @@ class _Lowering:
             return self.cast(vals[0], dt)
         else:
             args = tuple(self.cast(v, dt) for v in vals)
-        attrs = tuple(sorted((k, v) for k, v in node.attrs.items() if op == "gelu"))
+        attrs = tuple(sorted(node.attrs.items())) if node.opdef.attrs else ()  # as the op's row declares them
         return Op(op, args, dt, attrs)
 
     # -------------------------------------------------------------------------- the nest

@@ -9,6 +9,9 @@ Primitives (each returns a new LoopNest and raises ScheduleError when the change
     vectorize(nest, var)            mark an innermost loop `vector`
     unroll(nest, var)               mark a loop with a small constant trip count `unrolled`
     parallel(nest, var)             mark a loop whose iterations are independent `parallel`
+    block_reduction(nest, var, f)   split a loop that carries a float sum or product into blocks of
+                                    f iterations, each summed into a partial added to an f64 total
+                                    (blocked.py: as accurate as NumPy's pairwise sum)
 
 A `Schedule` is a small frozen record of parameters (what the tuner searches over);
 `apply_schedule(nest, schedule)` turns it into primitive calls. `default_schedule` picks one per
@@ -20,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from fusec.loops.blocked import REDUCE_BLOCK, block_loops, blocked_loop
 from fusec.loops.ir import (
     AccInit,
     AccUpdate,
@@ -212,6 +216,18 @@ def parallel(nest: LoopNest, var: str) -> LoopNest:
     return _update_loop(nest, var, fn)
 
 
+def block_reduction(nest: LoopNest, var: str, factor: int) -> LoopNest:
+    """Each loop over `var` that carries a float sum or product, in blocks of `factor` iterations."""
+    if factor < 1:
+        raise ScheduleError(f"a reduction block must hold at least 1 iteration, got {factor}")
+    if f"{var}_o" in _all_vars(nest) or f"{var}_i" in _all_vars(nest):
+        raise ScheduleError(f"{nest.name}: '{var}' is already split")
+    blocked = block_loops(nest, var, factor)
+    if blocked is None:
+        raise ScheduleError(f"{nest.name}: no loop over '{var}' carries a float sum or product")
+    return blocked
+
+
 # ----------------------------------------------------------------------------------------------
 # the schedule record
 
@@ -240,6 +256,12 @@ class Schedule:
                These three are code-generation hints: apply_schedule records them in the nest's
                `meta` ("threads", "simdlen", "stream") and the C backend turns them into pragma
                clauses; a backend without such pragmas ignores them.
+    reduce_block: values of a float sum or product added up in the accumulator's dtype before the
+               block's partial joins an f64 total (blocked.py): long reductions stay as accurate as
+               NumPy's pairwise sum. The C backend splits the reduced loop (`block_reduction`); the
+               NumPy backend, whose np.sum is already pairwise along a contiguous axis, accumulates
+               in f64 where NumPy would otherwise add more than this many values one by one.
+               0 keeps every accumulator whole (one value after another: inaccurate beyond ~1e4 values).
     """
 
     tiles: tuple[int, ...] = ()
@@ -251,6 +273,7 @@ class Schedule:
     threads: int = 0
     simdlen: int = 0
     stream: bool = False
+    reduce_block: int = REDUCE_BLOCK
 
     def __str__(self) -> str:
         text = (f"tiles={list(self.tiles)} parallel={self.parallel} vectorize={self.vectorize} "
@@ -259,7 +282,8 @@ class Schedule:
         text += f" matmul_rows={self.matmul_rows}" if self.matmul_rows else ""
         text += f" threads={self.threads}" if self.threads else ""
         text += f" simdlen={self.simdlen}" if self.simdlen else ""
-        return text + (" stream=True" if self.stream else "")
+        text += " stream=True" if self.stream else ""
+        return text + (f" reduce_block={self.reduce_block}" if self.reduce_block != REDUCE_BLOCK else "")
 
     @property
     def hints(self) -> dict:
@@ -315,6 +339,9 @@ def apply_schedule(nest: LoopNest, schedule: Schedule, trace: list | None = None
                 break
             except ScheduleError:
                 continue
+    blocking = blocked_loop(nest, schedule.reduce_block)
+    if blocking is not None:
+        nest = step(block_reduction, *blocking)
     # dict.fromkeys: a reduce nest has several sweeps over the same variable, and a primitive
     # applies to every loop of that name at once, so each name is handled once
     innermost = list(dict.fromkeys(lp.var for lp in (s for s in walk(nest.body) if isinstance(s, Loop))
@@ -331,6 +358,18 @@ def apply_schedule(nest: LoopNest, schedule: Schedule, trace: list | None = None
     if schedule.hints:
         nest = replace(nest, meta={**nest.meta, **schedule.hints})
     return nest
+
+
+def loop_schedule(schedule: Schedule, backend: str) -> Schedule:
+    """The part of `schedule` a backend applies to the nest as primitives.
+
+    The NumPy backend computes a block with whole-array calls: vectorizing and unrolling mean nothing
+    to it, and it splits no reduction into blocks (np.sum is pairwise along a contiguous axis; the
+    backend reads `reduce_block` itself to accumulate in f64 where NumPy would add one by one).
+    """
+    if backend == "numpy":
+        return replace(schedule, vectorize=False, unroll=1, reduce_block=0)
+    return schedule
 
 
 def schedule_or_fallback(nest: LoopNest, schedule: Schedule, trace: list | None = None) -> LoopNest:

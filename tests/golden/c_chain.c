@@ -47,7 +47,7 @@ void chain_k0(const float *restrict x, float *restrict y)
     for (int64_t i0_o = 0; i0_o < 4; i0_o++) {
         #pragma omp simd
         for (int64_t i0 = i0_o * 16384; i0 < i0_o * 16384 + 16384; i0++) {
-            const float t0 = ((((x[i0] * 2.0f) + 1.0f) * x[i0]) + -3.0f) / ((x[i0] * x[i0]) + 1.0f);
+            const float t0 = ((((x[i0] * 2.0f) + 1.0f) * x[i0]) - 3.0f) / ((x[i0] * x[i0]) + 1.0f);
             y[i0] = t0 + sqrtf(fabsf(x[i0]));
         }
     }
