@@ -94,9 +94,45 @@ def test_an_uninterpreted_function_does_not_give_false_counterexamples():
     assert verdicts(one("rule exp_one exact exp(x) * 1 -> exp(x)"), ("f64",))["f64"].verdict == "proved"
 
 
-def test_layout_rules_are_unknown_with_a_reason():
-    (p,) = prove_rule(rule_named("transpose_transpose"), ("f32",))
-    assert p.verdict == "unknown" and "transpose (layout)" in p.reason
+@pytest.mark.parametrize("name", ["reshape_reshape", "reshape_noop", "squeeze_expand_dims", "slice_to_end"])
+def test_layout_rules_are_proved_at_every_rank_and_shape(name):
+    for p in prove_rule(rule_named(name), ("f32", "f64", "i32", "bool")):
+        assert p.verdict == "proved" and p.claim == "bit for bit, every input of every rank and shape", p.line()
+
+
+def test_transposes_are_proved_rank_by_rank_and_say_so():
+    for name in ("transpose_transpose", "transpose_identity"):
+        (p,) = prove_rule(rule_named(name), ("f32",))
+        assert p.verdict == "bounded" and "rank <= 4" in p.claim, p.line()
+        assert "not beyond" in p.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "reshape(x, shape=s) -> x",
+        "reshape(reshape(x, shape=s), shape=t) -> reshape(x, shape=s)",
+        "slice(x, axis=a, start=1) -> x",
+        "slice(x, axis=a, stop=e) -> x\n  if e >= dim(x, a) - 1",
+        "transpose(x, perm=p) -> x",
+        "transpose(transpose(x, perm=p), perm=q) -> transpose(x, perm=compose(q, p, rank(x)))",
+        "squeeze(expand_dims(x, axis=a), axis=b) -> x",
+    ],
+)
+def test_a_wrong_layout_rule_is_not_proved(text):
+    (p,) = prove_rule(one(f"rule wrong_layout exact {text}"), ("f32",))
+    assert p.verdict == "unknown" and p.reason, p.line()
+
+
+def test_a_layout_rule_that_holds_is_proved_even_when_unexpected():
+    # squeeze at a normalises against rank r, expand_dims against (r - 1) + 1: the same axis
+    (p,) = prove_rule(one("rule squeeze_then_expand exact expand_dims(squeeze(x, axis=a), axis=a) -> x"), ("f64",))
+    assert p.verdict == "proved", p.line()
+
+
+def test_rmsnorm_over_one_element_is_proved_part_by_part():
+    for p in prove_rule(rule_named("rmsnorm_unit_axis"), ("f32", "f64")):
+        assert p.verdict == "proved" and "part by part" in p.claim and p.seconds < 10, p.line()
 
 
 def test_approx_rule_proved_within_tolerance_or_tested_only():
@@ -202,19 +238,20 @@ def test_axiom_holds_in_numpy_and_in_c(axiom, dtype):
 
 
 def test_every_exact_float_rule_is_proved_or_has_a_reason():
-    """Layout ops (transpose, reshape, ...) move elements between positions and are not modelled;
-    of the other exact rules over floats at least 90% are proved, each in (about) 10 s."""
+    """The issue's acceptance, as written: every exact rule over floats is proved for f32 and f64 or
+    reported with a reason; at least 90% are proved, each within 10 s. A rule counts as proved only
+    if every float dtype it has is proved (not bounded) within 10 s."""
     exact = [r for r in standard_rules() if r.cls == "exact"]
-    proved = total = layout = 0
-    for _rule, proofs in prove_rules(exact, ("f32", "f64"), timeout=10.0, use_cache=False):
+    proved, total, slowest = [], 0, 0.0
+    for rule, proofs in prove_rules(exact, ("f32", "f64"), timeout=10.0, use_cache=False):
+        if not proofs:
+            continue  # no float instance (an integer-only rule)
+        total += 1
         for p in proofs:
             assert p.verdict != "counterexample", p.line()
             assert p.verdict == "proved" or p.reason, p.line()
-            assert p.seconds < 15, p.line()  # 10 s of solver time, and the machine is shared
-        if any("(layout)" in p.reason for p in proofs):
-            layout += 1
-        elif proofs:
-            total += 1
-            proved += all(p.verdict == "proved" for p in proofs)
-    assert layout <= 6
-    assert proved >= 0.9 * total, f"{proved} of {total} exact float rules proved"
+        if all(p.verdict == "proved" and p.seconds < 10 for p in proofs):
+            proved.append(rule.name)
+            slowest = max([slowest] + [p.seconds for p in proofs])
+    assert len(proved) >= 0.9 * total, f"{len(proved)} of {total} exact float rules proved within 10 s"
+    assert slowest < 10

@@ -128,6 +128,8 @@ def cmd_rules_prove(args: argparse.Namespace) -> int:
         if not args.json:
             verdicts = {p.verdict for p in proofs}
             head = "PROVED" if verdicts == {"proved"} else ("FAIL" if "counterexample" in verdicts else "UNKNOWN")
+            if head == "UNKNOWN" and verdicts <= {"proved", "bounded"}:
+                head = "BOUNDED"  # proved for small ranks only (a transpose's permutations, enumerated)
             if not proofs:
                 head = "NONE"
             print(f"{head} {rule.name} [{rule.cls}]: {rule.pattern_text} -> {rule.replacement_text}", flush=True)
