@@ -32,7 +32,7 @@ from fusec.errors import FusecError
 from fusec.ir.dtypes import BOOL, DTYPES, F32, DType
 from fusec.rewrite.rule import AttrVar, POp, Rule
 
-PROVER_VERSION = 1
+PROVER_VERSION = 2  # 2: layout rules over whole tensors, part-by-part proofs
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_DTYPES = ("f32", "f64", "i32", "i64", "bool")
 
