@@ -1,8 +1,8 @@
 """Parse rule files (the grammar is rules.lark) into Rule objects.
 
-Two steps, as for .fg files: a thin lark Transformer builds the syntax (rule.py's Lit, Var, Call,
-...), then `_compile_rule` checks it against the op table and turns the pattern and replacement
-into matcher and builder nodes. Every mistake is a FusecSyntaxError with file:line:col and a caret.
+
+
+
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ import ast as _pyast
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Token, Tree, v_args
+from lark.exceptions import UnexpectedInput, VisitError
 
-from fusec.errors import FusecError, FusecSyntaxError, SourceLocation
+from fusec.errors import FusecError
+from fusec.frontend.expr import ExprTransformer
+from fusec.frontend.syntax import Located, Source, make_parser
+from fusec.frontend.syntax import pos_of as _pos
 from fusec.ir.dtypes import DTYPES
-from fusec.ir.ops import BINARY_INFIX, OPS, OpDef
+from fusec.ir.ops import OPS, OpDef
 from fusec.rewrite.guards import FUNCTIONS, VALUE_OPERATORS
 from fusec.rewrite.rule import (
     CLASSES,
@@ -41,74 +44,30 @@ from fusec.rewrite.rule import (
     Var,
 )
 
-_PARSER = Lark(
-    (Path(__file__).with_name("rules.lark")).read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False
-)
-_NAMED_LITERALS = {"true": True, "false": False, "inf": float("inf"), "nan": float("nan")}
-_CMP_OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
-
-
-def _pos(x) -> tuple[int, int]:
-    return (getattr(x, "line", 0) or 0, getattr(x, "column", 0) or 0)
-
-
-class _Located(Exception):
-    def __init__(self, message: str, pos: tuple[int, int]):
-        super().__init__(message)
-        self.message, self.pos = message, pos
+_PARSER = make_parser(Path(__file__).with_name("rules.lark"))
 
 
 @v_args(inline=True)
-class _ToSyntax(Transformer):
-    def integer(self, tok):
-        return Lit(int(tok), _pos(tok))
+class _ToSyntax(ExprTransformer):
+    """The shared expression reading (fusec/frontend/expr.py), building rule.py's syntax, plus
+    $constants and the guards' and / or / not."""
 
-    def floating(self, tok):
-        return Lit(float(tok), _pos(tok))
+    _literal_type = Lit
 
-    def signed_number(self, *parts):
-        if len(parts) == 2:
-            return Lit(-parts[1].value, _pos(parts[0]))
-        return parts[0]
+    def literal(self, value, pos):
+        return Lit(value, pos)
 
-    def string(self, tok):
-        return Lit(_pyast.literal_eval(str(tok)), _pos(tok))
+    def reference(self, name, pos):
+        return Var(name, pos)
 
-    def var(self, tok):
-        if str(tok) in _NAMED_LITERALS:
-            return Lit(_NAMED_LITERALS[str(tok)], _pos(tok))
-        return Var(str(tok), _pos(tok))
+    def listing(self, items, pos):
+        return ListExpr(items, items[0].pos if items else pos)
+
+    def calling(self, fn, args, kwargs, pos):
+        return Call(fn, tuple(args), tuple((k, v) for k, v, _ in kwargs), pos)
 
     def const_var(self, tok):
         return ConstVar(str(tok), _pos(tok))
-
-    def list(self, *items):
-        return ListExpr(tuple(items), items[0].pos if items else (0, 0))
-
-    def binary(self, left, op_tok, right):
-        op = _CMP_OPS.get(str(op_tok)) or BINARY_INFIX[str(op_tok)]
-        return Call(op, (left, right), (), _pos(op_tok))
-
-    def negate(self, op_tok, operand):
-        if isinstance(operand, Lit) and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool):
-            return Lit(-operand.value, _pos(op_tok))  # -1 and -0.0 are literals, not neg nodes
-        return Call("neg", (operand,), (), _pos(op_tok))
-
-    def keyword(self, name, value):
-        return ("kw", str(name), value, _pos(name))
-
-    def call(self, name, *args):
-        positional, kwargs = [], []
-        for a in args:
-            if isinstance(a, tuple) and a and a[0] == "kw":
-                if any(k == a[1] for k, _ in kwargs):
-                    raise _Located(f"attribute '{a[1]}' given twice", a[3])
-                kwargs.append((a[1], a[2]))
-            else:
-                if kwargs:
-                    raise _Located("positional operands must come before attributes", getattr(a, "pos", _pos(name)))
-                positional.append(a)
-        return Call(str(name), tuple(positional), tuple(kwargs), _pos(name))
 
     def g_and(self, a, b):
         return BoolOp("and", (a, b), getattr(a, "pos", (0, 0)))
@@ -281,18 +240,10 @@ def _text(source: str, tree) -> str:
 
 
 class _FileParser:
-    def __init__(self, source: str, filename: str):
-        self.source = source
-        self.filename = filename
-        self.lines = source.splitlines()
-
-    def loc(self, pos: tuple[int, int]) -> SourceLocation:
-        line, col = pos
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        return SourceLocation(self.filename, line, col, text)
-
-    def fail(self, message: str, pos: tuple[int, int]) -> FusecSyntaxError:
-        return FusecSyntaxError(message, self.loc(pos))
+    def __init__(self, source: Source):
+        self.source = source.text
+        self.loc = source.loc
+        self.fail = source.error
 
     def rule(self, tree: Tree) -> Rule:
         children = list(tree.children)
@@ -388,46 +339,24 @@ class _FileParser:
         return cls, Tolerance(values.get("rtol"), values.get("atol"), values.get("scale", "result"))
 
 
-def _syntax_error(err: UnexpectedInput, source: str, filename: str) -> FusecSyntaxError:
-    lines = source.splitlines()
-    line = getattr(err, "line", 0) or 0
-    col = getattr(err, "column", 0) or 0
-    if isinstance(err, UnexpectedEOF) or line <= 0:
-        line = max(len(lines), 1)
-        col = len(lines[-1]) + 1 if lines else 1
-        message = "unexpected end of file (a rule needs: rule NAME CLASS PATTERN -> REPLACEMENT)"
-    elif isinstance(err, UnexpectedToken):
-        tok = err.token
-        shown = "end of file" if tok.type == "$END" else repr(str(tok))
-        message = f"unexpected {shown}"
-        expected = sorted(e for e in err.expected if not e.startswith("__"))
-        if expected and len(expected) <= 6:
-            message += f" (expected {', '.join(expected)})"
-    elif isinstance(err, UnexpectedCharacters):
-        message = f"unexpected character {source[err.pos_in_stream]!r}"
-    else:  # pragma: no cover
-        message = "syntax error"
-    text = lines[line - 1] if 0 < line <= len(lines) else ""
-    return FusecSyntaxError(message, SourceLocation(filename, line, col, text))
-
-
 def parse_rules(text: str, filename: str = "<rules>") -> list[Rule]:
     """Parse rule-file text into rules, in the order they are written."""
-    fp = _FileParser(text, filename)
+    source = Source(text, filename)
+    fp = _FileParser(source)
     try:
         tree = _PARSER.parse(text)
     except UnexpectedInput as err:
-        raise _syntax_error(err, text, filename) from None
+        raise source.syntax_error(err, _PARSER, needs="a rule is: rule NAME CLASS PATTERN -> REPLACEMENT") from None
     rules: list[Rule] = []
     seen: dict[str, Rule] = {}
     for rule_tree in tree.children:
         try:
             rule = fp.rule(rule_tree)
         except VisitError as err:
-            if isinstance(err.orig_exc, _Located):
+            if isinstance(err.orig_exc, Located):
                 raise fp.fail(err.orig_exc.message, err.orig_exc.pos) from None
             raise
-        except _Located as err:
+        except Located as err:
             raise fp.fail(err.message, err.pos) from None
         if rule.name in seen:
             first = seen[rule.name].location
