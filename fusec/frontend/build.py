@@ -1,6 +1,10 @@
 """Build a Graph from a parsed .fg file: the graph header (dimensions, inputs, the signature), then
 one graph node per call through `Graph.add`, which checks arity, attributes, shapes and dtypes. Any
 error gets the location of what the user wrote.
+
+Values the user did not name get names after their op (`return exp(x)` returns a value named
+`exp`; a second one is `exp_2`), so no `%N` reaches a file, a kernel or an explanation; the printer
+still writes them inline, as the user did (see Graph.unnamed_outputs).
 """
 
 from __future__ import annotations
@@ -186,8 +190,21 @@ class Builder:
                 self.graph.return_names.add(name)
                 outs.append(name)
             else:
-                outs.append(self.emit(expr, target=None))
+                out = self.emit(expr, target=None)
+                if out.startswith("%"):  # an unnamed output: named after its op, printed inline
+                    out = self._name_after_op(out)
+                outs.append(out)
         self.graph.set_outputs(outs)
+
+    def _name_after_op(self, value: str) -> str:
+        g = self.graph
+        op = g.node(value).op
+        name, k = op, 2
+        while name in g.nx or name in self.scope:
+            name, k = f"{op}_{k}", k + 1
+        g.rename(value, name)
+        g.unnamed_outputs.add(name)
+        return name
 
     def _check_return_types(self, tree) -> None:
         g = self.graph
@@ -230,7 +247,7 @@ class Builder:
             raise self.fail(f"{expr.op} reduces one operand along axes; for the elementwise {other} of two values write {other}(a, b)", expr.pos)
         args = []
         for a in expr.args:
-            if isinstance(a, Lit) and a.dtype is None:
+            if isinstance(a, Lit) and a.dtype is None and not isinstance(a.value, str):
                 args.append(a.value)  # weak literal: Graph.add gives it the operands' dtype
             else:
                 args.append(self.emit(a, target=None))

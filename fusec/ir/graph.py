@@ -102,6 +102,7 @@ class Graph:
         self.comments: dict[str, list[str]] = {}
         self.line_comments: dict[str, str] = {}
         self.return_names: set[str] = set()  # outputs named in the return line: `return y = e / s`
+        self.unnamed_outputs: set[str] = set()  # outputs the user wrote unnamed (`return exp(x)`), named after their op
         self._counter = itertools.count()
         self._insertion = itertools.count()
 
@@ -288,6 +289,8 @@ class Graph:
                 notes[new] = notes.pop(old)
         if old in self.return_names:
             self.return_names = (self.return_names - {old}) | {new}
+        if old in self.unnamed_outputs:
+            self.unnamed_outputs = (self.unnamed_outputs - {old}) | {new}
 
     def dead_code_elimination(self) -> int:
         """Remove nodes that no output depends on (inputs are kept). Returns how many were removed."""
@@ -310,6 +313,7 @@ class Graph:
         g.comments = {k: list(v) for k, v in self.comments.items()}
         g.line_comments = dict(self.line_comments)
         g.return_names = set(self.return_names)
+        g.unnamed_outputs = set(self.unnamed_outputs)
         temps = [int(n[1:]) for n in self.nx.nodes if n.startswith("%") and n[1:].isdigit()]
         g._counter = itertools.count(max(temps, default=-1) + 1)
         orders = [d["order"] for _, d in self.nx.nodes(data=True)]

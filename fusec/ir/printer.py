@@ -90,8 +90,8 @@ def _literal_text(value: Any, dtype: DType, ctx: DType | None) -> str:
 
 def _inlined(g: Graph, literals: set[str]) -> set[str]:
     """Unnamed values printed inside the one expression that uses them, as the user wrote them:
-    `e = exp(x - m)` keeps `x - m` inline. An unnamed output used by nothing else is printed in the
-    return line. Nesting stops at MAX_INLINE_DEPTH, past which a value gets a line of its own."""
+    `e = exp(x - m)` keeps `x - m` inline. An unnamed output used by nothing else (named after its op
+    by the parser, see Graph.unnamed_outputs) is printed in the return line. Nesting stops at MAX_INLINE_DEPTH, past which a value gets a line of its own."""
     inline = set(literals)
     depth: dict[str, int] = {}
     uses = {o: g.outputs.count(o) for o in g.outputs}
@@ -103,7 +103,8 @@ def _inlined(g: Graph, literals: set[str]) -> set[str]:
         single = (len(users) == 1 and g.node(users[0]).args.count(node.name) == 1 and node.name not in uses) or (
             not users and uses.get(node.name) == 1
         )
-        if node.name.startswith("%") and single and d <= MAX_INLINE_DEPTH:
+        unnamed = node.name.startswith("%") or node.name in g.unnamed_outputs
+        if unnamed and single and d <= MAX_INLINE_DEPTH:
             inline.add(node.name)
             depth[node.name] = d
     return inline
