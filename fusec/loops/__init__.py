@@ -2,7 +2,8 @@
 
     ir.py        the IR (buffers, loops, loads/stores with affine indices, accumulators)
     lower.py     one fusion group -> one LoopNest
-    schedule.py  split, tile, reorder, vectorize, unroll, parallel; the Schedule record
+    schedule.py  split, tile, reorder, vectorize, unroll, parallel, block_reduction; the Schedule record
+    blocked.py   long float sums and products in blocks (Schedule.reduce_block): as accurate as NumPy's pairwise sum
     printer.py   the Halide-like text form
     visit.py     the one traversal every loop-IR pass uses (transform), and named passes (Pass)
     simplify.py  the simplifier: folded split loops, no one-trip loops, hoisted index lets, no identity stores
