@@ -80,3 +80,75 @@ def test_compiled_program_names_wrong_keyword_inputs(adam, call, message):
     with pytest.raises(FusecError) as e:
         call(adam, *_adam_inputs())
     assert message in str(e.value)
+
+
+# item 8: warnings are one plain line; --strict turns the C backend's fallback into an error
+
+
+def _cli(tmp_path, *args, **env):
+    from test_bad_input_runtime import fusec as run_fusec
+
+    return run_fusec(tmp_path, *args, **env)
+
+
+CHAIN = "graph g<N=8>(x: f32[N]) {\n  y = exp(x) + 1.0\n  assert kernels == 1\n  return y\n}\n"
+
+
+@pytest.mark.parametrize("command", ["run", "compile"])
+def test_no_compiler_fallback_is_one_plain_warning_line(tmp_path, command):
+    (tmp_path / "g.fg").write_text(CHAIN)
+    r = _cli(tmp_path, command, "g.fg", "--backend", "c", CC="/nonexistent/cc")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: no C compiler") and "NumPy backend" in lines[0], r.stderr
+    assert "RuntimeWarning" not in r.stderr and ".py:" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "compile"])
+@pytest.mark.parametrize("cc", ["/nonexistent/cc", "false"])
+def test_strict_makes_the_fallback_an_error(tmp_path, command, cc):
+    (tmp_path / "g.fg").write_text(CHAIN)
+    r = _cli(tmp_path, command, "g.fg", "--backend", "c", "--strict", CC=cc)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("error: ") and "--strict" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_strict_with_a_compiler_or_another_backend_changes_nothing(tmp_path):
+    (tmp_path / "g.fg").write_text(CHAIN)
+    r = _cli(tmp_path, "run", "g.fg", "--backend", "numpy", "--strict", CC="/nonexistent/cc")
+    assert r.returncode == 0 and "(backend numpy)" in r.stdout and r.stderr == "", r.stderr
+
+
+# item 9: viz writes its files with the mode any new file gets
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+@pytest.mark.parametrize("suffix", [".svg", ".dot", ".html"])
+def test_viz_files_respect_the_umask(tmp_path, umask, suffix):
+    import os
+    import stat
+
+    from fusec.cli.main import main
+
+    (tmp_path / "g.fg").write_text(CHAIN)
+    out = tmp_path / f"plan{suffix}"
+    old = os.umask(umask)
+    try:
+        assert main(["viz", str(tmp_path / "g.fg"), "-o", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+
+
+# follow-up from issue 9: compile and run hold the file to its `assert kernels`, as check does
+
+
+@pytest.mark.parametrize("command", [["run"], ["run", "--backend", "numpy"], ["run", "--backend", "c"], ["compile"]])
+def test_compile_and_run_enforce_assert_kernels(tmp_path, command):
+    (tmp_path / "g.fg").write_text(CHAIN.replace("kernels == 1", "kernels == 3"))
+    r = _cli(tmp_path, command[0], "g.fg", *command[1:])
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("g.fg:3:10: error: expected kernels == 3, but the") and "plan has 1" in r.stderr
+    (tmp_path / "g.fg").write_text(CHAIN)
+    assert _cli(tmp_path, command[0], "g.fg", *command[1:]).returncode == 0

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusec.cli.common import add_file_args, add_sizes_arg, load_graph, parse_sizes, summarize
+from fusec.cli.common import add_file_args, add_sizes_arg, add_strict_arg, load_graph, parse_sizes, require_backend, summarize
 from fusec.errors import FusecError
+from fusec.frontend import load
 from fusec.fusion import check_expectations
 from fusec.inputs import load_npz, random_inputs, save_npz
 from fusec.interp import evaluate
@@ -46,25 +47,33 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    g = load_graph(args)
-    text = print_graph(g)
+    if len(args.files) > 1 and not (args.check or args.in_place):
+        raise FusecError("fmt prints one file; with several, use --check or -i")
+    sizes = parse_sizes(args.sizes)
+    # read every file before writing any, so a mistake in one leaves them all as they were
+    canonical = [(Path(f), print_graph(load(f, sizes=sizes))) for f in args.files]
     if args.check:
-        same = Path(args.file).read_text() == text
-        if not same:
-            print(f"{args.file}: not in canonical form", file=sys.stderr)
-        return 0 if same else 1
+        differ = [path for path, text in canonical if path.read_text() != text]
+        for path in differ:
+            print(f"{path}: not in canonical form", file=sys.stderr)
+        return 1 if differ else 0
     if args.in_place:
-        path = Path(args.file)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_text(text)
-            tmp.replace(path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise FusecError(f"{path}: cannot write: {err.strerror}") from None
+        for path, text in canonical:
+            _replace(path, text)
         return 0
-    sys.stdout.write(text)
+    sys.stdout.write(canonical[0][1])
     return 0
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a reader sees the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
 
 
 def run_inputs(g, args):
@@ -88,12 +97,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         ensure_sanitizer_runtime()  # may re-run this command with the ASan runtime preloaded
         print("sanitize: kernels built with AddressSanitizer, UBSan and bounds assertions")
+    require_backend(args)
     if backend == "interp":
+        check_expectations(compile_stages(g, stop_after="groups").plan)  # the file's `assert kernels ...`
         values = evaluate(g, inputs)
     else:
         from fusec.api import compile as compile_graph  # layer 7, like this module
 
         compiled = compile_graph(g, backend=backend)
+        check_expectations(compiled.stages.plan)  # the file's `assert kernels ...`, as `fusec check` holds it
         backend = compiled.backend  # "numpy" if the C backend fell back
         results = compiled(*inputs)
         values = dict(zip(g.outputs, results if isinstance(results, tuple) else (results,)))
@@ -137,6 +149,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="OUT.npz", help="write the outputs to this .npz file")
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
     p.add_argument("--backend", choices=("interp", "numpy", "c"), default="interp", help="run with the interpreter (default) or compiled")
+    add_strict_arg(p)
     p.add_argument("--verify", action="store_true", help="also run the interpreter; exit 1 if the results differ beyond the tolerance")
     p.add_argument(
         "--sanitize",
@@ -160,10 +173,15 @@ def register(sub) -> None:
     add_sizes_arg(p)
     p.set_defaults(handler=cmd_check)
 
-    p = sub.add_parser("fmt", help="print a .fg file in canonical form", description="Print a .fg file in canonical form.")
-    add_file_args(p)
-    p.add_argument("-i", "--in-place", action="store_true", help="rewrite the file instead of printing")
-    p.add_argument("--check", action="store_true", help="exit 1 if the file is not in canonical form")
+    p = sub.add_parser(
+        "fmt",
+        help="print a .fg file in canonical form",
+        description="Print a .fg file in canonical form, or check or rewrite several.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="one .fg file to print; one or more with --check or -i")
+    add_sizes_arg(p)
+    p.add_argument("-i", "--in-place", action="store_true", help="rewrite each file instead of printing")
+    p.add_argument("--check", action="store_true", help="name each file not in canonical form; exit 1 if there is one")
     p.set_defaults(handler=cmd_fmt)
 
     p = sub.add_parser("run", help="run a graph and summarise its outputs", description="Run a graph and summarise its outputs.")

@@ -46,6 +46,26 @@ def add_sizes_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_strict_arg(p: argparse.ArgumentParser) -> None:
+    """`--strict`: the backend asked for, or an error; never the NumPy fallback."""
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --backend c: exit 2 when there is no usable C compiler, instead of warning and using the NumPy backend",
+    )
+
+
+def require_backend(args: argparse.Namespace) -> None:
+    """With --strict and --backend c, a missing or broken C compiler is an error, not a fallback."""
+    if getattr(args, "strict", False) and getattr(args, "backend", None) == "c":
+        from fusec.runtime.build import NoCompilerError, find_compiler
+
+        try:
+            find_compiler()
+        except NoCompilerError as err:
+            raise FusecError(f"{err.message} (--strict: not falling back to the NumPy backend)") from None
+
+
 def load_graph(args: argparse.Namespace) -> Graph:
     return load(args.file, sizes=parse_sizes(args.sizes))
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from fusec.cli.common import add_file_args, run_pipeline
+from fusec.cli.common import add_file_args, add_strict_arg, require_backend, run_pipeline
 from fusec.errors import FusecError
+from fusec.fusion import check_expectations
 from fusec.pipeline import STAGES
 
 
@@ -21,7 +22,9 @@ def parse_show(text: str | None) -> list[str]:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     show = parse_show(args.show)
+    require_backend(args)
     stages = run_pipeline(args, "source", backend=args.backend, policy=args.policy)
+    check_expectations(stages.plan)  # the file's `assert kernels ...`, as `fusec check` holds it
     for stage in show:
         print(f"== {stage} ==")
         print(stages.show(stage).rstrip("\n"))
@@ -39,6 +42,7 @@ def register(sub) -> None:
     )
     add_file_args(p)
     p.add_argument("--backend", choices=("numpy", "c"), default="c", help="code generator (default c; numpy if there is no C compiler)")
+    add_strict_arg(p)
     p.add_argument("--show", metavar="STAGES", help=f"comma-separated stages to print: {','.join(STAGES)}")
     p.add_argument("--policy", default="auto", help="fusion policy (default auto)")
     p.set_defaults(handler=cmd_compile)

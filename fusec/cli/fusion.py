@@ -134,12 +134,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and a rename: never a half-written file."""
+    """Write via a temporary file in the same directory and a rename: never a half-written file.
+
+    mkstemp makes the file 0600; the result gets the mode any other new file gets (0666 less the umask)."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
     except OSError as err:
         raise FusecError(f"{path}: cannot write: {err.strerror}") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -174,7 +179,7 @@ def cmd_viz(args: argparse.Namespace) -> int:
     else:
         write_atomic(out, plan_html(p, explain(p)))
         print(f"wrote {out} (open it in a browser)")
-    print(f"{p.kernels} kernels, one colour each; dashed red arrows are values passed between kernels through memory")
+    print(f"{p.kernels} kernel{'s' if p.kernels != 1 else ''}, one colour each; dashed red arrows are values passed between kernels through memory")
     return 0
 
 

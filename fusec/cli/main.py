@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # command -> (module that registers it, one-line help), in the order `fusec --help` lists them
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -74,6 +75,15 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line is one plain line (`warning: ...`), not Python's
+    `path/to/module.py:152: RuntimeWarning` followed by the source line."""
+    try:
+        print(f"warning: {message}", file=file if file is not None else sys.stderr)
+    except OSError:  # stderr closed: a warning is not worth a traceback
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_in(argv)
@@ -81,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from fusec.errors import FusecError
 
+    shown_by, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return int(args.handler(args) or 0)
     except FusecError as err:
@@ -91,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        warnings.showwarning = shown_by  # main() called from Python leaves the warnings module as it was
 
 
 if __name__ == "__main__":
