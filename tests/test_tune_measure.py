@@ -193,16 +193,18 @@ class SlowBuildBackend(CBackend):
 
     def build(self, graph, group, nest, schedule):
         if schedule != self.default_schedule(nest):
-            time.sleep(6)
+            time.sleep(8)
         return super().build(graph, group, nest, schedule)
 
 
 def test_a_build_that_hangs_is_a_timeout(tmp_path):
-    settings = TuneSettings(strategy="random", budget=2, repeats=2, confirm=0, build_timeout_s=1.0)
-    (result,) = tune_graph(*lower_all(fusec.parse(CHAIN)), "c", settings, db=TuneDB(tmp_path / "t.jsonl"),
-                           backend_factory="test_tune_measure:SlowBuildBackend")
+    settings = TuneSettings(strategy="random", budget=2, repeats=2, confirm=0, build_timeout_s=3.0)
+    # threads: no pool start-up inside the build timeout (the default build must finish within it)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        (result,) = tune_graph(*lower_all(fusec.parse(CHAIN)), "c", settings, db=TuneDB(tmp_path / "t.jsonl"),
+                               backend_factory="test_tune_measure:SlowBuildBackend", executor=pool)
     assert [t.status for t in result.trials] == ["ok", "timeout"]
-    assert "the build took more than 1 s" in result.trials[1].detail
+    assert "the build took more than 3 s" in result.trials[1].detail
 
 
 def test_the_numpy_backend_tunes_too(tmp_path):

@@ -191,4 +191,6 @@ class FittedModel:
         if self.weights is None:
             self.fit()
         z = (np.array(features(self.nest, s, self.analytic(s))) - self.mean) / self.scale
-        return float(math.exp(self.level + np.dot(self.weights, z)))
+        # a linear model extrapolates without bound: keep predictions near the measured range
+        low, high = min(self.ys) - 3.0, max(self.ys) + 3.0
+        return float(math.exp(min(max(self.level + float(np.dot(self.weights, z)), low), high)))

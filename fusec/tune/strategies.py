@@ -8,8 +8,9 @@ always measured first, outside any strategy, so every run can report a speedup.
     exhaustive  every candidate in order; refuses a space larger than the budget
     random      a seeded random sample (the same seed gives the same sample)
     model       ranked by predicted time: first the analytic roofline model (fusec.tune.model),
-                then, once enough measurements exist, a model fitted on them (and on earlier runs
-                of the same kernel from the database). Candidates predicted more than PRUNE times
+                taking the best-predicted candidate of each kind of inner loop and threading
+                first; then, once enough measurements exist, a model fitted on them (and on
+                earlier runs of the same kernel from the database). Candidates predicted more than PRUNE times
                 slower than the best prediction are pruned as hopeless before anything runs.
     auto        exhaustive if the space fits the budget, else model
 """
@@ -93,7 +94,20 @@ class ModelGuided(Strategy):
         alive = [s for s in remaining if s not in self.hopeless]
         for s in alive:
             self.tiebreak.setdefault(s, self.rng.random())
-        return sorted(alive, key=lambda s: (self.model(s), self.tiebreak[s]))[:n]
+        ranked = sorted(alive, key=lambda s: (self.model(s), self.tiebreak[s]))
+        if self.model.ready:
+            return ranked[:n]
+        # too few measurements to fit: the best-predicted candidate of each kind of inner loop and
+        # threading first, so the fitted model sees every knob that changes the code's character
+        # (the analytic model cannot know how busy the cores are, or what a vector width buys)
+        picked, kinds = [], set()
+        for s in ranked:
+            kind = (s.parallel, s.vectorize, s.unroll, s.simdlen, s.stream, s.threads)
+            if kind not in kinds:
+                kinds.add(kind)
+                picked.append(s)
+        picked += [s for s in ranked if s not in set(picked)]
+        return picked[:n]
 
     def observe(self, schedule, seconds):
         if seconds is not None and self.model is not None:
