@@ -218,6 +218,22 @@ def save(out_dir: Path, seed: int, g: Graph, input_seed: int, failure: Failure, 
 # ------------------------------------------------------------------------------------------ main
 
 
+def long_reductions(count: int, seed: int, backends: list[str], special: float) -> int:
+    """Run `count` graphs of the long-reductions family (fusec/testing/long_reductions.py); the number failing."""
+    from fusec.testing.long_reductions import long_reduction_graph
+
+    failing = 0
+    for k in range(seed, seed + count):
+        g = long_reduction_graph(k)
+        f = find_failure(g, k, backends, special, verbose=True)
+        if f is not None:
+            failing += 1
+            print(f"long reduction {k}: {f}\n{print_graph(g)}", flush=True)
+    if count:
+        print(f"long reductions: {count} graphs, {failing} failing", flush=True)
+    return failing
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--graphs", type=int, default=1000, help="how many graphs (default 1000)")
@@ -227,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-ops", type=int, default=10)
     ap.add_argument("--special", type=float, default=0.0, help="fraction of special float inputs")
     ap.add_argument("--out", default="fuzz-failures", help="directory for reproducers")
+    ap.add_argument("--long-reductions", type=int, default=0, metavar="N",
+                    help="first run N graphs of the long-reductions family (1e6 values per reduction)")
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--shrink-minutes", type=float, default=3.0, help="time limit for shrinking one failure")
     args = ap.parse_args(argv)
@@ -238,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     n = failures = 0
     seed = args.seed
     t0 = time.time()
+    failures += long_reductions(args.long_reductions, args.seed, backends, args.special)
     while (deadline is None and n < args.graphs) or (deadline is not None and time.time() < deadline):
         g, record = random_graph(seed, cfg)
         f = find_failure(g, seed, backends, args.special, verbose=True)
