@@ -91,3 +91,39 @@ def test_a_long_chain_of_unnamed_values_is_split_rather_than_nested_without_boun
     text = print_graph(fusec.parse(src))
     assert max(line.count("exp(") for line in text.splitlines()) <= 9
     assert print_graph(fusec.parse(text)) == text
+
+
+def test_fmt_check_takes_every_example_at_once():
+    r = fusec_cli("fmt", "--check", *EXAMPLES)
+    assert r.returncode == 0, r.stderr
+
+
+def test_fmt_check_names_every_file_out_of_form_and_in_place_rewrites_each(tmp_path):
+    messy = "graph g(x: f32[4]) {\n  # kept\n  y = exp(x)   # also kept\n  return y*2\n}\n"
+    paths = [tmp_path / "a.fg", tmp_path / "b.fg", tmp_path / "c.fg"]
+    for p in paths[:2]:
+        p.write_text(messy)
+    paths[2].write_text(print_graph(fusec.parse(messy)))
+    r = fusec_cli("fmt", "--check", *paths)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [f"{paths[0]}: not in canonical form", f"{paths[1]}: not in canonical form"]
+    r = fusec_cli("fmt", "-i", *paths)
+    assert r.returncode == 0, r.stderr
+    for p in paths:
+        assert p.read_text() == "graph g(x: f32[4]) {\n  # kept\n  y = exp(x)  # also kept\n  return y * 2\n}\n"
+    assert fusec_cli("fmt", "--check", *paths).returncode == 0
+
+
+def test_fmt_in_place_changes_no_file_when_one_has_a_mistake(tmp_path):
+    good, bad = tmp_path / "good.fg", tmp_path / "bad.fg"
+    good.write_text("graph g(x: f32[4]) { return x*2 }\n")
+    bad.write_text("graph g(x: f32[4]) { return frob(x) }\n")
+    r = fusec_cli("fmt", "-i", good, bad)
+    assert r.returncode == 2 and "unknown op 'frob'" in r.stderr
+    assert good.read_text() == "graph g(x: f32[4]) { return x*2 }\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fg", "good.fg"]
+
+
+def test_fmt_prints_one_file_only():
+    r = fusec_cli("fmt", *EXAMPLES[:2])
+    assert r.returncode == 2 and "use --check or -i" in r.stderr
