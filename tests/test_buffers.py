@@ -1,5 +1,5 @@
-"""Fresh outputs: dropped results are written again, held ones never; large arrays on huge pages;
-each kernel's thread count follows its size and the machine's load."""
+"""Fresh outputs: dropped results are written again, held ones never; each kernel's thread count
+follows its size and the machine's load."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import fusec
 from fusec.frontend import parse
-from fusec.runtime.buffers import HUGE_MIN_BYTES, HUGE_PAGE, OutputRecycler, empty
+from fusec.runtime.buffers import OutputRecycler
 from fusec.runtime.threads import SMALL_POINTS, ThreadBudget
 
 CHAIN = """graph chain(x: f32[256, 128]) {
@@ -81,19 +81,6 @@ def test_the_recycler_only_hands_out_unreferenced_arrays_of_the_right_type():
     del a
     assert r.take((8,), np.dtype(np.float64)).ctypes.data != address  # wrong dtype: new
     assert r.take((8,), np.dtype(np.float32)).ctypes.data == address and r.recycled == 1
-
-
-def test_large_arrays_start_on_a_huge_page_and_survive_their_views():
-    shape = (HUGE_MIN_BYTES // 4 + 10,)
-    a = empty(shape, np.dtype(np.float32))
-    assert a.shape == shape and a.flags.c_contiguous and a.flags.writeable
-    assert a.ctypes.data % HUGE_PAGE == 0 or not hasattr(__import__("mmap"), "MADV_HUGEPAGE")
-    a[:] = 1.5
-    tail = a[-5:]
-    del a
-    gc.collect()
-    np.testing.assert_array_equal(tail, 1.5)  # the mapping lives as long as a view does
-    assert empty((3, 4), np.dtype(np.int64)).shape == (3, 4)
 
 
 def test_thread_budget_follows_size_and_load():
