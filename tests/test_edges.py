@@ -152,3 +152,33 @@ def test_compile_and_run_enforce_assert_kernels(tmp_path, command):
     assert r.stderr.startswith("g.fg:3:10: error: expected kernels == 3, but the") and "plan has 1" in r.stderr
     (tmp_path / "g.fg").write_text(CHAIN)
     assert _cli(tmp_path, command[0], "g.fg", *command[1:]).returncode == 0
+
+
+# item 5: a size override's mistake is reported as the user wrote it: sizes= in Python, --set on the command line
+
+
+@pytest.mark.parametrize(
+    "sizes, message",
+    [
+        ({"Q": 3}, "sizes={'Q': 3}: graph 'rmsnorm' has no dimension 'Q' (dimensions: N, D)"),
+        ({"N": "64"}, "sizes={'N': '64'}: a dimension must be a non-negative integer"),
+        ({"N": -1}, "sizes={'N': -1}: a dimension must be a non-negative integer"),
+        ({"N": 2**50}, f"sizes={{'N': {2**50}}}: too large"),
+    ],
+    ids=["unknown", "string", "negative", "huge"],
+)
+def test_python_size_mistakes_speak_of_sizes(sizes, message):
+    for call in (lambda: fusec.compile("examples/05_rmsnorm.fg", backend="numpy", sizes=sizes),
+                 lambda: fusec.load("examples/05_rmsnorm.fg", sizes=sizes)):
+        with pytest.raises(FusecError) as e:
+            call()
+        assert message in str(e.value) and "--set" not in str(e.value)
+
+
+@pytest.mark.parametrize("command", ["check", "run", "compile"])
+def test_command_line_size_mistakes_speak_of_set(capsys, command):
+    from fusec.cli.main import main
+
+    assert main([command, "examples/05_rmsnorm.fg", "--set", "Q=3"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --set Q=3: graph 'rmsnorm' has no dimension 'Q' (dimensions: N, D)\n"

@@ -8,13 +8,15 @@ import numpy as np
 
 from fusec.errors import FusecError
 from fusec.frontend import load
+from fusec.frontend.sizes import CommandLineSizes
 from fusec.ir.dtypes import dtype_of_numpy
 from fusec.ir.graph import Graph
 from fusec.pipeline import Stages, compile_stages
 
 
-def parse_sizes(items: list[str] | None) -> dict[str, int]:
-    sizes: dict[str, int] = {}
+def parse_sizes(items: list[str] | None) -> CommandLineSizes:
+    """The `--set NAME=VALUE` words as sizes that report their mistakes as `--set ...`."""
+    sizes = CommandLineSizes()
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():

@@ -17,6 +17,7 @@ from lark import Token
 from fusec.errors import FusecError
 from fusec.frontend import comments
 from fusec.frontend.expr import parse_int, refuse_literal_name
+from fusec.frontend.sizes import override_dims
 from fusec.frontend.fg_ast import Call, ListExpr, Lit, Ref
 from fusec.frontend.syntax import Located, Source, pos_of
 from fusec.ir.dtypes import DTYPES, literal_dtype
@@ -46,7 +47,7 @@ class Builder:
     def __init__(self, source: Source, sizes: dict[str, int] | None):
         self.source = source
         self.lines = source.lines
-        self.sizes = dict(sizes or {})
+        self.sizes = sizes or {}  # kept as given: a CommandLineSizes reports mistakes as --set
         self.graph: Graph | None = None
         self.scope: dict[str, str] = {}  # source name -> graph node name
         self.spans: list[comments.Span] = []  # where each statement is, for its comments
@@ -109,16 +110,7 @@ class Builder:
             if str(name) in declared:
                 raise self.fail(f"dimension '{name}' is declared twice", pos_of(name))
             declared[str(name)] = _dim(parse_int(value), f"dimension {name} =", pos_of(value))
-        for key, value in self.sizes.items():
-            if key not in declared:
-                known = ", ".join(declared) or "none"
-                raise FusecError(f"--set {key}={value}: graph '{g.name}' has no dimension '{key}' (dimensions: {known})")
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise FusecError(f"--set {key}={value}: a dimension must be a non-negative integer")
-            if value > MAX_DIM:
-                raise FusecError(f"--set {key}={value}: too large (a dimension is at most 2**48)")
-            declared[key] = value
-        g.dims = declared
+        g.dims = override_dims(g.name, declared, self.sizes, MAX_DIM)  # --set / sizes=, in the user's words
 
     def _dim_value(self, ref) -> int:
         if isinstance(ref, Token) and ref.type == "INT":
