@@ -4,6 +4,7 @@ follows its size and the machine's load."""
 from __future__ import annotations
 
 import gc
+import os
 
 import numpy as np
 import pytest
@@ -99,3 +100,16 @@ def test_thread_budget_follows_size_and_load():
     assert calls == [2, 1]
     budget = ThreadBudget(calls.append, cores=4, load=lambda: 1)
     assert budget.threads_for(SMALL_POINTS * 4) == 3 and budget.threads_for(1000) == 1
+
+
+def test_kernel_libraries_load_with_sleeping_openmp_threads_and_the_environment_is_restored(monkeypatch):
+    from fusec.runtime.threads import gomp_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    with gomp_env():
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")  # the user's own choice wins
+    with gomp_env():
+        assert "OMP_WAIT_POLICY" not in os.environ
