@@ -11,6 +11,7 @@ shrinks it to a minimal .fg reproducer (put it in tests/regressions/).
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -49,3 +50,28 @@ def run_chunk(backend: str, first: int, count: int, special: float) -> list[str]
 def test_random_graphs_match_the_interpreter(backend, first, count, special):
     failures = run_chunk(backend, first, count, special)
     assert not failures, f"{len(failures)} of {count} graphs differ:\n\n" + "\n\n".join(failures[:3])
+
+
+# the edge families (fusec/testing/edge_families.py): zero-size axes under every op kind, names that
+# collide with literals, keywords, op names and C identifiers, every dtype feeding where and reductions
+EDGE_CHUNKS = [(family, backend, first, count) for family in ("empty", "names", "dtypes")
+               for backend, first, count in (("numpy", 300_000, 60), ("c", 310_000, 12))]
+
+
+@pytest.mark.parametrize("family, backend, first, count", EDGE_CHUNKS, ids=[f"{f}-{b}" for f, b, _, _ in EDGE_CHUNKS])
+def test_edge_families_behave(family, backend, first, count):
+    from fusec.testing.edge_families import check_case, edge_case
+
+    outcomes, failures = Counter(), []
+    for seed in range(first, first + count):
+        case = edge_case(family, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            status, problem = check_case(case, [backend], check)
+        outcomes[status] += 1
+        if problem is not None:
+            failures.append(f"seed {seed} ({family}, {backend}): {problem}\n{case.source}")
+    assert not failures, f"{len(failures)} of {count} cases misbehave:\n\n" + "\n\n".join(failures[:3])
+    assert outcomes["ok"] >= count // 2  # most cases compile and run, so the comparison covers them
+    if family != "dtypes":
+        assert outcomes["refused"] > 0  # and some hit a refusal: the located-error path is covered too

@@ -5,6 +5,7 @@ reproducer (plus its inputs as .npz) in the output directory.
 
     python tools/fuzz.py --graphs 10000 --backends numpy,c --out fuzz-failures/
     python tools/fuzz.py --minutes 60 --special 0.05          # NaN/inf/-0/denormals in 5% of elements
+    python tools/fuzz.py --seconds 120 --edges empty,names    # then: counts per family covered
 
 Shrinking works in two passes. First on the generator's *choices*: each graph is made by
 fusec.testing.graphgen from a list of recorded random decisions, and a shorter or smaller list
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,8 @@ from fusec.interp import evaluate  # noqa: E402
 from fusec.ir.dtypes import F32, F64  # noqa: E402
 from fusec.ir.graph import Graph  # noqa: E402
 from fusec.ir.printer import print_graph  # noqa: E402
+from fusec.testing.edge_families import FAMILIES as EDGE_FAMILIES  # noqa: E402
+from fusec.testing.edge_families import check_case, edge_case  # noqa: E402
 from fusec.testing.graphgen import GenConfig, random_arrays, random_graph, replay_graph  # noqa: E402
 from fusec.tolerance import ATOL, RTOL, working_precision  # noqa: E402
 
@@ -234,10 +238,31 @@ def long_reductions(count: int, seed: int, backends: list[str], special: float) 
     return failing
 
 
+def run_edge_case(family: str, seed: int, backends: list[str], out_dir: Path, covered: Counter) -> int:
+    """One case of an edge family (zero-size axes, names, dtypes): 1 if it misbehaves (its source is
+    saved in the output directory), else 0."""
+    case = edge_case(family, seed)
+    try:
+        status, problem = check_case(case, backends, check)
+    except Exception as err:  # a crash anywhere is a finding, with its reproducer
+        status, problem = "crashed", f"{type(err).__name__}: {err}"
+    covered[family, "failing" if problem else status] += 1
+    if problem is None:
+        return 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"edge_{family}_{seed}.fg"
+    path.write_text(f"# Found by tools/fuzz.py, edge family {family} (seed {seed}): {problem}".replace("\n", " ") + "\n" + case.source)
+    print(f"edge {family} {seed}: {problem}\n  saved {path}", flush=True)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--graphs", type=int, default=1000, help="how many graphs (default 1000)")
     ap.add_argument("--minutes", type=float, default=None, help="stop after this long instead")
+    ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds instead")
+    ap.add_argument("--edges", default="empty,names,dtypes",
+                    help="edge families run alongside, one case per random graph in turn (fusec/testing/edge_families.py; '' for none)")
     ap.add_argument("--seed", type=int, default=0, help="first graph seed")
     ap.add_argument("--backends", default="numpy,c", help="comma-separated: numpy, c")
     ap.add_argument("--max-ops", type=int, default=10)
@@ -250,7 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     cfg = GenConfig(max_ops=args.max_ops)
-    deadline = time.time() + args.minutes * 60 if args.minutes else None
+    limit = args.seconds if args.seconds is not None else (args.minutes * 60 if args.minutes else None)
+    deadline = time.time() + limit if limit is not None else None
+    edges = [f.strip() for f in args.edges.split(",") if f.strip()]
+    unknown = [f for f in edges if f not in EDGE_FAMILIES]
+    if unknown:
+        ap.error(f"--edges: unknown famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (families: {', '.join(EDGE_FAMILIES)})")
+    covered: Counter = Counter()  # (family, outcome) -> count, reported at the end
     out_dir = Path(args.out)
     seen: set[str] = set()
     n = failures = 0
@@ -261,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         g, record = random_graph(seed, cfg)
         f = find_failure(g, seed, backends, args.special, verbose=True)
         n += 1
+        covered["random", "failing" if f is not None else "ok"] += 1
+        if edges:
+            failures += run_edge_case(edges[n % len(edges)], seed, backends, out_dir, covered)
         if f is not None:
             failures += 1
             sig = f.signature
@@ -281,7 +315,12 @@ def main(argv: list[str] | None = None) -> int:
         seed += 1
         if n % 100 == 0:
             print(f"{n} graphs, {failures} failing, {time.time() - t0:.0f}s", flush=True)
+    if args.long_reductions:
+        covered["long reductions", "run"] += args.long_reductions
     print(f"done: {n} graphs, {failures} failing ({len(seen)} kinds), {time.time() - t0:.0f}s")
+    print("families covered: " + "; ".join(
+        f"{fam} " + ", ".join(f"{k} {covered[fam, k]}" for k in ("ok", "refused", "failing", "run") if covered[fam, k])
+        for fam in dict.fromkeys(fam for fam, _ in covered)))
     return 1 if failures else 0
 
 
