@@ -249,9 +249,7 @@ def test_unprofitable_merges_carry_the_numbers():
     assert {nf.rule for nf in p.not_fused} == {"unprofitable"}
     (nf,) = [nf for nf in p.not_fused if nf.consumer == "y"]
     assert "fused" in nf.reason and "apart" in nf.reason and "ms" in nf.reason
-    # tanh(b) -> * 3 saves a kernel start of 0.01 us: a gain within the model's error margin
-    (small,) = [nf for nf in p.not_fused if nf.consumer == "c"]
-    assert "error margin" in small.reason
+    assert all("fused" in nf.reason and "apart" in nf.reason for nf in p.not_fused)
 
 
 def test_auto_is_never_predicted_slower_than_any_policy():

@@ -143,3 +143,17 @@ def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel
         total_bytes += c.nbytes
         total_s += c.seconds
     return total_bytes, total_s
+
+
+def risk_seconds(fused: KernelCost, apart: list[KernelCost], model: MachineModel) -> float:
+    """The gain a merge must beat (the negative-optimization guard): nothing if it only removes
+    memory traffic and kernel starts; `margin` times the work it adds if it recomputes values; and
+    `margin` times the time apart if it moves ops into a strided loop, where the model errs most."""
+    apart_s = sum(c.seconds for c in apart)
+    if fused.strided and not all(c.strided for c in apart):
+        return model.margin * apart_s
+    extra_flops = fused.flops - sum(c.flops for c in apart)
+    extra_trans = fused.transcendentals - sum(c.transcendentals for c in apart)
+    if extra_flops <= 0 and extra_trans <= 0:
+        return 0.0
+    return model.margin * model.compute_seconds(max(extra_flops, 0), max(extra_trans, 0))

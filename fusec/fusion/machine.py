@@ -34,6 +34,8 @@ class MachineModel:
     # the data and computing both slow down, and no longer overlap
     strided_memory_factor: float = 60.0
     strided_compute_factor: float = 14.0
+    # the share of the smaller of memory and compute time that the larger does not hide
+    overlap_loss: float = 0.5
     # the model's relative error measured against generated kernels: a merge is taken only if it is
     # predicted to save more than this fraction of the time apart (the negative-optimization guard)
     margin: float = 0.1
@@ -46,8 +48,8 @@ class MachineModel:
         mem, comp = self.memory_seconds(nbytes), self.compute_seconds(flops, transcendentals)
         if strided:
             body = mem * self.strided_memory_factor + comp * self.strided_compute_factor
-        else:
-            body = max(mem, comp)
+        else:  # moving data and computing overlap, but not perfectly: the smaller half-hides
+            body = max(mem, comp) + self.overlap_loss * min(mem, comp)
         return body + self.kernel_overhead_us * 1e-6
 
     def memory_seconds(self, nbytes: float) -> float:

@@ -4,8 +4,9 @@
    and consumers that is one legal kernel (legality.analyze) and convex (no path leaves it and comes
    back), plus every group the heuristic policies (greedy, postdom, table) build, so the optimum is
    never predicted slower than their best. Each candidate costs its predicted kernel time; a
-   candidate of several ops costs (1 + margin) times that, so a fusion is taken only where the model
-   predicts a gain beyond its measured error (the negative-optimization guarantee).
+   candidate that adds work (recomputation, a strided loop) also costs the margin of error on that
+   work (cost.risk_seconds), so such a fusion is taken only where the model predicts a gain beyond
+   its measured error: the negative-optimization guard, as partition.py applies it to merges.
 2. A set-partitioning program (after Korch, ASPLOS'24): one binary variable per candidate, every op
    covered exactly once, minimise the total cost. Solved with HiGHS (scipy.optimize.milp) within a
    time limit; the solver reports the proven gap between its plan and the best possible one.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from fusec.fusion.cost import risk_seconds
 from fusec.fusion.legality import ContractViolation
 from fusec.fusion.partition import Partition
 
@@ -94,6 +96,13 @@ def candidates(part: Partition, extra: list[frozenset[str]]) -> list[frozenset[s
     return list(out)
 
 
+def _risk(part: Partition, members: frozenset[str]) -> float:
+    """The margin a kernel of `members` must beat over its ops apart (cost.risk_seconds)."""
+    if len(members) == 1:
+        return 0.0
+    return risk_seconds(part.cost(members), [part.cost([n]) for n in members], part.model)
+
+
 def _cycle(part: Partition, chosen: list[frozenset[str]]) -> list[int] | None:
     where = {n: i for i, s in enumerate(chosen) for n in s}
     dag = nx.DiGraph()
@@ -121,7 +130,7 @@ def solve(part: Partition, extra: list[frozenset[str]], time_limit: float = TIME
         cands = [c for c in cands if (a in c) == (b in c)]
     index = {n: i for i, n in enumerate(part.ops)}
     cost = np.array([part.cost(c).seconds for c in cands])
-    weight = np.array([s * (1 + part.model.margin) if len(c) > 1 else s for s, c in zip(cost, cands)])
+    weight = cost + np.array([_risk(part, c) for c in cands])
     rows = [index[n] for c in cands for n in c]
     cols = [j for j, c in enumerate(cands) for _ in c]
     cover = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(part.ops), len(cands)))

@@ -8,9 +8,10 @@ decided here, the same way for all of them, in this order:
 3. contract   the merged ops do not form a kernel lowering can build (legality.analyze), incl. size;
 4. cycle      the graph of groups would get a cycle (a path from one group to the other that leaves
               both would have to run both before and after itself);
-5. profit     the cost model does not predict the merged kernel faster than the two apart by more
-              than its measured error (`MachineModel.margin`): a merge whose gain is within the
-              model's error could be a slowdown, so it is not taken.
+5. profit     the cost model does not predict the merged kernel faster than the kernels apart; and
+              a merge that adds work (recomputes a value, or runs a producer in a strided loop)
+              must gain more than the model's measured error (`MachineModel.margin`), since
+              within that error it could be a slowdown.
 
 Every check returns a Verdict with the rule that failed and a sentence, which the planner turns
 into the reason explain shows for an edge left unfused.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fusec.fusion.cost import KernelCost, group_cost
+from fusec.fusion.cost import KernelCost, group_cost, risk_seconds
 from fusec.fusion.kinds import NEVER, edge_verdict
 from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
@@ -218,14 +219,15 @@ class Partition:
         fused = self.cost(union)
         apart_s = sum(c.seconds for c in apart)
         saved = apart_s - fused.seconds
-        if saved <= self.model.margin * apart_s:  # a gain within the model's error is no gain
+        risk = risk_seconds(fused, apart, self.model)  # what the gain must beat: the model's error
+        if saved <= risk:
             apart_b = sum(c.nbytes for c in apart)
             return Verdict(
                 False,
                 "unprofitable",
                 f"fused {_fmt_ms(fused.seconds)} ({_fmt_bytes(fused.nbytes)}, {fused.flops:.3g} flops) "
                 f"vs apart {_fmt_ms(apart_s)} ({_fmt_bytes(apart_b)}, {sum(c.flops for c in apart):.3g} flops)"
-                + (f", a gain within the model's {self.model.margin:.0%} error margin" if saved > 0 else ""),
+                + (f", a gain within the model's {self.model.margin:.0%} error margin ({_fmt_ms(risk)}) on the work it adds" if saved > 0 else ""),
                 saved,
             )
         return Verdict(True, saved_s=saved)
