@@ -34,14 +34,18 @@ def check_memory(graph: Graph, names: list[str] | None = None, limit: int | None
             node = graph.node(n)
             what = f"input '{n}'" if node.op == "input" else f"the value of {node.op}" + ("" if n.startswith("%") else f" '{n}'")
             raise FusecInputError(
-                f"{what} is {t} and would take {_gib(t.nbytes)} (limit {_gib(limit)}); use --set to shrink the dimensions",
+                f"{what} is {t} and would take {_gib(t.nbytes)} (limit {_gib(limit)}); {SHRINK}",
                 node.loc,
             )
     total = sum(graph.type_of(n).nbytes for n in together)
     if total > limit:
         raise FusecInputError(
-            f"the inputs and outputs of '{graph.name}' together would take {_gib(total)} (limit {_gib(limit)}); use --set to shrink the dimensions"
+            f"the inputs and outputs of '{graph.name}' together would take {_gib(total)} (limit {_gib(limit)}); {SHRINK}"
         )
+
+
+# check_memory runs under the CLI and the Python API alike, so the hint names both spellings.
+SHRINK = "shrink the dimensions (--set NAME=VALUE on the command line, sizes={...} from Python)"
 
 
 def _gib(nbytes: int) -> str:
@@ -53,7 +57,7 @@ def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
     total = sum(graph.type_of(n).nbytes for n in graph.inputs)
     if total > MAX_INPUT_BYTES:
         raise FusecInputError(
-            f"the inputs of '{graph.name}' would take {total / 2**30:.1f} GiB (limit {MAX_INPUT_BYTES / 2**30:.0f} GiB); use --set to shrink the dimensions"
+            f"the inputs of '{graph.name}' would take {total / 2**30:.1f} GiB (limit {MAX_INPUT_BYTES / 2**30:.0f} GiB); {SHRINK}"
         )
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise FusecInputError(f"the seed must be a non-negative integer, got {seed!r}")
