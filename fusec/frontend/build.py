@@ -17,8 +17,8 @@ from lark import Token
 from fusec.errors import FusecError
 from fusec.frontend import comments
 from fusec.frontend.expr import parse_int, refuse_literal_name
-from fusec.frontend.sizes import override_dims
 from fusec.frontend.fg_ast import Call, ListExpr, Lit, Ref
+from fusec.frontend.sizes import override_dims
 from fusec.frontend.syntax import Located, Source, pos_of
 from fusec.ir.dtypes import DTYPES, literal_dtype
 from fusec.ir.graph import Expectation, Graph, check_literal_fits

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fusec.errors import FusecError
-from fusec.frontend.tensor import Tensor, has_op, to_dtype, tracer_of, user_location
+from fusec.frontend.tensor import NUMPY_HANDLERS, Tensor, has_op, to_dtype, tracer_of, user_location
 from fusec.ir.dtypes import literal_dtype, normalize_axis
 
 # NumPy ufunc name -> fusec op name (an op missing from the table is reported when used)
@@ -248,3 +248,6 @@ def _slice(x: Tensor, axis: int, k: slice) -> Tensor:
     if stop < 0:  # a negative step running to the front: keep it past the front, not from the end
         stop = -n - 1
     return x.tracer.apply("slice", x, axis=axis, start=start, stop=stop, step=step)
+
+
+NUMPY_HANDLERS.update(ufunc=array_ufunc, function=array_function, index=index)

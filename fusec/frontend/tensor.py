@@ -22,6 +22,11 @@ from fusec.ir.dtypes import DType, TensorType, dtype_named, dtype_of_numpy
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
 
+# NumPy's protocols (np.exp(t), np.sum(t, axis=1)) and indexing (t[:, 1:3]) are answered by
+# fusec/frontend/numpy_api.py. That module builds Tensors, so it imports this one; it registers its
+# handlers here when imported (fusec/frontend/__init__.py imports it), so the two never import each other.
+NUMPY_HANDLERS: dict[str, Any] = {}
+
 _FUSEC_DIR = str(Path(__file__).resolve().parent.parent)
 _NUMPY_DIR = str(Path(np.__file__).resolve().parent)
 
@@ -271,14 +276,10 @@ class Tensor:
 
     # -- NumPy protocols (fusec/frontend/numpy_api.py)
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from fusec.frontend.numpy_api import array_ufunc
-
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return NUMPY_HANDLERS["ufunc"](ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from fusec.frontend.numpy_api import array_function
-
-        return array_function(func, args, kwargs)
+        return NUMPY_HANDLERS["function"](func, args, kwargs)
 
     # -- methods
     def _reduce(self, op: str, axis, keepdims: bool) -> Tensor:
@@ -338,6 +339,4 @@ class Tensor:
         return self._apply("cast", self, dtype=to_dtype(dtype))
 
     def __getitem__(self, key: Any) -> Tensor:
-        from fusec.frontend.numpy_api import index
-
-        return index(self, key)
+        return NUMPY_HANDLERS["index"](self, key)
