@@ -162,6 +162,35 @@ def test_data_dependent_control_flow_names_the_line():
             fusec.jit(bad, backend="numpy")(randn(3))
 
 
+def test_literal_names_are_refused_where_the_user_wrote_them():
+    """inf, nan, true and false read as literals in every printed graph: no traced input or
+    output-dict key may take them, and the error points at the name in the function's source."""
+    def scale(inf, x):
+        return inf * 2 + x
+
+    def halves(x):
+        return {"nan": x * 0.5, "ok": x}
+
+    def shift(true):
+        return true + 1
+
+    def nested(p):  # an array inside a container argument is named p_inf: nothing to refuse
+        return p["inf"] + 1
+
+    first = scale.__code__.co_firstlineno
+    with pytest.raises(FusecError) as info:
+        fusec.trace(scale, inf=("f32", (3,)), x=("f32", (3,)))
+    assert info.value.message == "'inf' is a literal and cannot name an input of scale; choose another name"
+    assert (info.value.location.line, info.value.location.column) == (first, len("    def scale(") + 1)
+    cases = ((halves, "'nan' is a literal and cannot name an output of halves"),
+             (shift, "'true' is a literal and cannot name an input of shift"))
+    for function, message in cases:
+        with pytest.raises(FusecError) as info:
+            fusec.jit(function, backend="numpy")(randn(3))
+        assert info.value.message.startswith(message) and "test_jit.py" in str(info.value.location)
+    np.testing.assert_array_equal(fusec.jit(nested, backend="numpy")({"inf": np.ones(3, np.float32)}), [2, 2, 2])
+
+
 def test_printed_graph_compiles_to_the_same_results():
     x, gamma, beta = randn(4, 16), randn(16), randn(16)
     f = fusec.jit(layernorm, backend="numpy")

@@ -35,6 +35,7 @@ import numpy as np
 
 from fusec.errors import FusecError
 from fusec.frontend.tensor import ACTIVE, Tensor, Tracer, to_dtype
+from fusec.frontend.trace import refuse_literal_name
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
 
@@ -199,6 +200,8 @@ class Jitted:
         made = {}
         records = []
         for (path, _), (dtype, shape) in zip(leaves, types):
+            if len(path) == 1:  # a parameter that is an array itself: its name becomes the input's
+                refuse_literal_name(self.function, str(path[0]), f"an input of {self.__name__}")
             input_name = tracer.graph.add_input(_input_name(path, taken), to_dtype(dtype), shape)
             made[path] = Tensor(tracer, input_name)
             records.append(Leaf(path, dtype, shape))
@@ -214,7 +217,7 @@ class Jitted:
         structure = _output_structure(result, tracer, outputs, self.__name__)
         graph = tracer.graph
         graph.set_outputs(outputs)
-        _name_outputs(graph, structure)
+        _name_outputs(graph, structure, self.function)
         graph.dead_code_elimination()
         graph.name_temporaries()
         graph.verify()
@@ -244,8 +247,8 @@ class _Out:
     position: int
 
 
-def _name_outputs(graph: Graph, structure: Any) -> None:
-    """Outputs take readable names: a dict's keys, else out (or out0, out1, ...)."""
+def _name_outputs(graph: Graph, structure: Any, function: Callable) -> None:
+    """Outputs take readable names: a dict's keys (never a literal's name), else out (or out0, ...)."""
     named: list[tuple[int, str]] = []
 
     def walk(s: Any, label: str | None) -> None:
@@ -253,6 +256,7 @@ def _name_outputs(graph: Graph, structure: Any) -> None:
             named.append((s.position, label))
         elif isinstance(s, dict):
             for k, v in s.items():
+                refuse_literal_name(function, str(k), f"an output of {function.__name__}")
                 walk(v, str(k))
         elif isinstance(s, (tuple, list)):
             for v in s:

@@ -15,10 +15,12 @@ traces from example arrays instead, and caches what it compiled.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
-from fusec.errors import FusecError
+from fusec.errors import FusecError, SourceLocation
+from fusec.frontend.expr import NAMED_LITERALS
 from fusec.frontend.tensor import Tensor, Tracer, to_dtype, tracer_of, user_location
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS, REQUIRED, OpDef
@@ -65,6 +67,32 @@ class _OpNamespace:
 fn = _OpNamespace()
 
 
+def refuse_literal_name(function: Callable, name: str, what: str) -> None:
+    """`inf`, `nan`, `true` and `false` read as literals wherever a graph is printed or parsed, so a
+    traced input or output may not take them (as `let inf = ...` may not in a .fg file). The error
+    points at the name in the function's source when it is there, else at the `def` line."""
+    if name not in NAMED_LITERALS:
+        return
+    message = f"'{name}' is a literal and cannot name {what}; choose another name"
+    raise FusecError(message, definition_location(function, name))
+
+
+def definition_location(function: Callable, name: str) -> SourceLocation | None:
+    """Where `name` first appears in the source of `function` (its `def` line if it does not)."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    try:
+        lines, first = inspect.getsourcelines(function)
+    except (OSError, TypeError):
+        return SourceLocation(code.co_filename, code.co_firstlineno, 1)
+    for offset, text in enumerate(lines):
+        found = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text)
+        if found:
+            return SourceLocation(code.co_filename, first + offset, found.start() + 1, text)
+    return SourceLocation(code.co_filename, first, 1, lines[0] if lines else "")
+
+
 def outputs_of(function: Callable, result: Any) -> list[Tensor]:
     outputs = list(result) if isinstance(result, tuple) else [result]
     if not all(isinstance(o, Tensor) for o in outputs):
@@ -79,6 +107,8 @@ def trace(function: Callable[..., Any], name: str | None = None, **inputs: tuple
     extra = [k for k in inputs if k not in params]
     if missing or extra:
         raise FusecError(f"trace: {function.__name__} takes ({', '.join(params)}); missing {missing}, unexpected {extra}")
+    for p in params:
+        refuse_literal_name(function, p, f"an input of {function.__name__}")
     tracer = Tracer(Graph(name or function.__name__), lift=False)
     args = []
     for p in params:
