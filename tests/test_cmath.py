@@ -21,6 +21,11 @@ from fusec.tolerance import ulp_distance
 
 HEADER = Path(__file__).resolve().parents[1] / "fusec" / "codegen" / "c" / "fusec_math.h"
 
+def _exact(fn, x: np.ndarray) -> np.ndarray:
+    """fn in float64 rounded to float32: the correctly rounded result but for double rounding."""
+    return fn(x.astype(np.float64)).astype(np.float32)
+
+
 # name in the header, NumPy reference (float32 in, float32 out), stated bound in ulps
 FUNCTIONS = {
     "fusec_expf": (np.exp, 2),
@@ -28,6 +33,13 @@ FUNCTIONS = {
     "fusec_tanhf": (np.tanh, 2),
     "fusec_erff": (ref_erf, 2),
     "fusec_sigmoidf": (lambda x: OPS["sigmoid"].numpy([x], {}), 4),  # the interpreter's own definition
+    # these round a double result once: held to 1 ulp of the exact value (NumPy's own float32 expm1
+    # and log1p are off by up to 3 and 2 ulps, near overflow and around 0.4)
+    "fusec_sinf": (lambda x: _exact(np.sin, x), 1),
+    "fusec_cosf": (lambda x: _exact(np.cos, x), 1),
+    "fusec_expm1f": (lambda x: _exact(np.expm1, x), 1),
+    "fusec_log1pf": (lambda x: _exact(np.log1p, x), 1),
+    "fusec_softplusf": (lambda x: OPS["softplus"].numpy([x], {}), 4),
 }
 
 SPECIALS = np.array(
@@ -35,6 +47,9 @@ SPECIALS = np.array(
      88.72, 88.73, 89.0, -87.3, -103.0, -104.0, -110.0, 1.0, -1.0, 0.625, -0.625, 4.0, -4.0, 9.0, -9.0],
     dtype=np.float32,
 )
+
+
+SINCOS_LIMIT = np.float32(2**29 * np.pi / 2)  # fusec_sinf/fusec_cosf are accurate below this
 
 
 def _source() -> str:
@@ -67,6 +82,11 @@ def _sweep(name: str) -> np.ndarray:
         "fusec_tanhf": (-12.0, 12.0),
         "fusec_erff": (-5.0, 5.0),
         "fusec_sigmoidf": (-110.0, 110.0),
+        "fusec_sinf": (-1e4, 1e4),
+        "fusec_cosf": (-1e4, 1e4),
+        "fusec_expm1f": (-110.0, 90.0),
+        "fusec_log1pf": (-1.0, 1e3),
+        "fusec_softplusf": (-110.0, 110.0),
     }[name]
     dense = np.linspace(lo, hi, 600_001, dtype=np.float32)
     small = np.float32(10.0) ** rng.uniform(-40, 0, 100_000).astype(np.float32)  # tiny magnitudes
@@ -74,7 +94,15 @@ def _sweep(name: str) -> np.ndarray:
     if name == "fusec_logf":  # every binade, denormals included
         parts.append(rng.integers(1, 0x7F800000, 300_000, dtype=np.int64).astype(np.int32).view(np.float32))
         parts.append(-small)
-    return np.concatenate(parts).astype(np.float32)
+    if name in ("fusec_sinf", "fusec_cosf"):  # near multiples of pi/2, and large arguments up to 8e8
+        parts.append((np.arange(-4000, 4000) * (np.pi / 2)).astype(np.float32))
+        parts.append(np.float32(10.0) ** rng.uniform(4, 8.9, 100_000).astype(np.float32))
+    if name == "fusec_log1pf":
+        parts.append(np.float32(10.0) ** rng.uniform(-40, 38, 100_000).astype(np.float32))
+    x = np.concatenate(parts).astype(np.float32)
+    if name in ("fusec_sinf", "fusec_cosf"):  # the stated range (test_sin_cos_beyond_the_range below)
+        x = x[~(np.abs(x) >= SINCOS_LIMIT)]
+    return x
 
 
 def _run(fn, x: np.ndarray) -> np.ndarray:
@@ -115,3 +143,30 @@ def test_special_values(kernels):
     assert np.isnan(erf[0]) and erf[1] == 1.0 and erf[2] == -1.0 and erf[3] == 0.0 and np.signbit(erf[4])
     sig = _run(kernels["fusec_sigmoidf"], x)
     assert np.isnan(sig[0]) and sig[1] == 1.0 and sig[2] == 0.0 and sig[3] == 0.5
+
+
+def test_new_special_values(kernels):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=np.float32)
+    for name in ("fusec_sinf", "fusec_cosf"):
+        y = _run(kernels[name], x)
+        assert np.isnan(y[:3]).all()
+    sin = _run(kernels["fusec_sinf"], x)
+    assert sin[3] == 0.0 and np.signbit(sin[4])
+    cos = _run(kernels["fusec_cosf"], x)
+    assert cos[3] == 1.0 and cos[4] == 1.0
+    e = _run(kernels["fusec_expm1f"], x)
+    assert np.isnan(e[0]) and e[1] == np.inf and e[2] == -1.0 and e[3] == 0.0 and np.signbit(e[4])
+    lx = np.array([np.nan, np.inf, -1.0, -2.0, 0.0, -0.0, -np.inf], dtype=np.float32)
+    lg = _run(kernels["fusec_log1pf"], lx)
+    assert np.isnan(lg[0]) and lg[1] == np.inf and lg[2] == -np.inf and np.isnan(lg[3]) and np.isnan(lg[6])
+    assert lg[4] == 0.0 and np.signbit(lg[5])
+    sp = _run(kernels["fusec_softplusf"], x)
+    assert np.isnan(sp[0]) and sp[1] == np.inf and sp[2] == 0.0 and sp[3] == np.float32(np.log(2.0))
+
+
+def test_sin_cos_beyond_the_range_stay_in_bounds(kernels):
+    x = np.float32(10.0) ** np.linspace(9, 38.5, 10_000).astype(np.float32)
+    x = np.concatenate([x, -x])
+    for name in ("fusec_sinf", "fusec_cosf"):
+        y = _run(kernels[name], x)
+        assert np.all(np.abs(y) <= 1.0), name

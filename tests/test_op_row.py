@@ -1,6 +1,6 @@
 """The op row is the single source of an op.
 
-A test registers a new elementwise op, `softsign(x) = x / (1 + |x|)`, with one row and nothing else;
+A test registers a new elementwise op, `elliott(x) = x / (1 + |x|)`, with one row and nothing else;
 the op then parses, interprets, passes `rules verify`, fuses with its neighbours, compiles and
 verifies on both backends, and appears in random graphs. The rest checks that the consumers of the
 op table read it instead of keeping lists of their own.
@@ -28,8 +28,8 @@ from fusec.tolerance import compare_output
 ROOT = Path(__file__).resolve().parent.parent
 
 # The one change docs/howto/add_an_op.md shows: a row.
-SOFTSIGN = OpDef(
-    "softsign", "elementwise", 1, unary_float_rule("softsign"),
+ELLIOTT = OpDef(
+    "elliott", "elementwise", 1, unary_float_rule("elliott"),
     numpy=lambda a, attrs: a[0] / (a[0].dtype.type(1) + np.abs(a[0])),
     flops=3, families=("float_math",),
     numpy_code=("np.absolute({0}, out={out})", "np.add({one}, {out}, out={out})", "np.true_divide({0}, {out}, out={out})"),
@@ -37,16 +37,16 @@ SOFTSIGN = OpDef(
 )  # fmt: skip
 
 # the graph docs/howto/add_an_op.md starts from (before the row, `fusec check` says: unknown op)
-SOURCE = (ROOT / "docs" / "snippets" / "softsign.fg").read_text()
+SOURCE = (ROOT / "docs" / "snippets" / "elliott.fg").read_text()
 
 
 @pytest.fixture
-def softsign():
-    register_op(SOFTSIGN)
+def elliott():
+    register_op(ELLIOTT)
     try:
-        yield SOFTSIGN
+        yield ELLIOTT
     finally:
-        unregister_op("softsign")
+        unregister_op("elliott")
 
 
 def _inputs(g, seed=0):
@@ -54,36 +54,36 @@ def _inputs(g, seed=0):
     return [(rng.standard_normal(g.type_of(n).shape) * 3).astype(g.type_of(n).dtype.numpy) for n in g.inputs]
 
 
-def test_a_new_op_parses_and_interprets(softsign):
+def test_a_new_op_parses_and_interprets(elliott):
     g = fusec.parse(SOURCE)
-    assert g.node("s").op == "softsign"
+    assert g.node("s").op == "elliott"
     x, b = _inputs(g)
     h = x * np.float32(2.0) + b
     np.testing.assert_array_equal(fusec.interpret(g, x, b), np.exp(h / (np.float32(1) + np.abs(h))) - np.float32(1))
 
 
-def test_a_new_op_is_type_checked_by_its_row(softsign):
-    with pytest.raises(FusecError, match="softsign needs a float tensor"):
-        fusec.parse("graph g(x: i32[4]) { return softsign(x) }")
+def test_a_new_op_is_type_checked_by_its_row(elliott):
+    with pytest.raises(FusecError, match="elliott needs a float tensor"):
+        fusec.parse("graph g(x: i32[4]) { return elliott(x) }")
 
 
-def test_a_rule_using_the_new_op_verifies(softsign):
-    (rule,) = parse_rules('rule softsign exact "x / (1 + |x|) is softsign"\n  x / (1 + abs(x)) -> softsign(x)\n')
+def test_a_rule_using_the_new_op_verifies(elliott):
+    (rule,) = parse_rules('rule elliott exact "x / (1 + |x|) is elliott"\n  x / (1 + abs(x)) -> elliott(x)\n')
     result = verify_rule(rule, cases=60)
     assert result.passed, str(result)
     assert result.elements > 0
-    (wrong,) = parse_rules('rule wrong exact "not softsign"\n  x / (2 + abs(x)) -> softsign(x)\n')
+    (wrong,) = parse_rules('rule wrong exact "not elliott"\n  x / (2 + abs(x)) -> elliott(x)\n')
     assert not verify_rule(wrong, cases=60).passed
 
 
-def test_the_new_op_fuses_with_its_neighbours(softsign):
+def test_the_new_op_fuses_with_its_neighbours(elliott):
     p = plan(fusec.parse(SOURCE))
     assert len(p.groups) == 1
     assert {"h", "s", "y"} <= set(p.groups[0].nodes)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "c"])
-def test_the_new_op_compiles_and_verifies_on_both_backends(softsign, backend):
+def test_the_new_op_compiles_and_verifies_on_both_backends(elliott, backend):
     g = fusec.parse(SOURCE)
     program = fusec.compile(g, backend=backend, tune_db=False)
     assert program.kernels == 1
@@ -96,30 +96,30 @@ def test_the_new_op_compiles_and_verifies_on_both_backends(softsign, backend):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "c"])
-def test_a_recognised_new_op_compiles_from_the_written_out_formula(softsign, backend):
-    rules = parse_rules('rule softsign exact "x / (1 + |x|) is softsign"\n  x / (1 + abs(x)) -> softsign(x)\n')
+def test_a_recognised_new_op_compiles_from_the_written_out_formula(elliott, backend):
+    rules = parse_rules('rule elliott exact "x / (1 + |x|) is elliott"\n  x / (1 + abs(x)) -> elliott(x)\n')
     g = fusec.parse("graph g(x: f64[7, 33]) {\n  y = x / (1 + abs(x))\n  return y\n}\n")
     program = fusec.compile(g, backend=backend, rules=rules, rewrite=("exact",), tune_db=False)
-    assert "softsign" in program.show("rules")
+    assert "elliott" in program.show("rules")
     (x,) = _inputs(g, seed=5)
     assert compare_output(g, "y", program(x), evaluate(g, [x])["y"]) is None
 
 
-def test_the_new_op_appears_in_random_graphs(softsign):
+def test_the_new_op_appears_in_random_graphs(elliott):
     cfg = GenConfig(dtypes=("f32", "f64"), max_ops=8)
     seen = 0
-    for seed in range(300):
+    for seed in range(1000):
         g, _ = random_graph(seed, cfg)
-        seen += any(n.op == "softsign" for n in g.nodes())
+        seen += any(n.op == "elliott" for n in g.nodes())
     assert seen > 5
 
 
 def test_unregistering_removes_the_op():
-    register_op(SOFTSIGN)
-    unregister_op("softsign")
-    assert "softsign" not in OPS
-    with pytest.raises(FusecError, match="unknown op 'softsign'"):
-        fusec.parse("graph g(x: f32[4]) { return softsign(x) }")
+    register_op(ELLIOTT)
+    unregister_op("elliott")
+    assert "elliott" not in OPS
+    with pytest.raises(FusecError, match="unknown op 'elliott'"):
+        fusec.parse("graph g(x: f32[4]) { return elliott(x) }")
 
 
 def test_register_refuses_a_duplicate_and_an_unknown_family():
@@ -135,7 +135,7 @@ def test_register_refuses_a_duplicate_and_an_unknown_family():
 
 def test_every_elementwise_op_has_a_spelling_for_both_backends():
     for name, op in OPS.items():
-        if op.kind == "elementwise":
+        if op.kind == "elementwise" and not op.is_composite:  # a composite is spelled by its expansion
             assert op.numpy_code is not None, name
             assert op.c_code is not None or op.c_vector is not None, name
 

@@ -8,14 +8,15 @@ cost (flops per element, and whether it is transcendental), its families (compar
 
 * `ops_registry.py`: the row type, the registry, spellings, attribute and arity checks;
 * `ops_rules.py`: the shape/dtype rules;
-* `ops_elementwise.py`, `ops_reduce.py`, `ops_layout.py`: the rows, by family.
+* `ops_elementwise.py`, `ops_math.py`, `ops_activation.py`, `ops_logical.py`, `ops_reduce.py`,
+  `ops_stats.py`, `ops_layout.py`: the rows, by family.
 
 Adding an op is adding a row, or calling `register_op(OpDef(...))` (docs/howto/add_an_op.md).
 """
 
 from __future__ import annotations
 
-from fusec.ir import ops_elementwise, ops_layout, ops_reduce
+from fusec.ir import ops_activation, ops_elementwise, ops_layout, ops_logical, ops_math, ops_reduce, ops_stats
 from fusec.ir.ops_registry import (
     BINARY_INFIX,
     FAMILIES,
@@ -39,7 +40,8 @@ from fusec.ir.ops_registry import (
 )
 from fusec.ir.ops_rules import reduce_axes, resolve_reshape, slice_bounds, squeeze_axes, transpose_perm
 
-register_all(ops_elementwise.ROWS + ops_reduce.ROWS + ops_layout.ROWS)
+register_all(ops_elementwise.ROWS + ops_math.ROWS + ops_activation.ROWS + ops_logical.ROWS + ops_reduce.ROWS
+             + ops_stats.ROWS + ops_layout.ROWS)
 
 __all__ = [
     "BINARY_INFIX", "FAMILIES", "KINDS", "OPS", "REQUIRED", "AttrSpec", "OpDef", "Spelling", "check_arity",

@@ -1,4 +1,5 @@
-/* fusec_math.h: vectorizable float32 approximations of exp, log, tanh, erf, sigmoid and gelu.
+/* fusec_math.h: vectorizable float32 approximations of exp, log, tanh, erf, sigmoid, gelu, sin, cos,
+ * expm1, log1p and softplus.
  *
  * Why: glibc's scalar expf/tanhf keep a loop from vectorizing (gelu ~250 ms instead of ~7 ms at
  * 4096x4096), and its vector math library reaches only 30-45% of the memory roofline. These
@@ -144,6 +145,128 @@ static inline float fusec_gelu_tanhf(float x)
 
 /* gelu, exact form: 0.5 x (1 + erf(x / sqrt(2))) */
 static inline float fusec_gelu_erff(float x) { return 0.5f * x * (1.0f + fusec_erff(x * 0.7071067811865476f)); }
+
+/* ---- sin, cos, expm1, log1p, softplus ---------------------------------------------------------
+ * sin, cos, expm1 and log1p compute in double and round once to float: within 1 ulp of the exact
+ * value (tests/test_cmath.py measures them against float64 results rounded to float; NumPy's own
+ * float32 expm1 and log1p are off by up to 3 and 2 ulps, its sin and cos by ~1):
+ *   fusec_sinf, fusec_cosf  <= 1 ulp for |x| < 8.4e8 (2^29 pi/2): x = n pi/2 + r with pi/2 in four
+ *                           parts (24, 24, 24 and 53 bits), so each n * part is exact for n < 2^29;
+ *                           Taylor polynomials in r (|r| <= pi/4, truncation < 1e-14). Beyond
+ *                           8.4e8 the reduction loses all bits: results stay in [-1, 1] but are NOT
+ *                           accurate (NumPy reduces exactly there; use float64 for such arguments).
+ *                           sin(+-0) = +-0, sin and cos of +-inf and NaN are NaN.
+ *   fusec_expm1f            <= 1 ulp: x = n ln2 + r, expm1(x) = 2^n expm1(r) + (2^n - 1), expm1(r)
+ *                           a Taylor polynomial of degree 11 (|r| <= ln2 / 2). expm1(+-0) = +-0.
+ *   fusec_log1pf            <= 1 ulp: u = 1 + x in double, log u = k ln2 + 2 atanh(s) with
+ *                           s = (m - 1) / (m + 1), m in [sqrt(1/2), sqrt(2)), and the rounding of
+ *                           1 + x put back as (x - (u - 1)) / u. log1p(-1) = -inf, log1p(x < -1) = NaN.
+ *   fusec_softplusf         <= 4 ulp: max(x, 0) + log1p(exp(-|x|)), the op table's definition
+ *                           (exp rounds to float in between, in NumPy's reference and here).
+ */
+static inline int64_t fusec_d2i(double x) { union { double d; int64_t i; } u; u.d = x; return u.i; }
+static inline double fusec_i2d(int64_t i) { union { double d; int64_t i; } u; u.i = i; return u.d; }
+
+/* sin and cos of x = n pi/2 + r: quadrant n mod 4 picks +-sin(r) or +-cos(r) */
+static inline float fusec_sincosf(float x, int want_cos)
+{
+    double xd = (double)x;
+    const double shifter = 6755399441055744.0;       /* 1.5 * 2^52: n lands in the low mantissa bits */
+    double t = xd * 0.6366197723675814 + shifter;
+    double n = t - shifter;
+    int32_t q = (int32_t)(fusec_d2i(t) & 3) + want_cos;
+    double r = xd - n * 1.5707963705062866;           /* exact: x and n * pi/2 are within a factor 2 */
+    r = r - n * -4.371138828673793e-08;
+    r = r - n * -1.7151245100058819e-15;
+    r = r - n * 1.0562999066987428e-23;
+    double z = r * r;
+    double s = 1.6059043836821613e-10;               /* sin: 1/13! ... -1/3! */
+    s = s * z - 2.505210838544172e-08;
+    s = s * z + 2.7557319223985893e-06;
+    s = s * z - 1.984126984126984e-04;
+    s = s * z + 8.333333333333333e-03;
+    s = s * z - 1.6666666666666666e-01;
+    s = r + r * z * s;
+    double c = -1.1470745597729725e-11;              /* cos: -1/14! ... -1/2! */
+    c = c * z + 2.08767569878681e-09;
+    c = c * z - 2.755731922398589e-07;
+    c = c * z + 2.48015873015873e-05;
+    c = c * z - 1.388888888888889e-03;
+    c = c * z + 4.1666666666666664e-02;
+    c = c * z - 0.5;
+    c = 1.0 + z * c;
+    double v = (q & 1) ? c : s;
+    v = (q & 2) ? -v : v;
+    v = v > 1.0 ? 1.0 : v;                            /* beyond the accurate range: still in [-1, 1] */
+    v = v < -1.0 ? -1.0 : v;
+    return (float)v;
+}
+
+static inline float fusec_sinf(float x) { return x == 0.0f ? x : fusec_sincosf(x, 0); }
+static inline float fusec_cosf(float x) { return fusec_sincosf(x, 1); }
+
+static inline float fusec_expm1f(float x)
+{
+    double xd = (double)x;
+    xd = xd < -104.0 ? -104.0 : xd;                   /* a NaN passes both tests unchanged */
+    xd = xd > 89.0 ? 89.0 : xd;
+    const double shifter = 6755399441055744.0;
+    double t = xd * 1.4426950408889634 + shifter;
+    double n = t - shifter;
+    int64_t ni = fusec_d2i(t) - fusec_d2i(shifter);
+    double r = xd - n * 6.93147180369123816490e-01;   /* ln2, high part (32 bits): exact product */
+    r = r - n * 1.90821492927058770002e-10;           /* ln2, low part */
+    double p = 2.505210838544172e-08;                /* 1/11! ... 1/2! */
+    p = p * r + 2.755731922398589e-07;
+    p = p * r + 2.7557319223985893e-06;
+    p = p * r + 2.48015873015873e-05;
+    p = p * r + 1.984126984126984e-04;
+    p = p * r + 1.388888888888889e-03;
+    p = p * r + 8.333333333333333e-03;
+    p = p * r + 4.1666666666666664e-02;
+    p = p * r + 1.6666666666666666e-01;
+    p = p * r + 0.5;
+    p = r + r * r * p;                                /* expm1(r) */
+    /* 2^n; shifted as unsigned so that a NaN's garbage n is no undefined behaviour */
+    double scale = fusec_i2d((int64_t)((uint64_t)(ni + 1023) << 52));
+    double v = scale * p + (scale - 1.0);
+    return (x != x || x == 0.0f) ? x : (float)v;
+}
+
+static inline float fusec_log1pf(float x)
+{
+    double xd = (double)x;
+    double u = 1.0 + xd;
+    int64_t bits = fusec_d2i(u);
+    int64_t k = ((bits >> 52) & 0x7ff) - 1023;
+    int64_t mbits = (bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
+    int64_t big = mbits > 0x3ff6a09e667f3bcdLL;       /* mantissa > sqrt(2) */
+    double m = fusec_i2d(big ? mbits - 0x0010000000000000LL : mbits);
+    k += big;
+    double s = (m - 1.0) / (m + 1.0);
+    double z = s * s;
+    double p = 1.0 / 15.0;                            /* 2 atanh(s) = 2 (s + s^3/3 + ... + s^15/15) */
+    p = p * z + 1.0 / 13.0;
+    p = p * z + 1.0 / 11.0;
+    p = p * z + 1.0 / 9.0;
+    p = p * z + 1.0 / 7.0;
+    p = p * z + 1.0 / 5.0;
+    p = p * z + 1.0 / 3.0;
+    double logm = 2.0 * (s + s * z * p);
+    double v = (double)k * 0.6931471805599453 + logm + (xd - (u - 1.0)) / u;
+    float y = (float)v;
+    y = x == -1.0f ? -INFINITY : y;
+    y = x < -1.0f ? NAN : y;
+    y = x == INFINITY ? INFINITY : y;
+    return (x != x || x == 0.0f) ? x : y;
+}
+
+static inline float fusec_softplusf(float x)
+{
+    return (x > 0.0f ? x : 0.0f) + fusec_log1pf(fusec_expf(-fabsf(x)));
+}
+
+static inline double fusec_softplus(double x) { return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 
 /* float64: the C library (accurate to ~1 ulp; scalar calls) */
 static inline double fusec_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
