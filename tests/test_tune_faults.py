@@ -25,7 +25,7 @@ def test_every_fault_kind_is_typed_and_the_tuner_finishes(tmp_path):
     start = time.monotonic()
     (result,) = tune_graph(graph, kernels, "c", settings, db=db, backend_factory="fusec.tune.faults:FaultyBackend",
                            backend_options={"faults": faults})
-    assert time.monotonic() - start < 120  # the hang cost one timeout, not the run
+    assert time.monotonic() - start < 300  # the hang (forever) cost one 4 s timeout, not the run
     by_schedule = {t.schedule: t for t in result.trials}
     for schedule, kind in zip(victims, EXPECTED):
         trial = by_schedule[schedule]
