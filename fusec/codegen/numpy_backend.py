@@ -528,6 +528,13 @@ class _Gen:
             a = f"{a}.astype(np.{acc_dt.numpy.name})"
         if mm.b.dtype != acc_dt:
             b = f"({b}).astype(np.{acc_dt.numpy.name})"
+        # an operand whose index drops k (its k stride is 0: w[k, j] when j has extent 0) has a view
+        # one element long along k; it is the same for every k, so the other operand is summed over k
+        a_k, b_k = (mm.k in load.index.variables() for load in (mm.a, mm.b))
+        if a_k and not b_k:
+            a = f"{a}.sum(axis=-1, keepdims=True)"
+        elif b_k and not a_k:
+            b = f"{b}.sum(axis=-2, keepdims=True)"
         blk.lines.append(f"np.matmul({a}, {b}, out={slot.view}[..., 0])  # {mm.acc}: BLAS on this tile")
 
     # ------------------------------------------------------------------ the function
