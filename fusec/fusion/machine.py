@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from fusec.errors import FusecError
+from fusec.runtime.files import new_file_mode
 
 MODEL_FILE = "machine.json"
 
@@ -115,6 +116,7 @@ def save_model(model: MachineModel, path: Path | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".machine-", suffix=".tmp", dir=path.parent)
         try:
+            os.fchmod(fd, new_file_mode())  # an output (calibrate prints its path; save_model takes any): not 0600
             with os.fdopen(fd, "w") as f:
                 json.dump(model.to_dict(), f, indent=2)
                 f.write("\n")
