@@ -31,6 +31,7 @@ from pathlib import Path
 from fusec.errors import FusecError
 from fusec.ir.dtypes import BOOL, DTYPES, F32, DType
 from fusec.rewrite.rule import AttrVar, POp, Rule
+from fusec.runtime.files import new_file_mode
 
 PROVER_VERSION = 2  # 2: layout rules over whole tensors, part-by-part proofs
 DEFAULT_TIMEOUT = 10.0
@@ -435,6 +436,7 @@ class ProofCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".proofs-", dir=self.path.parent)
+            os.fchmod(fd, new_file_mode())  # plain verdicts (ProofCache.open takes any path): as open() makes it
             with os.fdopen(fd, "w") as f:
                 json.dump({"version": PROVER_VERSION, "entries": self.entries}, f)
             os.replace(tmp, self.path)
