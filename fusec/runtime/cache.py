@@ -208,6 +208,8 @@ class KernelCache:
     ) -> CacheEntry:
         tmp_root = self.root / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
+        # mkdtemp's 0700 stays: the published entry holds a library every run loads and executes, so no
+        # other user may read or swap it (the files inside get open()'s usual mode)
         work = Path(tempfile.mkdtemp(prefix=f"{key[:16]}-", dir=tmp_root))
         try:
             self._write_sources(work, source, headers)
