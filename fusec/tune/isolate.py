@@ -96,7 +96,7 @@ class IsolatedRunner:
 
     def run(self, job: KernelJob, schedule: Schedule) -> dict:
         """The child's result dict, or a crash/timeout dict made here."""
-        fd, log = tempfile.mkstemp(prefix="fusec-tune-", suffix=".log")
+        fd, log = tempfile.mkstemp(prefix="fusec-tune-", suffix=".log")  # 0600 stays: a scratch log in /tmp, removed below
         os.close(fd)
         log_path = Path(log)
         receiver, sender = self.ctx.Pipe(duplex=False)
