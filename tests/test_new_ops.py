@@ -135,6 +135,17 @@ ARG_CASES = [("argmax", None, False), ("argmax", 0, False), ("argmax", 1, True),
 
 
 @pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("axis", [None, 1])
+def test_argmax_last_occurrence(axis, backend):
+    x = np.array([[1, 3, 3, 0], [2, 2, 1, 2], [0, 0, 0, 0]], np.float32)
+    a = "" if axis is None else f"axis={axis}, "
+    e = _check(f"graph g(x: f32[3, 4]) {{\n  y = argmax(x, {a}last=true)\n  z = argmin(x, {a}last=true)\n"
+               f"  return y, z\n}}\n", [x], backend)
+    flat = axis is None
+    assert e["y"].tolist() == (2 if flat else [2, 3, 3]) and e["z"].tolist() == (11 if flat else [3, 2, 3])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
 @pytest.mark.parametrize("op,axis,keepdims", ARG_CASES)
 def test_argmax_argmin_match_numpy(op, axis, keepdims, backend):
     rng = np.random.default_rng(4)

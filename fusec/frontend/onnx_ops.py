@@ -240,9 +240,8 @@ def _arg(op: str) -> Callable:
     def build(c):
         if op not in OPS:
             raise FusecError(f"{c.op_type} node '{c.name}' needs the op '{op}'")
-        if c.attr("select_last_index", 0):
-            raise FusecError(f"{c.op_type} node '{c.name}': select_last_index=1 is not supported")
-        r = c.add(op, c.x(0), axis=c.attr("axis", 0), keepdims=bool(c.attr("keepdims", 1)))
+        last = bool(c.attr("select_last_index", 0))
+        r = c.add(op, c.x(0), axis=c.attr("axis", 0), keepdims=bool(c.attr("keepdims", 1)), last=last)
         return c.add("cast", r, dtype="i64") if c.type(r).dtype.name != "i64" else r
 
     return build

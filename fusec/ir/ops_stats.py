@@ -1,7 +1,8 @@
 """Rows of the op table: argmax, argmin and var, composites of the primitive reductions.
 
 argmax(x, axis) is min over the axis of where(x == max(x) or x is NaN, index, n): the first
-occurrence of the maximum, or of the first NaN (NumPy's rule: NaN wins); the index counts from an
+occurrence of the maximum, or of the first NaN (NumPy's rule: NaN wins; `last=true` takes the last
+one, as ONNX's select_last_index); the index counts from an
 `iota`, and over several axes (axis=None) it is the flat row-major index. var is NumPy's two-pass
 formula, sum((x - mean(x))^2) / (n - ddof). Both expansions are their references, operation for
 operation, so both backends compile them as fused reductions.
@@ -39,7 +40,15 @@ def _arg_rule(name: str):
 
 
 def _np_arg(fn):
-    return lambda a, attrs: np.asarray(fn(a[0], axis=attrs["axis"], keepdims=attrs["keepdims"]), dtype=np.int64)
+    def run(a: list[np.ndarray], attrs: dict) -> np.ndarray:
+        x, axis, keepdims = a[0], attrs["axis"], attrs["keepdims"]
+        if not attrs["last"]:
+            return np.asarray(fn(x, axis=axis, keepdims=keepdims), dtype=np.int64)
+        # the last occurrence: the first one in the reversed order (axis=None reverses the flat order)
+        first = fn(np.flip(x, axis=axis), axis=axis, keepdims=keepdims)
+        return np.asarray(_count(x.shape, axis) - 1 - first, dtype=np.int64)
+
+    return run
 
 
 def _expand_arg(which: str):
@@ -58,6 +67,9 @@ def _expand_arg(which: str):
                 step = g.add("mul", step, stride)
             index = step if index is None else g.add("add", index, step)
             stride *= t.shape[axis]
+        if attrs["last"]:  # the largest index that hits; -1 is below every index
+            chosen = g.add("where", hit, index, -1)
+            return g.add("max", chosen, axis=attrs["axis"], keepdims=attrs["keepdims"])
         chosen = g.add("where", hit, index, stride)  # stride is now the count, past every index
         return g.add("min", chosen, axis=attrs["axis"], keepdims=attrs["keepdims"])
 
@@ -92,10 +104,13 @@ def _expand_var(g, args, attrs):
 
 _AXIS_KEEP = (AttrSpec("axis", "axes", None), AttrSpec("keepdims", "bool", False))
 
+# last=true: the last occurrence instead of the first (ONNX's select_last_index)
+_ARG_ATTRS = _AXIS_KEEP + (AttrSpec("last", "bool", False),)
+
 ROWS = (
-    OpDef("argmax", "reduce", 1, _arg_rule("argmax"), _np_arg(np.argmax), attrs=_AXIS_KEEP,
+    OpDef("argmax", "reduce", 1, _arg_rule("argmax"), _np_arg(np.argmax), attrs=_ARG_ATTRS,
           expand=_expand_arg("max"), flops=4),
-    OpDef("argmin", "reduce", 1, _arg_rule("argmin"), _np_arg(np.argmin), attrs=_AXIS_KEEP,
+    OpDef("argmin", "reduce", 1, _arg_rule("argmin"), _np_arg(np.argmin), attrs=_ARG_ATTRS,
           expand=_expand_arg("min"), flops=4),
     OpDef("var", "reduce", 1, _var_rule, _np_var, attrs=_AXIS_KEEP + (AttrSpec("ddof", "int", 0),),
           expand=_expand_var, flops=5),
