@@ -66,11 +66,15 @@ def _not(c):
 
 def _leaky_relu(c):
     x = c.x(0)
+    if "leaky_relu" in OPS:
+        return c.add("leaky_relu", x, alpha=c.attr("alpha", 0.01))
     return c.add("where", c.add("lt", x, 0.0), c.add("mul", x, c.attr("alpha", 0.01)), x)
 
 
 def _elu(c):
     x = c.x(0)
+    if "elu" in OPS:
+        return c.add("elu", x, alpha=c.attr("alpha", 1.0))
     neg = c.add("mul", c.add("sub", c.add("exp", x), 1.0), c.attr("alpha", 1.0))
     return c.add("where", c.add("lt", x, 0.0), neg, x)
 
@@ -78,6 +82,8 @@ def _elu(c):
 def _selu(c):
     x = c.x(0)
     alpha, gamma = c.attr("alpha", 1.67326319217681884765625), c.attr("gamma", 1.05070102214813232421875)
+    if "selu" in OPS:
+        return c.add("selu", x, alpha=alpha, gamma=gamma)
     neg = c.add("mul", c.add("sub", c.add("exp", x), 1.0), alpha * gamma)
     return c.add("where", c.add("le", x, 0.0), neg, c.add("mul", x, gamma))
 
@@ -91,10 +97,14 @@ def _hard_sigmoid_of(c, x, alpha, beta):
 
 
 def _hard_sigmoid(c):
+    if "hardsigmoid" in OPS:
+        return c.add("hardsigmoid", c.x(0), alpha=c.attr("alpha", 0.2), beta=c.attr("beta", 0.5))
     return _hard_sigmoid_of(c, c.x(0), c.attr("alpha", 0.2), c.attr("beta", 0.5))
 
 
 def _hard_swish(c):
+    if "hardswish" in OPS:
+        return c.add("hardswish", c.x(0))
     return c.add("mul", c.x(0), _hard_sigmoid_of(c, c.x(0), 1 / 6, 0.5))
 
 
