@@ -33,3 +33,15 @@ def test_bad_npz_inputs_say_what_is_wrong(g_fg, make, message):  # noqa: F811
     assert r.returncode == 2, r.stdout + r.stderr
     assert message in r.stderr, r.stderr
     assert "pickle" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_graph_with_no_ops_plans_to_no_kernels_under_every_policy(tmp_path):
+    """The optimal policy's integer program has no variables for a graph with no ops: it must not be
+    built at all (scipy's milp refuses an empty objective). Found by the fuzzer's trivial graphs."""
+    import fusec
+
+    (tmp_path / "g.fg").write_text("graph main(x0: i32[]) { return x0 }\n")
+    for policy in ("auto", "optimal", "greedy"):
+        program = fusec.compile(str(tmp_path / "g.fg"), backend="numpy", policy=policy)
+        assert program.kernels == 0
+        assert program(np.int32(7)) == 7

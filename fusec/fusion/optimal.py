@@ -125,6 +125,8 @@ def solve(part: Partition, extra: list[frozenset[str]], time_limit: float = TIME
     from scipy.sparse import coo_matrix, vstack
 
     start = time.perf_counter()
+    if not part.ops:  # nothing to plan (a graph that returns an input or a constant): no integer program
+        return Solution([], 0.0, 0.0, "optimal", 0.0)
     cands = candidates(part, extra)
     for a, b in force:  # ops forced together: only candidates that hold both or neither
         cands = [c for c in cands if (a in c) == (b in c)]
