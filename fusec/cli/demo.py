@@ -2,17 +2,21 @@
 
 It walks the pipeline the way docs/architecture.md draws it (parse, rewrite, plan, lower, generate,
 build), prints each stage's result, then runs the program on the interpreter and on both backends,
-checks them against the interpreter, and times them in this run.
+checks them against the interpreter, and times them with the protocol of `fusec bench`
+(fusec.bench.timing: warm-up, repeats, median and interquartile spread). It states the machine's
+cores and load average next to the figures, says so when the machine is busy, and presents the
+figures as ratios measured in one run, which is what carries over to another machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import os
 from pathlib import Path
 
-import numpy as np
-
+from fusec.bench.protocol import Settings
+from fusec.bench.system import load_average
+from fusec.bench.timing import time_calls
 from fusec.cli.common import add_sizes_arg, parse_sizes
 from fusec.errors import FusecError
 from fusec.fusion import explain
@@ -45,14 +49,38 @@ def indent(text: str) -> str:
     return "\n".join("    " + line if line else "" for line in text.rstrip("\n").splitlines())
 
 
-def median_ms(fn, repeats: int = 5) -> float:
-    fn()  # warm up: the first call pays for page faults and library loading
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+def busy(load: tuple[float, float, float] | None, cores: int) -> bool:
+    """`fusec bench`'s rule: busy when the 1-minute load average is above half the cores."""
+    return load is not None and load[0] > cores / 2
+
+
+def print_timings(runners: dict, settings: Settings) -> None:
+    """Time each runner with the bench protocol and print median, spread and the ratio to the first."""
+    cores = os.cpu_count() or 1
+    before = load_average()
+    timings = {label: time_calls(fn, settings.repeats, settings.warmup, settings.max_seconds) for label, fn in runners.items()}
+    after = load_average()
+    loads = [x for x in (before, after) if x is not None]
+    worst = max(loads, key=lambda x: x[0]) if loads else None
+    is_busy = any(busy(x, cores) for x in loads)
+    load_text = f"load average {worst[0]:.1f}" if worst else "load average unknown"
+    print(f"    machine: {cores} cores, {load_text}" + ("  <- BUSY: other work is running" if is_busy else " (quiet)"))
+    print(f"    {'path':<34} {'median ms':>10} {'spread ms':>10}  vs interp")
+    base = timings[next(iter(timings))].median
+    for label, t in timings.items():
+        print(f"    {label:<34} {t.median * 1e3:10.3f} {t.spread * 1e3:10.3f}  {base / t.median:6.2f}x" + ("  (busy)" if is_busy else ""))
+    slower = [label for label, t in list(timings.items())[1:] if t.median > base]
+    print()
+    print(f"    Median and interquartile spread of {settings.repeats} calls after a warm-up, as `fusec bench` measures.")
+    print("    'vs interp' is a ratio of two times measured in this run: ratios carry over to other machines,")
+    print("    absolute times do not.")
+    if is_busy:
+        print(f"    The machine was busy ({load_text} on {cores} cores): other processes took CPU time from these")
+        print("    runs, so every figure above is noisy and threaded kernels suffer most; rerun on a quiet machine.")
+    if slower:
+        print(f"    Slower than the interpreter here: {', '.join(slower)}. At small sizes a kernel's fixed cost (calls,")
+        print("    thread start-up) outweighs the memory it saves; fusion pays off when arrays outgrow the caches.")
+    print("    For the full comparison (bandwidth, roofline, peers): fusec bench FILE")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -102,12 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         runners[f"{name} backend ({program.kernels} kernel{'s' if program.kernels != 1 else ''})"] = lambda p=program: p(*inputs)
     print("    outputs agree with the interpreter within the stated tolerance (fusec/tolerance.py)")
     print(f"    bytes moved: unfused {report['bytes_unfused'] / 2**20:.1f} MiB, fused {report['bytes_fused'] / 2**20:.1f} MiB")
-    base = None
-    for label, fn in runners.items():
-        ms = median_ms(fn)
-        base = base or ms
-        print(f"    {label:<34} {ms:9.2f} ms   {base / ms:5.1f}x")
-    print("\n    (times are the median of 5 runs in this process; bench/ holds the real benchmarks)")
+    banner(7, "measure: the same protocol as fusec bench, with the machine's load stated")
+    print_timings(runners, Settings(repeats=args.repeats))
     return 0
 
 
@@ -120,4 +144,5 @@ def register(sub) -> None:
     p.add_argument("example", nargs="?", help=f"an example name (e.g. gelu) or a .fg path (default {DEFAULT_EXAMPLE})")
     add_sizes_arg(p)
     p.add_argument("--source-lines", type=int, default=60, help="how many lines of generated C to print (default 60)")
+    p.add_argument("--repeats", type=int, default=15, help="timed calls per path (default 15, as fusec bench)")
     p.set_defaults(handler=cmd_demo)
