@@ -65,6 +65,7 @@ from fusec.rewrite.smt_ieee import (  # noqa: F401 (re-exported: the prover's mo
     value_of,
 )
 
+LEAVES = ("var", "const", "lit")  # the ops of Terms that are not op-table rows
 REDUCTIONS_ONE = {"max": "self", "min": "self", "sum": "plus_zero", "prod": "times_one", "mean": "plus_zero"}
 
 
@@ -307,7 +308,9 @@ class Z3Translator:
 
 def _keeps_shape(t: Term) -> bool:
     """Every reduction inside keeps its dims, so t has the shape of its (broadcast) leaves."""
-    if t.op in OPS and OPS[t.op].kind == "reduce" and not t.attr("keepdims"):
+    if t.op in LEAVES:  # not op names, though an op may share one (var is also the variance)
+        return True
+    if OPS[t.op].kind == "reduce" and not t.attr("keepdims"):
         return False
     return all(_keeps_shape(a) for a in t.args)
 
