@@ -113,3 +113,22 @@ def test_kernel_libraries_load_with_sleeping_openmp_threads_and_the_environment_
     monkeypatch.setenv("GOMP_SPINCOUNT", "1000")  # the user's own choice wins
     with gomp_env():
         assert "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_blas_calls_get_fewer_threads_only_on_a_busy_machine():
+    from fusec.runtime.threads import BlasLimit
+
+    calls, others = [], [0]
+
+    def set_local(n):
+        calls.append(n)
+        return 2
+
+    limit = BlasLimit(ThreadBudget(None, cores=2, load=lambda: others[0]), set_local)
+    assert limit.enter(10**9) is None and calls == []  # idle: BLAS keeps its own threads
+    others[0] = 1
+    limit.budget._sampled_at = -1.0
+    previous = limit.enter(10**6)
+    limit.exit(previous)
+    assert calls == [1, 2]  # one thread for the call, then the caller's setting back
+    assert BlasLimit(ThreadBudget(None, cores=2, load=lambda: 1), None).enter(10) is None  # no OpenBLAS: nothing

@@ -40,6 +40,7 @@ from fusec.loops.simplify import simplify
 from fusec.runtime.build import compiler_flags, find_compiler, sanitize_requested
 from fusec.runtime.cache import KernelCache, default_cache
 from fusec.runtime.loader import KernelFunction, Param
+from fusec.runtime.threads import blas_limit
 
 HEADER_DIR = Path(__file__).resolve().parent / "c"
 
@@ -192,6 +193,8 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
     tile_shape = (tiles.rows,) + tuple(ext[v] for v in tiles.out_vars[1:])
     outer = tiles.out_vars[0]
     scratch: list[np.ndarray] = []
+    k_extent = ext[info.k]
+    limit = blas_limit()
 
     def run(*arrays: np.ndarray) -> None:
         if tiles.direct:  # BLAS writes straight into the output; no scratch
@@ -211,8 +214,12 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
             at = a[r0 : r0 + rows] if a_tiled else a
             bt = b[r0 : r0 + rows] if b_tiled else b
             # batch dims are outermost, so slicing the outer variable slices the same axis of mm
-            with np.errstate(all="ignore"):  # NaN and inf are computed, not reported (as in C)
-                np.matmul(at, bt, out=mm)
+            previous = limit.enter(mm.size * k_extent)  # fewer BLAS threads on a busy machine
+            try:
+                with np.errstate(all="ignore"):  # NaN and inf are computed, not reported (as in C)
+                    np.matmul(at, bt, out=mm)
+            finally:
+                limit.exit(previous)
             if rows not in functions:
                 continue  # no epilogue: BLAS wrote the result where it belongs
             pointers = [] if tiles.direct else [mm.ctypes.data]
