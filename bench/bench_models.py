@@ -41,6 +41,7 @@ EX = ROOT / "examples"
 README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- bench_models: begin -->", "<!-- bench_models: end -->"
 PEERS = ("numexpr", "torch", "jax")
+CHOSEN_PEERS = set(PEERS)  # --peers
 KERNELS = {"chain": "01_chain", "gelu": "02_gelu", "softmax": "03_softmax", "layernorm": "04_layernorm", "rmsnorm": "05_rmsnorm"}
 ADAM_DONATE = {"p_new": "p", "m_new": "m", "v_new": "v"}
 
@@ -68,10 +69,12 @@ def alternate(variants: dict[str, callable], rounds: int = 3, per_round: int = 5
 
 
 def peer_times(path: Path, sizes: dict[str, int], peers=PEERS) -> dict[str, float | str]:
-    """Median seconds per installed peer (its own process), or why it has none."""
+    """Median seconds per installed peer (its own process), or why it has none; --peers narrows them."""
     settings = Settings(repeats=9, max_seconds=15.0)
     found: dict[str, float | str] = {}
     for peer in peers:
+        if peer not in CHOSEN_PEERS:
+            continue
         result = run_peer(peer, str(path), sizes, settings, 0)
         found[peer] = result.timing.median if result.status == "ok" and result.timing else result.status
     return found
@@ -339,7 +342,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help=f"comma-separated sections ({', '.join(SECTIONS)})")
     ap.add_argument("--no-readme", action="store_true", help="print the tables without writing bench/README.md")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to run (torch.compile takes minutes to compile on a busy machine)")
     args = ap.parse_args()
+    CHOSEN_PEERS.intersection_update(args.peers.split(","))
     chosen = args.only.split(",") if args.only else list(SECTIONS)
     os.chdir(ROOT)
     triad = measure_triad()
