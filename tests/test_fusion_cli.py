@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -142,17 +143,62 @@ def test_the_model_changes_decisions_through_the_cache_dir(capsys):
     assert plan(g).kernels == 1
 
 
-def test_calibrate_measures_and_stores_the_model(capsys):
+def _load(monkeypatch, *values):
+    """os.getloadavg returns each of `values` in turn (before measuring, after measuring)."""
+    seq = iter(values)
+    monkeypatch.setattr(os, "getloadavg", lambda: (next(seq), 0.0, 0.0))
+
+
+def _fake_measure(monkeypatch):
+    from fusec.fusion import calibrate as cal
+
+    model = MachineModel(bandwidth_gbs=12.5, source="calibrated by a test")
+    monkeypatch.setattr(cal, "_measure", lambda quick: cal.Calibration(model, "a test", ["measured nothing"]))
+
+
+def test_calibrate_measures_and_stores_the_model(capsys, monkeypatch):
+    _load(monkeypatch, 0.25, 0.5)  # a quiet machine (the real one may be busy)
     code, out, _ = run(capsys, "calibrate", "--quick")
     assert code == 0
     m = load_model()
     assert m.source.startswith("calibrated")
+    assert m.calibration_load == 0.5 and "load average 0.25 before, 0.5 after" in out
     assert m.bandwidth_gbs > 0.1 and m.peak_gflops > 0.1 and m.kernel_overhead_us > 0
     assert f"wrote {model_path()}" in out
     if "generated C probes" not in m.source:  # no C compiler here: the fallback must say so
         assert "NumPy triad" in m.source and "NumPy triad" in out
     code, out, _ = run(capsys, "calibrate", "--show")
     assert code == 0 and f"bandwidth_gbs = {m.bandwidth_gbs}" in out
+
+
+@pytest.mark.parametrize("loads", [(9.0, 0.1), (0.1, 9.0)], ids=["busy before", "busy after"])
+def test_calibrate_refuses_to_store_figures_measured_under_load(capsys, monkeypatch, loads):
+    _fake_measure(monkeypatch)
+    _load(monkeypatch, *loads)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    code, out, err = run(capsys, "calibrate", "--quick")
+    assert code == 2
+    assert "12.5 GB/s" in out  # the figures are shown, not stored
+    assert "load average was 9" in err and "on 2 cores" in err and "--force" in err
+    assert "Traceback" not in err and not model_path().exists()
+
+
+def test_calibrate_force_stores_busy_figures_with_their_load(capsys, monkeypatch):
+    _fake_measure(monkeypatch)
+    _load(monkeypatch, 3.5, 4.0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    code, out, _ = run(capsys, "calibrate", "--quick", "--force")
+    assert code == 0 and "warning: the load average was 4" in out and f"wrote {model_path()}" in out
+    m = load_model()
+    assert m.bandwidth_gbs == 12.5 and m.calibration_load == 4.0
+
+
+def test_calibrate_stores_figures_at_half_the_cores(capsys, monkeypatch):
+    _fake_measure(monkeypatch)
+    _load(monkeypatch, 1.0, 1.0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    code, out, _ = run(capsys, "calibrate")
+    assert code == 0 and "warning" not in out and load_model().calibration_load == 1.0
 
 
 @pytest.mark.parametrize("suffix", [".dot", ".svg", ".html"])

@@ -119,16 +119,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             if k != "source":
                 print(f"  {k} = {v}")
         return 0
-    from fusec.fusion.calibrate import calibrate
+    from fusec.fusion.calibrate import busy, calibrate
 
     print("measuring this machine (a few seconds)...", flush=True)
     result = calibrate(quick=args.quick)
     for note in result.notes:
         print(f"  {note}")
-    path = save_model(result.model)
     m = result.model
     print(f"measured with {result.method}: {m.bandwidth_gbs:g} GB/s, {m.peak_gflops:g} GFLOP/s, "
           f"{m.kernel_overhead_us:g} us per kernel")
+    why = busy(result)
+    if why and not args.force:
+        raise FusecError(f"not storing these figures: {why}. Measure again on a quieter machine, "
+                         f"or store them anyway with --force")
+    if why:
+        print(f"warning: {why}; storing them anyway (--force)")
+    path = save_model(m)
     print(f"wrote {path}")
     return 0
 
@@ -197,6 +203,8 @@ def register(sub) -> None:
                                    "kernels, and store them in the user cache directory ($FUSEC_CACHE_DIR).")
     p.add_argument("--quick", action="store_true", help="smaller, faster measurement (less precise)")
     p.add_argument("--show", action="store_true", help="print the stored model instead of measuring")
+    p.add_argument("--force", action="store_true",
+                   help="store the figures even when the load average was above half the cores")
     p.set_defaults(handler=cmd_calibrate)
 
     p = sub.add_parser("viz", help="draw the graph with one colour per kernel",

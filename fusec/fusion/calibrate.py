@@ -5,13 +5,18 @@ arrays far larger than the caches gives the bandwidth; independent fma chains gi
 triad over a tiny array, where moving the data costs next to nothing, gives the fixed cost of
 starting one parallel kernel. Without a C compiler, the bandwidth comes from a NumPy triad instead,
 and the result says so (NumPy's triad makes temporaries, so it under-reports).
+
+Figures measured on a busy machine describe the other processes as much as this one: the load
+average is read before and after measuring and stored with the figures, and `busy` says when it
+is above half the cores (the command then refuses to store them unless forced).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -25,10 +30,48 @@ class Calibration:
     model: MachineModel
     method: str  # "generated C probes" or "NumPy triad (no C compiler)"
     notes: list[str] = field(default_factory=list)
+    load_before: float | None = None  # 1-minute load average before measuring (None: not available)
+    load_after: float | None = None
+
+    @property
+    def load(self) -> float | None:
+        """The higher of the load averages before and after measuring."""
+        known = [x for x in (self.load_before, self.load_after) if x is not None]
+        return max(known) if known else None
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the platform has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def busy(cal: Calibration, cores: int | None = None) -> str | None:
+    """Why the figures should not be stored (the load above half the cores), or None."""
+    cores = cores or os.cpu_count() or 1
+    if cal.load is None or cal.load <= cores / 2:
+        return None
+    return (f"the load average was {cal.load:g} (before {cal.load_before:g}, after {cal.load_after:g}) "
+            f"on {cores} cores, above half the cores: other processes shared the machine, so the "
+            f"figures are too low")
 
 
 def calibrate(quick: bool = False) -> Calibration:
-    """Measure this machine. `quick` uses smaller arrays and fewer repeats (for tests)."""
+    """Measure this machine, reading the load average before and after (stored with the figures).
+    `quick` uses smaller arrays and fewer repeats (for tests)."""
+    before = load_average()
+    result = _measure(quick)
+    result.load_before, result.load_after = before, load_average()
+    if result.load is not None:
+        result.model = replace(result.model, calibration_load=result.load)
+        result.notes.append(f"load average {result.load_before:g} before, {result.load_after:g} after "
+                            f"({os.cpu_count()} cores)")
+    return result
+
+
+def _measure(quick: bool) -> Calibration:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     defaults = MachineModel()
     try:

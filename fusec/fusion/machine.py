@@ -40,6 +40,9 @@ class MachineModel:
     # the model's relative error measured against generated kernels: a merge is taken only if it is
     # predicted to save more than this fraction of the time apart (the negative-optimization guard)
     margin: float = 0.1
+    # the 1-minute load average while `fusec calibrate` measured (the higher of before and after);
+    # 0 for the defaults, which were not measured here
+    calibration_load: float = 0.0
     source: str = "defaults"  # where the numbers come from
 
     def kernel_seconds(self, nbytes: float, flops: float, transcendentals: float = 0.0, strided: bool = False) -> float:
@@ -75,7 +78,8 @@ class MachineModel:
             if key == "source":
                 values[key] = str(value)
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            floor_ok = key == "calibration_load" and isinstance(value, (int, float)) and value == 0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (value <= 0 and not floor_ok):
                 raise FusecError(f"{origin or 'machine model'}: '{key}' must be a positive number, got {value!r}")
             values[key] = int(value) if key in ("cache_bytes", "threads") else float(value)
         return cls(**values)
