@@ -28,6 +28,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from conftest import ROOT
 DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
 TUTORIAL = ROOT / "docs" / "tutorial"
 CHAPTERS = ["01_ir", "02_rewrites", "03_fusion", "04_loops", "05_codegen", "06_autotuning", "07_benchmarking"]
-FENCE = re.compile(r"^```([A-Za-z]*)([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
+FENCE = re.compile(r"^([ \t]*)```([A-Za-z]*)([^\n]*)\n(.*?)^[ \t]*```[ \t]*$", re.S | re.M)  # may be indented (in a list)
 RUN = {"console", "python", "bash", "sh"}
 MAX_NO_RUN = 12  # blocks marked no-run across all docs: keep them few
 
@@ -82,7 +83,8 @@ def blocks_of(doc: Path) -> list[Block]:
     found = []
     for m in FENCE.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
-        found.append(Block(doc, line, m.group(1), m.group(2).split(), m.group(3)))
+        body = textwrap.dedent(m.group(4)) if m.group(1) else m.group(4)
+        found.append(Block(doc, line, m.group(2), m.group(3).split(), body))
     return found
 
 
@@ -193,7 +195,7 @@ def runnable(doc: Path) -> list[Block]:
 
 REFERENCE = [d for d in DOCS if TUTORIAL not in d.parents]
 CONSOLE = [(b, c, e) for d in REFERENCE for b in runnable(d) if b.lang == "console" for c, e in console_commands(b)]
-SHELL = [b for d in REFERENCE for b in runnable(d) if b.lang in ("bash", "sh")]
+SHELL = [d for d in REFERENCE if any(b.lang in ("bash", "sh") for b in runnable(d))]
 PYTHON = [d for d in REFERENCE if any(b.lang == "python" for b in runnable(d))]
 
 
@@ -205,12 +207,16 @@ def test_console_example(block, command, expected, workspace):
     run_console(block, command, expected, workspace)
 
 
-@pytest.mark.parametrize("block", SHELL, ids=[f"{b.doc.name}:{b.line}" for b in SHELL])
-def test_shell_example(block, workspace):
-    reason = block.missing_extra()
-    if reason:
-        pytest.skip(reason)
-    run_shell(block, workspace)
+@pytest.mark.parametrize("doc", SHELL, ids=[d.name for d in SHELL])
+def test_shell_examples(doc, workspace):
+    """A file's shell blocks, in order, in one directory (a later block may use a file an earlier one wrote)."""
+    blocks = [b for b in runnable(doc) if b.lang in ("bash", "sh")]
+    for block in blocks:
+        reason = block.missing_extra()
+        if reason:
+            pytest.skip(reason)
+    for block in blocks:
+        run_shell(block, workspace)
 
 
 @pytest.mark.parametrize("doc", PYTHON, ids=[d.name for d in PYTHON])
