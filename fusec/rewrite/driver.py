@@ -129,6 +129,7 @@ class _Rewriter:
         self.iteration = 0
         self.next: dict[str, None] = {}  # an ordered set: the next iteration's worklist
         self.removed = 0
+        self.labels: dict[str, str] = {}  # a temporary's (`%N`) name in the trace, once given
 
     # ------------------------------------------------------------------------ the loop
 
@@ -176,10 +177,10 @@ class _Rewriter:
             if new == node.name or not can_take_place(self.g, node.name, new):
                 self._discard(created)
                 continue
-            before = self._describe(node)
-            after = self._describe(self._node(new), set(created)) if new in created else new
+            where, before = self._label(node.name), self._describe(node)
+            after = self._describe(self._node(new), set(created)) if new in created else self._label(new)
             survivor = self._replace(node, new, created)
-            self.trace.append(RewriteStep(rule.name, node.name, self.iteration, before, after))
+            self.trace.append(RewriteStep(rule.name, where, self.iteration, before, after))
             for c in created:  # fold new constant expressions at once, so the next node up sees a constant
                 if c in self.g.nx and c != survivor:
                     if not self._fold(self._node(c)):
@@ -205,9 +206,9 @@ class _Rewriter:
             new = g.const(value, node.type.dtype)
         except FusecError:
             return False
-        before = self._describe(node)
+        where, before = self._label(node.name), self._describe(node)
         survivor = self._replace(node, new, [new])
-        self.trace.append(RewriteStep(FOLD, node.name, self.iteration, before, format_scalar(value)))
+        self.trace.append(RewriteStep(FOLD, where, self.iteration, before, format_scalar(value)))
         self._push(survivor)
         return True
 
@@ -229,10 +230,10 @@ class _Rewriter:
                 return False  # two outputs that are equal keep their own names
             keep, drop = drop, keep
         dropped = self._node(drop)
-        before = self._describe(dropped)  # before _replace removes its dead operands
+        where, before = self._label(drop), self._describe(dropped)  # before _replace removes them
         survivor = self._replace(dropped, keep)
         self.cse[key] = survivor
-        self.trace.append(RewriteStep(CSE, drop, self.iteration, before, survivor))
+        self.trace.append(RewriteStep(CSE, where, self.iteration, before, self._label(survivor)))
         self._push(survivor)
         return True
 
@@ -299,6 +300,26 @@ class _Rewriter:
             if not frontier:
                 break
 
+    def _label(self, name: str) -> str:
+        """How the trace names a value: the user's name, or for a temporary (`%N`, which the printed
+        graph writes inline) a name after the named value it feeds and its op, as the planner names
+        temporaries: `v_hat_div` for the division inside `v_hat = v_new / 0.00995`."""
+        if not name.startswith("%"):
+            return name
+        if name not in self.labels:
+            owner, seen = name, set()
+            while owner.startswith("%") and owner not in seen and self.g.consumers(owner):
+                seen.add(owner)
+                owner = self.g.consumers(owner)[0]
+            op = self._node(name).op
+            stem = f"{owner}_{'c' if op == 'const' else op}" if not owner.startswith("%") else op
+            label, k = stem, 2
+            taken = set(self.labels.values())
+            while label in self.g.nx or label in taken:
+                label, k = f"{stem}_{k}", k + 1
+            self.labels[name] = label
+        return self.labels[name]
+
     def _describe(self, node: Node, inline: set[str] = frozenset(), depth: int = 3) -> str:
         """A node as one line of text, `mul(mul(x, 3.0), 0.5)`: constants, temporaries (to `depth`
         levels) and the `inline` nodes are spelled out; named values are shown by name."""
@@ -309,7 +330,7 @@ class _Rewriter:
                 return format_scalar(n.attrs["value"])
             if depth > 1 and n.op != "input" and (a in inline or a.startswith("%")):
                 return self._describe(n, inline, depth - 1)
-            return a
+            return self._label(a)
 
         if node.op == "const":
             return format_scalar(node.attrs["value"])
