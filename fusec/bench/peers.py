@@ -306,7 +306,7 @@ def parse_peers(text: str | None) -> list[str]:
 
 def run_peer(peer: str, path: str, sizes: dict[str, int], settings, min_bytes: int):
     """Measure one peer on one file in a process of its own; returns a protocol.PathResult."""
-    from fusec.bench.protocol import PathResult
+    from fusec.bench.results import PathResult
     from fusec.bench.timing import Timing
 
     if not installed(peer):
@@ -330,7 +330,7 @@ def run_peer(peer: str, path: str, sizes: dict[str, int], settings, min_bytes: i
 
 def worker(request: dict) -> dict:
     """In the peer's own process: translate, check against the interpreter, then time."""
-    from fusec.bench.protocol import check_outputs
+    from fusec.bench.results import check_outputs
     from fusec.bench.timing import time_calls
     from fusec.frontend import load
     from fusec.inputs import random_inputs

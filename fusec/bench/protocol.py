@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import fusec
+from fusec.bench.results import PathResult, check_outputs
 from fusec.bench.timing import Timing, time_calls
 from fusec.errors import FusecError
 from fusec.frontend import load
@@ -33,7 +34,6 @@ from fusec.inputs import random_inputs
 from fusec.interp import interpret
 from fusec.ir.graph import Graph
 from fusec.pipeline import rewrite_stage
-from fusec.tolerance import compare_output
 
 BACKENDS = ("numpy", "c", "c-tuned")
 QUICK_ELEMENTS = 1 << 20  # --quick: shrink the dimensions until no value holds more elements than this
@@ -55,34 +55,6 @@ class Settings:
         if quick:
             return cls(repeats=repeats or 3, max_seconds=5.0, quick=True, triad_elements=1 << 21)
         return cls(repeats=repeats or 15)
-
-
-@dataclass
-class PathResult:
-    name: str
-    status: str  # "ok", "wrong: ...", "failed: ...", "skipped: ...", "unsupported: ..."
-    outputs: str = "fresh"  # "fresh" (the path allocates its outputs) or "caller" (out=)
-    timing: Timing | None = None
-    kernels: int | None = None
-    nbytes: int | None = None  # bytes the path must move (its plan's), for the GB/s column
-    predicted_ms: float | None = None
-    version: str | None = None  # a peer's library version
-
-    def to_dict(self, baseline: Timing | None, triad_gbs: float) -> dict:
-        d: dict = {"status": self.status, "outputs": self.outputs, "kernels": self.kernels, "bytes": self.nbytes,
-                   "predicted_ms": self.predicted_ms}
-        if self.version:
-            d["version"] = self.version
-        keys = ("median_ms", "spread_ms", "speedup_vs_unfused", "gbps", "pct_of_bandwidth")
-        d.update(dict.fromkeys(keys))
-        if self.timing is not None:
-            t = self.timing
-            d.update(t.to_dict())
-            d["speedup_vs_unfused"] = baseline.median / t.median if baseline is not None else None
-            if self.nbytes:
-                d["gbps"] = self.nbytes / t.median / 1e9
-                d["pct_of_bandwidth"] = 100 * d["gbps"] / triad_gbs
-        return d
 
 
 @dataclass
@@ -151,16 +123,6 @@ def build_program(graph: Graph, variant: str) -> fusec.Compiled:
     """The compiled program of one fusec path (tests replace this to inject a wrong result)."""
     backend = "numpy" if variant == "numpy" else "c"
     return fusec.compile(graph, backend=backend, tune_db=None if variant == "c-tuned" else False)
-
-
-def check_outputs(graph: Graph, got, expected: tuple[np.ndarray, ...]) -> str | None:
-    """None when every output matches the interpreter within the tolerance policy, else why not."""
-    got = got if isinstance(got, tuple) else (got,)
-    for name, a, e in zip(graph.outputs, got, expected):
-        mismatch = compare_output(graph, name, a, e)
-        if mismatch is not None:
-            return f"wrong: output '{name}': {mismatch}"
-    return None
 
 
 def _same_schedules(a: fusec.Compiled, b: fusec.Compiled) -> bool:

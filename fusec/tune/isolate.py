@@ -15,6 +15,7 @@ The parent waits for the child's one result or its death, whichever comes first:
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -23,11 +24,15 @@ import sys
 import tempfile
 import threading
 import types
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from fusec.loops.schedule import Schedule
 from fusec.tune.jobs import KernelJob
-from fusec.tune.worker import measure_main
+from fusec.tune.signature import machine_signature
+from fusec.tune.worker import _apply_env, measure_main
 
 PRELOAD = ["fusec.tune.worker", "fusec.codegen.c_backend"]
 
@@ -128,3 +133,26 @@ class IsolatedRunner:
         finally:
             receiver.close()
             log_path.unlink(missing_ok=True)
+
+
+_RUNNERS: dict[float, IsolatedRunner] = {}  # one fork server per timeout, kept for the worker's life
+
+
+def measure_on_worker(job: KernelJob, schedule: Schedule, timeout_s: float) -> dict:
+    """Measure one candidate in an isolated process on this machine (an executor's worker) and say
+    which machine it was and how busy it was."""
+    _apply_env(job)
+    runner = _RUNNERS.get(timeout_s) or _RUNNERS.setdefault(timeout_s, IsolatedRunner(timeout_s))
+    load = round(os.getloadavg()[0], 2)
+    if job.inline is not None and not job.arrays.is_dir():  # another machine: unpack the arrays here once
+        local = Path(tempfile.gettempdir()) / f"fusec-tune-{os.getpid()}-{job.nest.name}"
+        if not local.is_dir():
+            local.mkdir(parents=True)
+            with np.load(io.BytesIO(job.inline)) as z:
+                for name in z.files:
+                    np.save(local / f"{name}.npy", z[name])
+        job = replace(job, arrays=local, inline=None)
+    result = runner.run(job, schedule)
+    result["load"] = load
+    result["machine"] = machine_signature()
+    return result

@@ -47,6 +47,7 @@ from fusec.loops.schedule import Schedule
 from fusec.runtime.build import sanitize_requested
 from fusec.tune.db import TuneDB
 from fusec.tune.executors import is_local, local_executor
+from fusec.tune.isolate import measure_on_worker
 from fusec.tune.jobs import FAILURES, BackendSpec, BuildResult, KernelJob, Trial
 from fusec.tune.signature import (
     FORMAT,
@@ -61,7 +62,7 @@ from fusec.tune.signature import (
 )
 from fusec.tune.space import Space, schedule_from_dict, schedule_ignored, schedule_to_dict, search_space
 from fusec.tune.strategies import STRATEGIES, make_strategy
-from fusec.tune.worker import build_candidate, measure_on_worker, pack_arrays
+from fusec.tune.worker import build_candidate, pack_arrays
 
 # environment a worker needs to build and run kernels exactly as this process would
 PASS_ENV = ("FUSEC_CACHE_DIR", "XDG_CACHE_HOME", "CC", "FUSEC_SANITIZE")

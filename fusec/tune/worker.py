@@ -19,9 +19,9 @@ at once instead of pushing a shared machine into swap.
 It sends back one dict: {"status": "ok", "samples": [...]} or a failure with a detail. A crash
 (a signal, or an exception in the kernel) and a hang are seen by the parent, which records them.
 
-`measure_on_worker` is what an executor runs (a local process pool, or a Dask worker): it measures
-one candidate in an isolated process *on that worker's machine* and adds that machine's signature
-and load average to the result.
+`measure_on_worker` (in isolate.py, beside the runner it uses) is what an executor runs (a local
+process pool, or a Dask worker): it measures one candidate in an isolated process *on that worker's
+machine* and adds that machine's signature and load average to the result.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ import io
 import os
 import resource
 import sys
-import tempfile
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -209,29 +207,3 @@ def measure_main(job: KernelJob, schedule: Schedule, conn, log_path: str) -> Non
         result = {"status": "crash", "detail": traceback.format_exc(limit=4).strip().splitlines()[-1]}
     conn.send(result)
     conn.close()
-
-
-_RUNNERS: dict[float, object] = {}
-
-
-def measure_on_worker(job: KernelJob, schedule: Schedule, timeout_s: float) -> dict:
-    """Measure one candidate in an isolated process on this machine (an executor's worker) and say
-    which machine it was and how busy it was."""
-    from fusec.tune.isolate import IsolatedRunner  # isolate imports this module for its entry point
-    from fusec.tune.signature import machine_signature
-
-    _apply_env(job)
-    runner = _RUNNERS.get(timeout_s) or _RUNNERS.setdefault(timeout_s, IsolatedRunner(timeout_s))
-    load = round(os.getloadavg()[0], 2)
-    if job.inline is not None and not job.arrays.is_dir():  # another machine: unpack the arrays here once
-        local = Path(tempfile.gettempdir()) / f"fusec-tune-{os.getpid()}-{job.nest.name}"
-        if not local.is_dir():
-            local.mkdir(parents=True)
-            with np.load(io.BytesIO(job.inline)) as z:
-                for name in z.files:
-                    np.save(local / f"{name}.npy", z[name])
-        job = replace(job, arrays=local, inline=None)
-    result = runner.run(job, schedule)
-    result["load"] = load
-    result["machine"] = machine_signature()
-    return result
