@@ -33,7 +33,7 @@ from fusec.ir.dtypes import BOOL, DTYPES, F32, DType
 from fusec.rewrite.rule import AttrVar, POp, Rule
 from fusec.runtime.files import new_file_mode
 
-PROVER_VERSION = 2  # 2: layout rules over whole tensors, part-by-part proofs
+PROVER_VERSION = 3  # 2: layout rules over whole tensors, part-by-part proofs; 3: rounding, sign, logical ops
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_DTYPES = ("f32", "f64", "i32", "i64", "bool")
 
@@ -262,15 +262,20 @@ def _same_after_definitions(z3, a, b, axioms) -> list[str] | None:
     if a.eq(b):
         return []
     used = []
-    for name, _, definition in axioms:
-        if definition is None:
-            continue
-        a2, b2 = (z3.substitute(t, definition) for t in (a, b))
-        if not (a2.eq(a) and b2.eq(b)):
-            used.append(name)
-        a, b = a2, b2
-        if z3.simplify(a).eq(z3.simplify(b)):
-            return sorted(set(used))
+    for _ in range(3):  # a definition may bring in an op another defines (silu is x * sigmoid(x))
+        changed = False
+        for name, _, definition in axioms:
+            if definition is None:
+                continue
+            a2, b2 = (z3.substitute(t, definition) for t in (a, b))
+            if not (a2.eq(a) and b2.eq(b)):
+                used.append(name)
+                changed = True
+            a, b = a2, b2
+            if z3.simplify(a).eq(z3.simplify(b)):
+                return sorted(set(used))
+        if not changed:
+            break
     return None
 
 

@@ -47,6 +47,7 @@ AXIOMS: tuple[Axiom, ...] = (
     Axiom("pow_one", "x ** y", "x", (("y", "one"),), "pow(x, 1) is x"),
     Axiom("tanh_odd", "tanh(-x)", "-tanh(x)", (), "tanh is odd"),
     Axiom("sigmoid_def", "sigmoid(x)", "1 / (1 + exp(-x))", (), "the op table's definition of sigmoid"),
+    Axiom("silu_def", "silu(x)", "x * sigmoid(x)", (), "the op table's definition of silu"),
     Axiom(
         "gelu_tanh_def",
         'gelu(x, approximate="tanh")',

@@ -74,6 +74,12 @@ FLOAT = {
     "sqrt": lambda a: z3.fpSqrt(RNE, a),
     "rsqrt": lambda a: z3.fpDiv(RNE, _one(a), z3.fpSqrt(RNE, a)),
     "reciprocal": lambda a: z3.fpDiv(RNE, _one(a), a),
+    "softsign": lambda a: z3.fpDiv(RNE, a, z3.fpAdd(RNE, _one(a), z3.fpAbs(a))),  # x / (1 + |x|), as the table
+    "floor": lambda a: z3.fpRoundToIntegral(z3.RTN(), a),  # IEEE roundToIntegral keeps -0.0, inf and NaN
+    "ceil": lambda a: z3.fpRoundToIntegral(z3.RTP(), a),
+    "round": lambda a: z3.fpRoundToIntegral(RNE, a),  # np.round: halves to even
+    "sign": lambda a: z3.If(z3.fpIsNaN(a), a, z3.If(z3.fpGT(a, z3.fpPlusZero(a.sort())), _one(a), z3.If(
+        z3.fpLT(a, z3.fpPlusZero(a.sort())), z3.fpNeg(_one(a)), z3.fpPlusZero(a.sort())))),  # np.sign(-0.0) is +0.0
     "eq": z3.fpEQ,
     "ne": lambda a, b: z3.Not(z3.fpEQ(a, b)),
     "lt": z3.fpLT,
@@ -90,6 +96,7 @@ INT = {
     "neg": lambda a: -a,
     "abs": lambda a: z3.If(a < 0, -a, a),
     "relu": lambda a: z3.If(a > 0, a, z3.BitVecVal(0, a.size())),
+    "sign": lambda a: z3.If(a > 0, z3.BitVecVal(1, a.size()), z3.If(a < 0, z3.BitVecVal(-1, a.size()), z3.BitVecVal(0, a.size()))),
     "eq": lambda a, b: a == b,
     "ne": lambda a, b: a != b,
     "lt": lambda a, b: a < b,
@@ -108,6 +115,10 @@ BOOLEAN = {  # NumPy's bool arithmetic: + is or, * is and
     "le": lambda a, b: z3.Or(z3.Not(a), b),
     "gt": lambda a, b: z3.And(a, z3.Not(b)),
     "ge": lambda a, b: z3.Or(a, z3.Not(b)),
+    "logical_not": z3.Not,
+    "logical_and": z3.And,
+    "logical_or": z3.Or,
+    "logical_xor": z3.Xor,
 }
 SEMANTICS = {"float": FLOAT, "int": INT, "bool": BOOLEAN}
 

@@ -263,7 +263,9 @@ class Z3Translator:
         if t.op == "where":
             c, a, b = t.args
             return z3.If(self(c), convert(self(a), a.dtype, t.dtype), convert(self(b), b.dtype, t.dtype))
-        if "comparison" in opdef.families:
+        if t.op.startswith("logical_"):
+            work = BOOL  # NumPy's logical ops take each operand's truth value (NaN is true)
+        elif "comparison" in opdef.families:
             work = promote(t.args[0].dtype, t.args[1].dtype)
         elif "computes_in_result_dtype" in opdef.families:
             work = t.dtype
