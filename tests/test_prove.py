@@ -242,7 +242,7 @@ def test_every_exact_float_rule_is_proved_or_has_a_reason():
     reported with a reason; at least 90% are proved, each within 10 s. A rule counts as proved only
     if every float dtype it has is proved (not bounded) within 10 s."""
     exact = [r for r in standard_rules() if r.cls == "exact"]
-    proved, total, slowest = [], 0, 0.0
+    proved, total = [], 0
     for rule, proofs in prove_rules(exact, ("f32", "f64"), timeout=10.0, use_cache=False):
         if not proofs:
             continue  # no float instance (an integer-only rule)
@@ -252,6 +252,4 @@ def test_every_exact_float_rule_is_proved_or_has_a_reason():
             assert p.verdict == "proved" or p.reason, p.line()
         if all(p.verdict == "proved" and p.seconds < 10 for p in proofs):
             proved.append(rule.name)
-            slowest = max([slowest] + [p.seconds for p in proofs])
     assert len(proved) >= 0.9 * total, f"{len(proved)} of {total} exact float rules proved within 10 s"
-    assert slowest < 10
