@@ -9,6 +9,7 @@ from __future__ import annotations
 from fusec.fusion.cost import group_cost
 from fusec.fusion.legality import analyze
 from fusec.fusion.machine import MachineModel
+from fusec.fusion.margins import edge_margins, format_margin
 from fusec.fusion.plan import Plan, unfused_plan
 
 
@@ -44,6 +45,8 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
                 "bound": c.bound,
             }
         )
+    margins = edge_margins(plan, model)
+    margin_of = {(e["producer"], e["consumer"]): e for e in margins}
     unfused_bytes, unfused_s = 0, 0.0
     for grp in unfused_plan(g).groups:
         c = group_cost(g, grp.nodes, model, analyze(g, grp.nodes, order))
@@ -56,8 +59,11 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
         "kernels": plan.kernels,
         "ops": len(g.ops()),
         "groups": groups,
-        "not_fused": [{"producer": n.producer, "consumer": n.consumer, "rule": n.rule, "reason": n.reason}
+        "not_fused": [{"producer": n.producer, "consumer": n.consumer, "rule": n.rule, "reason": n.reason,
+                       "margin_ms": margin_of[(n.producer, n.consumer)]["margin_ms"]
+                       if (n.producer, n.consumer) in margin_of else None}
                       for n in plan.not_fused],
+        "edges": margins,
         "bytes_unfused": unfused_bytes,
         "bytes_fused": fused_bytes,
         "predicted_ms_unfused": _ms(unfused_s),
@@ -94,10 +100,20 @@ def format_report(report: dict) -> str:
         lines.append("  ops:     " + ", ".join(f"{n}={k}" for n, k in zip(grp["ops"], grp["op_kinds"])))
         lines.append("  reads:   " + (", ".join(grp["inputs"]) or "-"))
         lines.append("  writes:  " + (", ".join(grp["outputs"]) or "-"))
+    inside = [e for e in report["edges"] if e["fused"]]
+    between = {(e["producer"], e["consumer"]): e for e in report["edges"] if not e["fused"]}
+    if inside:
+        lines += ["", f"edges fused (margin: the predicted gain over the kernel cut after the producer, less the "
+                      f"model's {m['margin']:.0%} error on the work fusing adds):"]
+        for e in inside:
+            lines.append(f"  {e['producer']} -> {e['consumer']} in kernel {e['kernels'][0]}: {format_margin(e)}")
     if report["not_fused"]:
         lines += ["", "edges left between kernels:"]
         for nf in report["not_fused"]:
             lines.append(f"  {nf['producer']} -> {nf['consumer']}: {nf['rule']}: {nf['reason']}")
+            e = between.get((nf["producer"], nf["consumer"]))
+            if e is not None:
+                lines.append(f"    merging kernels {e['kernels'][0]} and {e['kernels'][1]}: {format_margin(e)}")
     lines += [
         "",
         f"bytes moved:    unfused {_mib(report['bytes_unfused'])}  fused {_mib(report['bytes_fused'])}",
@@ -111,15 +127,26 @@ def compare(graph, model: MachineModel | None = None, force_fuse=(), forbid=()) 
     """Plan `graph` with every policy; one row per policy with its kernels, bytes and predicted time."""
     from fusec.fusion.planner import POLICIES, plan
 
+    from fusec.errors import FusecError
+
     rows = []
     for name in POLICIES:
-        r = explain(plan(graph, name, model, force_fuse, forbid), model)
+        try:
+            p = plan(graph, name, model, force_fuse, forbid)
+        except FusecError as err:  # the optimal policy's solver found no plan within its time limit
+            if name != "optimal":
+                raise
+            rows.append({"policy": name, "kernels": None, "bytes_fused": None, "predicted_ms_fused": None,
+                         "gap": None, "groups": [], "error": err.message})
+            continue
+        r = explain(p, model)
         rows.append(
             {
                 "policy": name,
                 "kernels": r["kernels"],
                 "bytes_fused": r["bytes_fused"],
                 "predicted_ms_fused": r["predicted_ms_fused"],
+                "gap": p.gap,  # optimal: the solver's proven relative gap (0.0: proven optimal); else None
                 "groups": [grp["ops"] for grp in r["groups"]],
             }
         )
@@ -127,8 +154,15 @@ def compare(graph, model: MachineModel | None = None, force_fuse=(), forbid=()) 
 
 
 def format_compare(rows: list[dict]) -> str:
-    lines = [f"{'policy':<10} {'kernels':>7} {'bytes':>12} {'predicted':>12}  groups"]
+    """A table of the policies; `gap` is the optimal policy's proven optimality gap (the most its
+    plan's predicted time can exceed the best partition's), '-' for the heuristics, which prove none."""
+    lines = [f"{'policy':<10} {'kernels':>7} {'bytes':>12} {'predicted':>12} {'gap':>6}  groups"]
     for r in rows:
+        if r.get("error"):
+            lines.append(f"{r['policy']:<10} {'-':>7} {'-':>12} {'-':>12} {'-':>6}  {r['error']}")
+            continue
+        gap = "-" if r["gap"] is None else f"{r['gap']:.1%}"
         groups = " | ".join(" ".join(ops) for ops in r["groups"])
-        lines.append(f"{r['policy']:<10} {r['kernels']:>7} {_mib(r['bytes_fused']):>12} {r['predicted_ms_fused']:>9.3f} ms  {groups}")
+        lines.append(f"{r['policy']:<10} {r['kernels']:>7} {_mib(r['bytes_fused']):>12} "
+                     f"{r['predicted_ms_fused']:>9.3f} ms {gap:>6}  {groups}")
     return "\n".join(lines)

@@ -87,7 +87,9 @@ def candidates(part: Partition, extra: list[frozenset[str]]) -> list[frozenset[s
                     if len(grown) >= MAX_PER_SEED:
                         break
             frontier = nxt
-        for s in grown:
+        # in a fixed order: a set of frozensets iterates by string hashes, which differ between
+        # processes, and the solver breaks ties between equally cheap plans by column order
+        for s in sorted(grown, key=lambda s: sorted(part.order[n] for n in s)):
             if len(s) > 1 and _convex(part, s):
                 out[s] = None
     for s in extra:
