@@ -1,6 +1,7 @@
 """Planning time against op count: elementwise chains and a stack of transformer decoder blocks.
 
     .venv/bin/python bench/bench_planning.py            # the table (policy auto, default model)
+    .venv/bin/python bench/bench_planning.py --chains 1000 5000 --layers 12   # a subset
     pytest bench/bench_planning.py                      # the same graphs, checked for correctness
 
 Planning used to grow with the square of the op count (post-dominators from ancestor and
@@ -11,6 +12,7 @@ from files, so their size is a parameter.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -66,14 +68,21 @@ def time_plan(g: Graph, repeats: int = 3) -> tuple[float, int]:
     return sorted(times)[len(times) // 2], kernels
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chains", type=int, nargs="*", default=[500, 1000, 2000, 5000], metavar="OPS",
+                    help="elementwise chains of these op counts")
+    ap.add_argument("--layers", type=int, nargs="*", default=[1, 4, 12], metavar="N",
+                    help="decoder stacks of these layer counts")
+    args = ap.parse_args(argv)
     print(f"planning time, policy auto (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"{'graph':<14} {'ops':>6} {'kernels':>8} {'seconds':>9} {'us/op':>7}")
-    graphs = [chain(n) for n in (500, 1000, 2000, 5000)] + [decoder(n) for n in (1, 4, 12)]
+    graphs = [chain(n) for n in args.chains] + [decoder(n) for n in args.layers]
     for g in graphs:
         seconds, kernels = time_plan(g, 1 if len(g.ops()) > 3000 else 3)
         ops = len(g.ops())
-        print(f"{g.name:<14} {ops:>6} {kernels:>8} {seconds:>9.3f} {seconds / ops * 1e6:>7.0f}")
+        print(f"{g.name:<14} {ops:>6} {kernels:>8} {seconds:>9.3f} {seconds / ops * 1e6:>7.0f}", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (times on a busy machine are upper bounds)")
     sys.stdout.flush()
 
 

@@ -57,33 +57,92 @@ def _size(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape: GroupShape | None = None) -> KernelCost:
-    """The predicted cost of running `members` as one kernel (`shape`: their analysis, if known)."""
+@dataclass(frozen=True)
+class Work:
+    """What a group's cost is made of, before the machine model: its arithmetic at the points it is
+    computed, what it reads, and whether it reads through a transpose. The work of a union of
+    elementwise groups over one iteration space is the sum of theirs (`combine`), so a planner that
+    merges groups one by one costs each merge from its parts instead of walking every member."""
+
+    flops: int
+    transcendentals: int
+    # input value -> (its bytes, every reader takes a slice of it, bytes of the distinct slicing readers)
+    reads: dict[str, tuple[int, bool, int]]
+    transposed: bool  # a member reads through a transpose of its last axis
+
+
+def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     mset = set(members)
-    shape = shape or analyze(graph, mset)
-    readers: dict[str, list[str]] = {}  # input value -> the members that read it
+    readers: dict[str, dict[str, None]] = {}  # input value -> the members that read it (in order, once)
     flops = trans = 0
     for n in mset:
         node = graph.node(n)
         for a in node.args:
             if a not in mset and graph.node(a).op != "const":
-                readers.setdefault(a, []).append(n)
+                readers.setdefault(a, {})[n] = None
         f, t = _op_work(graph, n, shape)
         flops += f
         trans += t
-    read = sum(_input_bytes(graph, a, rs) * _passes(graph, a, shape, model) for a, rs in readers.items())
-    written = sum(graph.type_of(o).nbytes for o in group_outputs(graph, mset))
-    strided = is_strided(graph, mset, shape)
+    reads = {}
+    for a, rs in readers.items():
+        nodes = [graph.node(r) for r in rs]
+        slices = all(r.op == "slice" for r in nodes)
+        reads[a] = (graph.type_of(a).nbytes, slices, sum(r.type.nbytes for r in nodes) if slices else 0)
+    return Work(flops, trans, reads, _reads_transposed(graph, mset))
+
+
+def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
+    """The work of the union of disjoint groups whose union has the same elementwise shape as each."""
+    mset = set(members)
+    flops = trans = 0
+    reads: dict[str, tuple[int, bool, int]] = {}
+    transposed = False
+    for w in parts:
+        flops += w.flops
+        trans += w.transcendentals
+        transposed = transposed or w.transposed
+        for a, (full, slices, sliced) in w.reads.items():
+            if a in mset:
+                continue  # now made inside the kernel
+            if a in reads:
+                _, s0, b0 = reads[a]
+                reads[a] = (full, s0 and slices, b0 + sliced)
+            else:
+                reads[a] = (full, slices, sliced)
+    return Work(flops, trans, reads, transposed)
+
+
+def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShape, model: MachineModel) -> KernelCost:
+    """A group's predicted cost from its work and the values it writes."""
+    read = sum((min(full, sliced) if slices else full) * _passes(graph, a, shape, model)
+               for a, (full, slices, sliced) in work.reads.items())
+    written = sum(graph.type_of(o).nbytes for o in outputs)
+    strided = work.transposed or _strided_loop(shape)
     nbytes = read + written
+    flops, trans = work.flops, work.transcendentals
     return KernelCost(read, written, flops, model.kernel_seconds(nbytes, flops, trans, strided),
                       model.bound(nbytes, flops, trans), trans, strided)
+
+
+def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape: GroupShape | None = None) -> KernelCost:
+    """The predicted cost of running `members` as one kernel (`shape`: their analysis, if known)."""
+    mset = set(members)
+    shape = shape or analyze(graph, mset)
+    return work_cost(graph, group_work(graph, mset, shape), group_outputs(graph, mset), shape, model)
 
 
 def is_strided(graph: Graph, members: Iterable[str], shape: GroupShape) -> bool:
     """Whether the kernel's inner loop walks memory with a stride: a reduction that keeps the last
     axis (it reduces down columns), or a kernel that reads through a transpose of its last axis."""
-    if shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes and shape.space[-1] > 1:
-        return True
+    return _strided_loop(shape) or _reads_transposed(graph, members)
+
+
+def _strided_loop(shape: GroupShape) -> bool:
+    return bool(shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes
+                and shape.space[-1] > 1)
+
+
+def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
     for n in members:
         node = graph.node(n)
         if node.op == "transpose":
@@ -91,15 +150,6 @@ def is_strided(graph: Graph, members: Iterable[str], shape: GroupShape) -> bool:
             if perm is None or list(perm)[-1] != len(perm) - 1:
                 return True
     return False
-
-
-def _input_bytes(graph: Graph, value: str, readers: list[str]) -> int:
-    """Bytes a kernel reads of one input: all of it, unless it only takes slices of it."""
-    full = graph.type_of(value).nbytes
-    nodes = [graph.node(r) for r in dict.fromkeys(readers)]
-    if nodes and all(r.op == "slice" for r in nodes):
-        return min(full, sum(r.type.nbytes for r in nodes))
-    return full
 
 
 def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fusec.fusion.cost import KernelCost, group_cost, risk_seconds
+from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work, risk_seconds, work_cost
 from fusec.fusion.kinds import NEVER, edge_verdict
 from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
@@ -63,6 +63,7 @@ class Partition:
         self.pos: dict[int, int] = {i: self.order[n] for i, n in enumerate(self.ops)}
         self.forbid = [tuple(p) for p in forbid]
         self._costs: dict[frozenset[str], KernelCost] = {}
+        self._works: dict[frozenset[str], Work] = {}
         self._shapes: dict[frozenset[str], GroupShape | ContractViolation] = {}
         self._outputs: dict[frozenset[str], set[str]] = {}
         self.graph_outputs = set(graph.outputs)
@@ -124,6 +125,29 @@ class Partition:
         key = frozenset(members)
         if key not in self._costs:
             self._costs[key] = group_cost(self.graph, key, self.model, self.shape(key))
+        return self._costs[key]
+
+    def work(self, members: Iterable[str]) -> Work:
+        key = frozenset(members)
+        if key not in self._works:
+            self._works[key] = group_work(self.graph, key, self.shape(key))
+        return self._works[key]
+
+    def merged_cost(self, gids: set[int], union: set[str]) -> KernelCost:
+        """cost(union), from the groups' own work when they and their union are elementwise over one
+        iteration space (a merge along a chain): then each member's work is what it was in its
+        group, and the union's is the sum, without walking every member again."""
+        key = frozenset(union)
+        if key in self._costs:
+            return self._costs[key]
+        shape = self.shape(key)
+        parts = [frozenset(self.members[g]) for g in gids]
+        if shape.kind != "elementwise" or any(self.shape(p) != shape for p in parts):
+            return self.cost(key)
+        work = self._works[key] = combine([self.work(p) for p in parts], key)
+        if key not in self._outputs:
+            self._outputs[key] = set(group_outputs(self.graph, key))
+        self._costs[key] = work_cost(self.graph, work, self._outputs[key], shape, self.model)
         return self._costs[key]
 
     def successors(self, gid: int) -> set[int]:
@@ -216,7 +240,7 @@ class Partition:
         if not profit:
             return Verdict(True)
         apart = [self.cost(self.members[g]) for g in gids]
-        fused = self.cost(union)
+        fused = self.merged_cost(gids, union)
         apart_s = sum(c.seconds for c in apart)
         saved = apart_s - fused.seconds
         risk = risk_seconds(fused, apart, self.model)  # what the gain must beat: the model's error

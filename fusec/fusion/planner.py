@@ -103,8 +103,9 @@ def plan(graph: Graph, policy: str = "auto", model: MachineModel | None = None, 
         names.remove("optimal")  # too big for the solver, or no solver: the heuristics' best
     best: Plan | None = None
     candidates: dict[str, float] = {}
+    base = Partition(g, model, ban)  # each policy starts from a copy: they share its caches of costs and shapes
     for name in names:
-        part = _start(g, model, force, ban)
+        part = _start(base, force)
         try:
             POLICIES[name](part)
         except TimeoutError:
@@ -131,8 +132,8 @@ def _have_scipy() -> bool:
     return True
 
 
-def _start(g: Graph, model: MachineModel, force: list[tuple[str, str]], ban: list[tuple[str, str]]) -> Partition:
-    part = Partition(g, model, ban)
+def _start(base: Partition, force: list[tuple[str, str]]) -> Partition:
+    part = base.copy()
     for a, b in force:
         ga, gb = part.group_of[a], part.group_of[b]
         if ga == gb:
