@@ -1,0 +1,63 @@
+"""Trap graphs (bench/traps/*.fg): graphs where fusing more is slower than fusing less. On each, at
+small and at full size, the plan fusec chooses is never predicted slower than the unfused plan, and
+it is the best plan a brute-force enumeration of every legal partition finds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import ROOT
+
+import fusec
+from fusec.fusion import MachineModel, plan
+from fusec.fusion.brute import MAX_OPS, _set_partitions, legal_partitions
+from fusec.fusion.cost import plan_cost
+
+TRAPS = sorted((ROOT / "bench" / "traps").glob("*.fg"))
+SMALL = {  # the trap's dimensions at test size
+    "col_sum_broadcast": {"N": 64, "M": 96},
+    "erf_row_col": {"N": 64, "M": 96},
+    "matmul_operand": {"B": 32, "K": 48, "F": 40},
+    "row_value_broadcast": {"N": 64, "M": 96},
+    "sibling_spaces": {"N": 64, "M": 96},
+}
+MODEL = MachineModel()  # the defaults: the test does not depend on a calibration
+
+
+def test_the_traps_of_issue_15_are_there():
+    assert set(SMALL) == {p.stem for p in TRAPS}
+
+
+def test_brute_force_enumerates_each_partition_once():
+    for n in range(1, 7):
+        parts = [tuple(sorted(tuple(sorted(b)) for b in p)) for p in _set_partitions([f"o{i}" for i in range(n)])]
+        bell = sum(math.comb(n - 1, k) * b for k, b in enumerate([1, 1, 2, 5, 15, 52][:n]))  # Bell(n)
+        assert len(parts) == len(set(parts)) == bell
+
+
+@pytest.mark.parametrize("size", ["small", "full"])
+@pytest.mark.parametrize("path", TRAPS, ids=[p.stem for p in TRAPS])
+def test_the_chosen_plan_is_the_best_legal_plan_and_never_slower_than_unfused(path, size):
+    g = fusec.load(path, sizes=SMALL[path.stem] if size == "small" else None)
+    p = plan(g, model=MODEL)
+    graph = p.graph
+    assert len(graph.ops()) <= MAX_OPS, "a trap small enough to enumerate"
+    chosen = plan_cost(graph, [grp.nodes for grp in p.groups], MODEL)[1]
+    unfused = plan_cost(graph, [[n.name] for n in graph.ops()], MODEL)[1]
+    assert chosen <= unfused * (1 + 1e-12)
+    plans = legal_partitions(graph, MODEL)
+    assert len(plans) >= 2, "a trap offers a choice"
+    best = min(c.predicted_s for c in plans)
+    assert chosen == pytest.approx(best, rel=1e-9), [c.groups for c in plans[:3]]
+    # the plan chosen is also the one the guard ranks first (a tie only if equally good)
+    assert plans[0].predicted_s == pytest.approx(chosen, rel=1e-9)
+    assert {tuple(grp.nodes) for grp in p.groups} in [set(c.groups) for c in plans]
+
+
+def test_brute_force_refuses_a_graph_too_big_to_enumerate():
+    from fusec.errors import FusecError
+
+    g = fusec.load(ROOT / "examples" / "09_transformer_block.fg")
+    with pytest.raises(FusecError, match="brute force enumerates at most 8"):
+        legal_partitions(plan(g, "greedy", MODEL).graph, MODEL)
