@@ -5,6 +5,7 @@ it is the best plan a brute-force enumeration of every legal partition finds."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from conftest import ROOT
@@ -61,3 +62,29 @@ def test_brute_force_refuses_a_graph_too_big_to_enumerate():
     g = fusec.load(ROOT / "examples" / "09_transformer_block.fg")
     with pytest.raises(FusecError, match="brute force enumerates at most 8"):
         legal_partitions(plan(g, "greedy", MODEL).graph, MODEL)
+
+
+@pytest.mark.slow
+def test_bench_traps_measures_every_legal_plan(capsys):
+    """bench/bench_traps.py --quick on one trap: every legal plan built with the C backend and timed,
+    with the chosen-vs-best and chosen-vs-unfused ratios and the load stated (no figure asserted:
+    the machine is shared)."""
+    import sys
+
+    from fusec.runtime.build import NoCompilerError, find_compiler
+
+    try:
+        find_compiler()
+    except NoCompilerError:
+        pytest.skip("no C compiler")
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_traps
+
+    assert bench_traps.main(["--quick", "--defaults", "--repeats", "1", "--trap", "sibling_spaces"]) == 0
+    out = capsys.readouterr().out
+    assert "sibling_spaces: 5 legal plans" in out
+    assert len(re.findall(r"^ +[\d.]+ ms +[\d.]+ ms  \S", out, re.M)) == 5  # one row per plan
+    assert out.count("<- chosen") == 1 and "(unfused)" in out
+    assert "chosen / best measured:" in out and "chosen / unfused:" in out
+    assert "load average at start:" in out and "load average at end:" in out
+    assert "kernels predicted within +-30% of measured:" in out

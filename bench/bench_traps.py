@@ -1,0 +1,134 @@
+"""Trap graphs, measured: every legal plan of each trap in bench/traps/, timed kernel by kernel.
+
+    .venv/bin/python bench/bench_traps.py --quick        # small sizes, 3 repeats: shows it works
+    .venv/bin/python bench/bench_traps.py                # the traps' own sizes, 7 repeats (minutes)
+    .venv/bin/python bench/bench_traps.py --trap erf_row_col --repeats 11
+
+For each trap, fusion.brute enumerates every legal partition; each is built with the C backend and
+timed kernel by kernel (fusec.kernel_timing: medians, kernels timed round-robin). The report gives,
+per trap, every plan with its predicted and measured time, the chosen plan (policy auto) against the
+best measured plan and against the unfused plan, and whether the model ranks the plans in the
+measured order; then, over all kernels, how many the model predicts within +-30%. The load average
+is printed before and after: on a busy machine the figures are upper bounds and the ratios, measured
+in one run, are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import fusec
+from fusec.fusion import MachineModel, load_model, plan
+from fusec.fusion.brute import legal_partitions
+from fusec.fusion.partition import Partition
+from fusec.kernel_timing import plan_for, time_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAPS = ROOT / "bench" / "traps"
+QUICK = {  # small sizes for --quick
+    "col_sum_broadcast": {"N": 256, "M": 256},
+    "erf_row_col": {"N": 256, "M": 256},
+    "matmul_operand": {"B": 64, "K": 64, "F": 64},
+    "row_value_broadcast": {"N": 256, "M": 256},
+    "sibling_spaces": {"N": 256, "M": 256},
+}
+WITHIN = 0.30  # the issue's target: predicted within +-30% of measured for 90% of kernels
+
+
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
+
+
+def _ranks(values: list[float]) -> list[int]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0] * len(values)
+    for r, i in enumerate(order):
+        ranks[i] = r
+    return ranks
+
+
+def _fmt(groups) -> str:
+    return " | ".join(" ".join(grp) for grp in groups)
+
+
+def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, repeats: int) -> dict:
+    g = fusec.load(path, sizes=sizes)
+    chosen = plan(g, model=model)
+    graph = chosen.graph
+    part = Partition(graph, model)
+    chosen_groups = {tuple(grp.nodes) for grp in chosen.groups}
+    rows, kernels = [], []
+    for cand in legal_partitions(graph, model):
+        p = plan_for(graph, [list(grp) for grp in cand.groups])
+        timing = time_plan(p, repeats=repeats)
+        predicted = [part.cost(grp.nodes).seconds for grp in p.groups]
+        kernels += list(zip(predicted, timing.kernels))
+        rows.append({"groups": [tuple(grp.nodes) for grp in p.groups], "predicted": cand.predicted_s,
+                     "measured": timing.total, "chosen": set(cand.groups) == chosen_groups,
+                     "unfused": len(cand.groups) == len(part.ops)})
+    return {"name": path.stem, "rows": rows, "kernels": kernels}
+
+
+def report(result: dict) -> list[str]:
+    rows = result["rows"]
+    lines = [f"\n{result['name']}: {len(rows)} legal plans"]
+    lines.append(f"  {'predicted':>11} {'measured':>11}  plan")
+    for r in sorted(rows, key=lambda r: r["measured"]):
+        mark = " <- chosen" if r["chosen"] else ""
+        mark += " (unfused)" if r["unfused"] else ""
+        lines.append(f"  {r['predicted'] * 1e3:>8.3f} ms {r['measured'] * 1e3:>8.3f} ms  {_fmt(r['groups'])}{mark}")
+    chosen = next(r for r in rows if r["chosen"])
+    best = min(r["measured"] for r in rows)
+    unfused = next(r for r in rows if r["unfused"])
+    same_order = _ranks([r["predicted"] for r in rows]) == _ranks([r["measured"] for r in rows])
+    lines.append(f"  chosen / best measured: {chosen['measured'] / best:.2f}x   "
+                 f"chosen / unfused: {chosen['measured'] / unfused['measured']:.2f}x")
+    lines.append(f"  model ranks the plans in the measured order: {'yes' if same_order else 'no'} "
+                 f"({concordance(rows):.0%} of the pairs of plans in the measured order)")
+    return lines
+
+
+def concordance(rows: list[dict]) -> float:
+    """The share of pairs of plans the model orders as they measured (Kendall's concordant pairs)."""
+    pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
+    if not pairs:
+        return 1.0
+    same = sum(1 for a, b in pairs if (a["predicted"] - b["predicted"]) * (a["measured"] - b["measured"]) > 0)
+    return same / len(pairs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (see QUICK) and 3 repeats")
+    ap.add_argument("--repeats", type=int, help="timed runs per kernel (median kept; default 7, 3 with --quick)")
+    ap.add_argument("--trap", action="append", default=[], metavar="NAME", help="only this trap (repeatable)")
+    ap.add_argument("--defaults", action="store_true", help="predict with the default machine model, not the calibrated one")
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    model = MachineModel() if args.defaults else load_model()
+    traps = [p for p in sorted(TRAPS.glob("*.fg")) if not args.trap or p.stem in args.trap]
+    if not traps:
+        print(f"no trap named {', '.join(args.trap)} in {TRAPS}", file=sys.stderr)
+        return 2
+    print(f"trap graphs, every legal plan, C backend, medians of {repeats}; machine model: {model.source}")
+    print(f"load average at start: {_load()} on {os.cpu_count()} cores", flush=True)
+    kernels = []
+    for path in traps:
+        result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats)
+        kernels += result["kernels"]
+        print("\n".join(report(result)), flush=True)
+    close = sum(1 for pred, meas in kernels if meas > 0 and abs(pred - meas) <= WITHIN * meas)
+    print(f"\nkernels predicted within +-{WITHIN:.0%} of measured: {close} of {len(kernels)} "
+          f"({close / max(len(kernels), 1):.0%}; the target is 90%)")
+    print(f"load average at end: {_load()} (figures measured on a busy machine are upper bounds)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
