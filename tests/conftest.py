@@ -21,6 +21,7 @@ SMALL_SIZES = {
     "adam": {"N": 1001},
     "attention": {"H": 2, "S": 19, "Dh": 8},
     "transformer_block": {"S": 13, "D": 24, "H": 3, "Dh": 8, "F": 40},
+    "rotary": {"S": 13, "H": 3, "Dh": 8},
 }
 
 

@@ -45,6 +45,7 @@ TINY = {
     "adam": {"N": 23},
     "attention": {"H": 2, "S": 5, "Dh": 3},
     "transformer_block": {"S": 5, "D": 6, "H": 2, "Dh": 3, "F": 7},
+    "rotary": {"H": 2, "S": 5, "Dh": 4},
 }
 SCHEDULES = [
     Schedule(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from lark import Token
+from lark import Token, Tree
 
 from fusec.errors import FusecError
 from fusec.frontend import comments
@@ -20,6 +20,7 @@ from fusec.frontend.expr import parse_int, refuse_literal_name
 from fusec.frontend.fg_ast import Call, ListExpr, Lit, Ref
 from fusec.frontend.sizes import override_dims
 from fusec.frontend.syntax import Located, Source, pos_of
+from fusec.ir.dim_expr import DimExpr, apply, dim_text
 from fusec.ir.dtypes import DTYPES, literal_dtype
 from fusec.ir.graph import Expectation, Graph, check_literal_fits
 from fusec.ir.ops import OPS, literal_context_dtype, op_named
@@ -27,6 +28,7 @@ from fusec.ir.ops import OPS, literal_context_dtype, op_named
 MAX_DIM = 2**48  # larger dimensions are typos; their buffers could never be allocated
 # a reduction called with two operands: the elementwise op the user most likely meant
 _ELEMENTWISE_OF = {"max": "maximum", "min": "minimum"}
+_DIM_OP_OF = {"add": "+", "sub": "-", "mul": "*", "div": "/"}  # the ops dimension arithmetic may use
 
 
 def _end(tok_or_tree) -> int:
@@ -112,20 +114,54 @@ class Builder:
             declared[str(name)] = _dim(parse_int(value), f"dimension {name} =", pos_of(value))
         g.dims = override_dims(g.name, declared, self.sizes, MAX_DIM)  # --set / sizes=, in the user's words
 
-    def _dim_value(self, ref) -> int:
-        if isinstance(ref, Token) and ref.type == "INT":
-            return _dim(parse_int(ref), "dimension", pos_of(ref))
-        if str(ref) not in self.graph.dims:
-            raise self.fail(f"unknown dimension '{ref}' (declare it as graph name<{ref}=...>)", pos_of(ref))
-        return self.graph.dims[str(ref)]
+    def _dim_expr(self, node) -> tuple[int, DimExpr | str | int]:
+        """A dimension as written in a shape (a parse tree) or an attribute or a value (an AST):
+        its size and its written form. An inexact division or a negative result is located."""
+        if isinstance(node, Tree):  # dim_add / dim_mul in a shape
+            left, op_tok, right = node.children
+            op, pos = str(op_tok), pos_of(op_tok)
+        elif isinstance(node, Call) and node.op in _DIM_OP_OF and len(node.args) == 2 and not node.kwargs:
+            (left, right), op, pos = node.args, _DIM_OP_OF[node.op], node.pos
+        else:
+            return self._dim_leaf(node)
+        if op not in _DIM_OP_OF.values():
+            raise self.fail(f"'{op}' is not dimension arithmetic (use +, -, * or /)", pos)
+        (lv, lw), (rv, rw) = self._dim_expr(left), self._dim_expr(right)
+        written = DimExpr(op, lw, rw)
+        value = apply(op, lv, rv)
+        if value is None:
+            problem = "is not a whole number" if op == "/" else "is negative"
+            raise self.fail(f"dimension {dim_text(written)} = {lv} {op} {rv} {problem}", pos)
+        return _dim(value, f"dimension {dim_text(written)} =", pos), written
+
+    def _dim_leaf(self, node) -> tuple[int, str | int]:
+        if isinstance(node, Token) and node.type == "INT":
+            value = _dim(parse_int(node), "dimension", pos_of(node))
+            return value, value
+        if isinstance(node, Lit) and type(node.value) is int and node.dtype is None:
+            return _dim(node.value, "dimension", node.pos), node.value
+        if not isinstance(node, (Ref, Token)):
+            raise self.fail("dimension arithmetic takes dimension names and integers", getattr(node, "pos", (0, 0)))
+        name, pos = (node.name, node.pos) if isinstance(node, Ref) else (str(node), pos_of(node))
+        if name not in self.graph.dims:
+            raise self.fail(f"unknown dimension '{name}' (declare it as graph name<{name}=...>)", pos)
+        return self.graph.dims[name], name
+
+    def _is_dim_value(self, expr) -> bool:
+        """Whether a value expression is dimension arithmetic naming a dimension (`D`, `D / 2`)."""
+        if isinstance(expr, Ref):
+            return expr.name in self.graph.dims and expr.name not in self.scope
+        if isinstance(expr, Call) and expr.op in _DIM_OP_OF and len(expr.args) == 2 and not expr.kwargs:
+            leaves_ok = all(self._is_dim_value(a) or (isinstance(a, Lit) and type(a.value) is int and a.dtype is None) for a in expr.args)
+            return leaves_ok and any(self._is_dim_value(a) for a in expr.args)
+        return False
 
     def _tensor_type(self, tree):
         dtype_tok, *dim_refs = tree.children
         if str(dtype_tok) not in DTYPES:
             raise self.fail(f"unknown dtype '{dtype_tok}' (expected one of {', '.join(DTYPES)})", pos_of(dtype_tok))
-        shape = tuple(self._dim_value(r) for r in dim_refs)
-        written = tuple(int(r) if r.type == "INT" else str(r) for r in dim_refs)
-        return DTYPES[str(dtype_tok)], shape, written
+        sized = [self._dim_expr(r) for r in dim_refs]
+        return DTYPES[str(dtype_tok)], tuple(v for v, _ in sized), tuple(w for _, w in sized)
 
     def _param(self, tree) -> None:
         name_tok, ttree, *value_range = tree.children
@@ -214,6 +250,8 @@ class Builder:
         """Add the nodes for `expr`; the root gets the name `target` if one is given."""
         g = self.graph
         if isinstance(expr, Ref):
+            if expr.name not in self.scope and expr.name in g.dims:
+                raise self.fail(f"dimension '{expr.name}' is a number here; use it in an expression (sum(x) / {expr.name}), or write i64({g.dims[expr.name]})", expr.pos)
             if expr.name not in self.scope:
                 raise self.fail(f"'{expr.name}' is not defined", expr.pos)
             return self.scope[expr.name]
@@ -237,9 +275,13 @@ class Builder:
         if expr.op in _ELEMENTWISE_OF and len(expr.args) == 2 and not expr.kwargs:
             other = _ELEMENTWISE_OF[expr.op]
             raise self.fail(f"{expr.op} reduces one operand along axes; for the elementwise {other} of two values write {other}(a, b)", expr.pos)
-        args = []
-        for a in expr.args:
-            if isinstance(a, Lit) and a.dtype is None and not isinstance(a.value, str):
+        args, dim_args = [], {}
+        for k, a in enumerate(expr.args):
+            if self._is_dim_value(a):  # a dimension as a value: a weak integer literal of its size
+                value, written = self._dim_expr(a)
+                args.append(value)
+                dim_args[k] = dim_text(written, prec=3)
+            elif isinstance(a, Lit) and a.dtype is None and not isinstance(a.value, str):
                 args.append(a.value)  # weak literal: Graph.add gives it the operands' dtype
             else:
                 args.append(self.emit(a, target=None))
@@ -256,6 +298,9 @@ class Builder:
             raise self.located(err, expr.kwarg_pos[bad] if bad else expr.pos) from None
         if written:
             g.nx.nodes[name]["node"] = replace(g.node(name), written_attrs=written)
+        for k, text in dim_args.items():  # the printer writes the dimension back, not its size
+            const = g.node(name).args[k]
+            g.nx.nodes[const]["node"] = replace(g.node(const), written_attrs={"value": text})
         return name
 
     def _check_weak_literals(self, expr: Call, args: list) -> None:
@@ -283,6 +328,9 @@ class Builder:
             if spec is not None and spec.choices and value.name in spec.choices:
                 raise self.fail(f"'{value.name}' is not a dimension or a dtype; a text attribute is quoted: {key}=\"{value.name}\"", value.pos)
             raise self.fail(f"'{value.name}' is not a dimension or a dtype", value.pos)
+        if isinstance(value, Call) and self._is_dim_value(value):  # shape=[N, D / 2]
+            size, written = self._dim_expr(value)
+            return size, dim_text(written)
         if isinstance(value, ListExpr):
             items = [self._attr(v, op, key) for v in value.items]
             vals = [v for v, _ in items]

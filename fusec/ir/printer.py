@@ -15,6 +15,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from fusec.ir.dim_expr import dim_text, dim_value
 from fusec.ir.dtypes import DType, literal_dtype
 from fusec.ir.ops import OPS, literal_context_dtype
 
@@ -76,8 +77,8 @@ def _literal_consts(g: Graph) -> dict[str, str]:
         tensor_dtypes = [None if a in candidates else g.type_of(a).dtype for a in node.args]
         ctx = literal_context_dtype(OPS[node.op], tensor_dtypes)
         if all(literal_dtype(g.node(a).attrs["value"], ctx) == g.node(a).type.dtype for a in candidates):
-            for a in candidates:
-                inline[a] = _literal_text(g.node(a).attrs["value"], g.node(a).type.dtype, ctx)
+            for a in candidates:  # a dimension used as a value is printed as written: sum(x) / D
+                inline[a] = (g.node(a).written_attrs or {}).get("value") or _literal_text(g.node(a).attrs["value"], g.node(a).type.dtype, ctx)
     return inline
 
 
@@ -165,10 +166,10 @@ def _shape_text(g: Graph, name: str) -> str:
     shape = g.type_of(name).shape
     written = g.input_dims.get(name)
     if written is not None and len(written) == len(shape):
-        dims = [w if isinstance(w, int) or g.dims.get(w) == d else d for w, d in zip(written, shape)]
+        dims = [w if dim_value(w, g.dims) == d else d for w, d in zip(written, shape)]
     else:
         dims = list(shape)
-    return ", ".join(str(d) for d in dims)
+    return ", ".join(dim_text(d) for d in dims)
 
 
 def _range_text(g: Graph, name: str) -> str:
