@@ -300,7 +300,8 @@ class Builder:
             g.nx.nodes[name]["node"] = replace(g.node(name), written_attrs=written)
         for k, text in dim_args.items():  # the printer writes the dimension back, not its size
             const = g.node(name).args[k]
-            g.nx.nodes[const]["node"] = replace(g.node(const), written_attrs={"value": text})
+            if g.node(const).op == "const":
+                g.nx.nodes[const]["node"] = replace(g.node(const), written_attrs={"value": text})
         return name
 
     def _check_weak_literals(self, expr: Call, args: list) -> None:
