@@ -125,9 +125,9 @@ def test_activation_attributes_follow_onnx_defaults():
     assert np.allclose(OPS["hardsigmoid"].numpy([x], {"alpha": 0.2, "beta": 0.5}), np.clip(0.2 * x + 0.5, 0, 1))
     g = fusec.parse("graph g(x: f32[5]) {\n  return elu(x, alpha=0.5), leaky_relu(x, alpha=0.2)\n}\n")
     for backend in ("numpy", "c"):
-        e, l = fusec.compile(g, backend=backend, tune_db=False)(x)
+        e, leaky = fusec.compile(g, backend=backend, tune_db=False)(x)
         np.testing.assert_allclose(e, np.where(x > 0, x, 0.5 * np.expm1(x)), rtol=1e-6)
-        np.testing.assert_allclose(l, np.where(x >= 0, x, 0.2 * x), rtol=1e-6)
+        np.testing.assert_allclose(leaky, np.where(x >= 0, x, 0.2 * x), rtol=1e-6)
 
 
 ARG_CASES = [("argmax", None, False), ("argmax", 0, False), ("argmax", 1, True), ("argmin", -1, False),

@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusec.cli.common import add_file_args, add_sizes_arg, add_strict_arg, load_graph, parse_sizes, require_backend, summarize
+from fusec.cli.common import (
+    add_file_args,
+    add_sizes_arg,
+    add_strict_arg,
+    load_graph,
+    parse_sizes,
+    require_backend,
+    summarize,
+)
 from fusec.errors import FusecError
 from fusec.frontend import load
 from fusec.fusion import check_expectations

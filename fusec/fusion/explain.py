@@ -125,9 +125,8 @@ def format_report(report: dict) -> str:
 
 def compare(graph, model: MachineModel | None = None, force_fuse=(), forbid=()) -> list[dict]:
     """Plan `graph` with every policy; one row per policy with its kernels, bytes and predicted time."""
-    from fusec.fusion.planner import POLICIES, plan
-
     from fusec.errors import FusecError
+    from fusec.fusion.planner import POLICIES, plan
 
     rows = []
     for name in POLICIES:
