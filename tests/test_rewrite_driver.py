@@ -263,15 +263,25 @@ def _big_graph(n: int) -> Graph:
     return g
 
 
-def test_a_1000_node_graph_rewrites_in_under_a_second():
-    g = _big_graph(1000)
+def _cpu_seconds_to_rewrite(g) -> float:
+    """Best of three, in CPU time of this process, so other work on a shared machine counts least."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        rewrite(g)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def test_rewriting_grows_about_linearly_with_the_graph():
+    # A ratio measured in one run, not an absolute time (the machine is shared): a 4x larger graph
+    # may take at most 8x as long; a driver that rescans the graph per match would take about 16x.
+    small, g = _big_graph(250), _big_graph(1000)
     assert len(g) >= 1000
     rewrite(g)  # warm caches (rule library parse)
-    # CPU time of this process, so other tests running beside this one do not count against it
-    start = time.process_time()
+    ratio = _cpu_seconds_to_rewrite(g) / _cpu_seconds_to_rewrite(small)
+    assert ratio < 8, f"rewriting 4x the nodes took {ratio:.1f}x the CPU time"
     result = rewrite(g)
-    elapsed = time.process_time() - start
-    assert elapsed < 1.0, f"{elapsed:.2f} s of CPU"
     assert result.converged and len(result.graph) < len(g)
     x = np.random.default_rng(0).uniform(-1e-3, 1e-3, (8, 8)).astype(np.float32)
     y = np.random.default_rng(1).uniform(0.5, 0.6, (8, 8)).astype(np.float32)

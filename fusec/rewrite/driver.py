@@ -130,6 +130,8 @@ class _Rewriter:
         self.next: dict[str, None] = {}  # an ordered set: the next iteration's worklist
         self.removed = 0
         self.labels: dict[str, str] = {}  # a temporary's (`%N`) name in the trace, once given
+        self.taken: set[str] = set()  # the labels given so far
+        self.owners: dict[str, str] = {}  # a temporary -> the named value its chain of first consumers feeds
 
     # ------------------------------------------------------------------------ the loop
 
@@ -307,18 +309,28 @@ class _Rewriter:
         if not name.startswith("%"):
             return name
         if name not in self.labels:
-            owner, seen = name, set()
-            while owner.startswith("%") and owner not in seen and self.g.consumers(owner):
-                seen.add(owner)
-                owner = self.g.consumers(owner)[0]
+            owner = self._owner(name)
             op = self._node(name).op
             stem = f"{owner}_{'c' if op == 'const' else op}" if not owner.startswith("%") else op
             label, k = stem, 2
-            taken = set(self.labels.values())
-            while label in self.g.nx or label in taken:
+            while label in self.g.nx or label in self.taken:
                 label, k = f"{stem}_{k}", k + 1
             self.labels[name] = label
+            self.taken.add(label)
         return self.labels[name]
+
+    def _owner(self, name: str) -> str:
+        """The named value a temporary's chain of first consumers reaches. Memoised, since walking the
+        rest of a long chain for every temporary on it is quadratic; a chain a later rewrite changes
+        keeps its first owner, which only affects how the trace names a temporary."""
+        chain, owner = [], name
+        while owner.startswith("%") and owner not in self.owners and owner not in chain and self.g.consumers(owner):
+            chain.append(owner)
+            owner = self.g.consumers(owner)[0]
+        owner = self.owners.get(owner, owner)
+        for t in chain:
+            self.owners[t] = owner
+        return owner
 
     def _describe(self, node: Node, inline: set[str] = frozenset(), depth: int = 3) -> str:
         """A node as one line of text, `mul(mul(x, 3.0), 0.5)`: constants, temporaries (to `depth`
