@@ -17,6 +17,7 @@ from fusec.errors import FusecError
 from fusec.fusion.cost import risk_seconds
 from fusec.fusion.legality import ContractViolation
 from fusec.fusion.machine import MachineModel
+from fusec.fusion.optimal import kernel_dag
 from fusec.fusion.partition import Partition
 from fusec.ir.graph import Graph
 
@@ -42,15 +43,7 @@ def _set_partitions(items: list[str]) -> Iterator[list[list[str]]]:
 
 
 def _acyclic(part: Partition, groups: list[list[str]]) -> bool:
-    where = {n: i for i, grp in enumerate(groups) for n in grp}
-    dag = nx.DiGraph()
-    dag.add_nodes_from(range(len(groups)))
-    for i, grp in enumerate(groups):
-        for n in grp:
-            for c in part.consumers[n]:
-                if where[c] != i:
-                    dag.add_edge(i, where[c])
-    return nx.is_directed_acyclic_graph(dag)
+    return nx.is_directed_acyclic_graph(kernel_dag(part, groups))
 
 
 def legal_partitions(graph: Graph, model: MachineModel | None = None, max_ops: int = MAX_OPS) -> list[Candidate]:

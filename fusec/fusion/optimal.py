@@ -105,15 +105,22 @@ def _risk(part: Partition, members: frozenset[str]) -> float:
     return risk_seconds(part.cost(members), [part.cost([n]) for n in members], part.model)
 
 
-def _cycle(part: Partition, chosen: list[frozenset[str]]) -> list[int] | None:
-    where = {n: i for i, s in enumerate(chosen) for n in s}
+def kernel_dag(part: Partition, groups) -> nx.DiGraph:
+    """The dependences between kernels: an edge i -> j when group j reads a value group i makes.
+    `groups` must cover every op of `part` (a whole plan)."""
+    where = {n: i for i, grp in enumerate(groups) for n in grp}
     dag = nx.DiGraph()
-    dag.add_nodes_from(range(len(chosen)))
-    for i, s in enumerate(chosen):
-        for n in s:
+    dag.add_nodes_from(range(len(groups)))
+    for i, grp in enumerate(groups):
+        for n in grp:
             for c in part.consumers[n]:
                 if where[c] != i:
                     dag.add_edge(i, where[c])
+    return dag
+
+
+def _cycle(part: Partition, chosen: list[frozenset[str]]) -> list[int] | None:
+    dag = kernel_dag(part, chosen)
     try:
         return sorted({u for u, _ in nx.find_cycle(dag)})
     except nx.NetworkXNoCycle:
