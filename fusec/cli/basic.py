@@ -14,6 +14,7 @@ from fusec.cli.common import (
     parse_sizes,
     require_backend,
     summarize,
+    write_atomic,
 )
 from fusec.errors import FusecError
 from fusec.frontend import load
@@ -67,21 +68,10 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         return 1 if differ else 0
     if args.in_place:
         for path, text in canonical:
-            _replace(path, text)
+            write_atomic(path, text)
         return 0
     sys.stdout.write(canonical[0][1])
     return 0
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically: a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
 
 
 def run_inputs(g, args):

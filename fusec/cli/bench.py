@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fusec.cli.common import add_sizes_arg, parse_sizes
+from fusec.cli.common import add_sizes_arg, parse_sizes, write_atomic
 from fusec.errors import FusecError
 
 
@@ -74,7 +74,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     print(report.json_report(machine, results) if args.json else report.text_report(machine, results), end="")
     if args.markdown:
-        _write(args.markdown, report.markdown_report(machine, results))
+        write_atomic(args.markdown, report.markdown_report(machine, results))
     if args.plot:
         from fusec.bench.plot import roofline
 
@@ -96,13 +96,6 @@ def _peak(settings) -> float | None:
         return measure_peak_flops(iterations=200_000 if settings.quick else 2_000_000).gflops
     except NoCompilerError:
         return None
-
-
-def _write(path: str, text: str) -> None:
-    try:
-        Path(path).write_text(text)
-    except OSError as err:
-        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
 
 
 def register(sub) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -12,6 +15,7 @@ from fusec.frontend.sizes import CommandLineSizes
 from fusec.ir.dtypes import dtype_of_numpy
 from fusec.ir.graph import Graph
 from fusec.pipeline import Stages, compile_stages
+from fusec.runtime.files import new_file_mode
 
 
 def parse_sizes(items: list[str] | None) -> CommandLineSizes:
@@ -98,3 +102,22 @@ def summarize(name: str, a: np.ndarray) -> str:
         f"{head}  min={stats.min():.6g} max={stats.max():.6g} mean={stats.mean():.6g} "
         f"std={stats.std():.6g}{extra}"
     )
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write an output file through a temporary file in the same directory and a rename: a reader
+    sees the old file or the new one, never half of one. mkstemp makes its file 0600; the result gets
+    the mode any other new file gets (0666 less the umask)."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
+    except OSError as err:
+        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
+    try:
+        os.fchmod(fd, new_file_mode())
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise FusecError(f"{path}: cannot write: {err.strerror}") from None

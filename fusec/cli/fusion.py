@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from fusec.cli.common import add_file_args, run_pipeline
+from fusec.cli.common import add_file_args, run_pipeline, write_atomic
 from fusec.errors import FusecError
 from fusec.fusion import (
     MachineModel,
@@ -137,26 +135,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     path = save_model(m)
     print(f"wrote {path}")
     return 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and a rename: never a half-written file.
-
-    mkstemp makes the file 0600; the result gets the mode any other new file gets (0666 less the umask)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
-    except OSError as err:
-        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise FusecError(f"{path}: cannot write: {err.strerror}") from None
 
 
 def cmd_viz(args: argparse.Namespace) -> int:
