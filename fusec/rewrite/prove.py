@@ -241,6 +241,8 @@ def _within(rule: Rule, dt: DType, a, b, inputs):
 
     from fusec.tolerance import ATOL, RTOL
 
+    if not (z3.is_fp(a) and z3.is_fp(b)):  # a bool or integer result (a comparison of floats): no tolerance
+        return a == b
     wide = z3.Float64() if dt == F32 else z3.FPSort(15, 113)
     rtol = rule.tolerance.rtol if rule.tolerance.rtol is not None else RTOL[dt.name]
     atol = rule.tolerance.atol if rule.tolerance.atol is not None else ATOL[dt.name]
