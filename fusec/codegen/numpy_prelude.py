@@ -41,6 +41,12 @@ def gather(base: np.ndarray, index: np.ndarray, clip: bool = False) -> np.ndarra
     return flat[index]
 
 
+def fpow32(a, b, out: np.ndarray) -> np.ndarray:
+    """float32 power as the interpreter defines it: computed in float64, rounded once."""
+    np.copyto(out, np.power(np.asarray(a, np.float64), np.asarray(b, np.float64)), casting="same_kind")
+    return out
+
+
 def ipow(a, b, out: np.ndarray) -> np.ndarray:
     """Integer power as the interpreter defines it: the float64 power truncated toward zero."""
     with np.errstate(all="ignore"):

@@ -44,6 +44,11 @@ def _np_pow(a: list[np.ndarray], attrs: dict) -> np.ndarray:
         # NumPy refuses negative integer powers; define them as C does: truncation toward zero.
         with np.errstate(all="ignore"):
             return np.trunc(np.power(x.astype(np.float64), y.astype(np.float64)))
+    if np.result_type(x, y) == np.float32:
+        # NumPy's float32 power is off by an ulp for a quarter of arguments (10000 ** (-i/32)), which
+        # a large multiplier (RoPE's position times frequency) turns into 1e-4 errors downstream; in
+        # float64 and rounded once it is correctly rounded (but for rare double roundings), as C's powf.
+        return np.power(x.astype(np.float64), y.astype(np.float64)).astype(np.float32)
     return np.power(x, y)
 
 
@@ -110,7 +115,8 @@ ROWS = (
     _comparison("ge", np.greater_equal, ">=", commutative=False),
     # integer powers are the float64 power truncated toward zero (ipow, trunc(pow(...)))
     OpDef("pow", EL, 2, binary_rule("promote"), _np_pow, infix="**", flops=10, transcendental=True, families=ARITH,
-          numpy_code={"float": "np.power({0}, {1}, out={out})", "*": "ipow({0}, {1}, out={out})"},
+          numpy_code={"f32": "fpow32({0}, {1}, out={out})", "float": "np.power({0}, {1}, out={out})",
+                      "*": "ipow({0}, {1}, out={out})"},
           c_code={"f32": "powf({0}, {1})", "f64": "pow({0}, {1})",
                   "*": "({ctype})trunc(pow((double){0}, (double){1}))"}),
     # -- functions of floats --------------------------------------------------------------------------
