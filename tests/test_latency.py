@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import warnings
+
+import pytest
 
 from fusec.cli.main import COMMANDS, build_parser
 
@@ -63,3 +67,147 @@ def test_compiling_a_file_again_reuses_its_kernels_but_not_its_buffers(tmp_path)
     np.testing.assert_allclose(same(x), np.exp(x) + 1, rtol=1e-6)
     path.write_text("graph g<N=4>(x: f32[N]) {\n  y = exp(x) + 2\n  return y\n}\n")  # an edited file
     np.testing.assert_allclose(fusec.compile(path, backend="numpy")(x), np.exp(x) + 2, rtol=1e-6)
+
+
+# --- the grammar cache (fusec/frontend/grammar_cache.py): parser tables saved once, loaded after
+
+GRAMMAR = 'start: item+\nitem: NAME "=" NUMBER ";"\n%import common.CNAME -> NAME\n%import common.NUMBER\n%import common.WS\n%ignore WS\n'
+OPTIONS = {"parser": "lalr", "propagate_positions": True}
+
+
+def _built_again(monkeypatch):
+    """From here on, building tables is a test failure: only loading from the cache is allowed."""
+    from lark import Lark
+
+    from fusec.frontend import grammar_cache
+
+    class NoBuild(Lark):
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("the tables were built again instead of loaded from the cache")
+
+    monkeypatch.setattr(grammar_cache, "Lark", NoBuild)
+
+
+def _cached(tmp_path, text=GRAMMAR, imports=(), **extra):
+    from fusec.frontend.grammar_cache import cached_lark
+
+    return cached_lark(tmp_path / "toy.lark", text, imports, {**OPTIONS, **extra}, directory=tmp_path / "cache")
+
+
+def _entries(tmp_path):
+    return sorted((tmp_path / "cache" / "grammars").glob("toy-*.lark"))
+
+
+def test_grammar_tables_are_saved_once_and_loaded_after(tmp_path, monkeypatch):
+    built = _cached(tmp_path)
+    assert len(_entries(tmp_path)) == 1
+    _built_again(monkeypatch)
+    loaded = _cached(tmp_path)
+    text = "a = 1;\n  b=2.5;"
+    assert loaded.parse(text) == built.parse(text)
+    tree = loaded.parse(text)
+    assert (tree.children[1].meta.line, tree.children[1].meta.column) == (2, 3)  # positions kept
+
+
+def test_the_fg_and_rules_parsers_read_the_same_from_the_cache(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from fusec.frontend import syntax
+    from fusec.frontend.grammar_cache import cached_lark
+
+    root = Path(syntax.__file__).resolve().parent
+    sources = {root / "fusec.lark": sorted(Path("examples").glob("*.fg")), root.parent / "rewrite" / "rules.lark": sorted((root.parent / "rewrite" / "rules").glob("*.rules"))}
+    for grammar, files in sources.items():
+        options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=False, import_paths=[str(root)], source_path=str(grammar))
+        imports = sorted(root.glob("*.lark"))
+        fresh = cached_lark(grammar, grammar.read_text(), imports, options, directory=tmp_path)
+        with monkeypatch.context() as m:
+            _built_again(m)
+            loaded = cached_lark(grammar, grammar.read_text(), imports, options, directory=tmp_path)
+        assert files
+        for path in files:
+            assert loaded.parse(path.read_text()) == fresh.parse(path.read_text()), path
+
+
+def test_a_lexer_callback_is_given_again_when_loading(tmp_path, monkeypatch):
+    seen = []
+    _cached(tmp_path, lexer_callbacks={"NUMBER": lambda tok: seen.append(("first", str(tok))) or tok})
+    _built_again(monkeypatch)
+    loaded = _cached(tmp_path, lexer_callbacks={"NUMBER": lambda tok: seen.append(("loaded", str(tok))) or tok})
+    loaded.parse("a = 7;")
+    assert seen == [("loaded", "7")]
+
+
+def test_a_changed_grammar_misses_the_cache(tmp_path):
+    _cached(tmp_path)
+    changed = GRAMMAR.replace('"="', '":="')
+    parser = _cached(tmp_path, text=changed)
+    assert parser.parse("a := 1;").data == "start"
+    assert len(_entries(tmp_path)) == 2
+
+
+def test_a_changed_imported_grammar_or_option_changes_the_key(tmp_path):
+    from fusec.frontend.grammar_cache import grammar_key
+
+    shared = tmp_path / "expr.lark"
+    shared.write_text("x: NAME\n")
+    key = grammar_key(GRAMMAR, [shared], OPTIONS)
+    assert grammar_key(GRAMMAR, [shared], OPTIONS) == key
+    assert grammar_key(GRAMMAR, [shared], {**OPTIONS, "propagate_positions": False}) != key
+    assert grammar_key(GRAMMAR, [shared], {**OPTIONS, "lexer_callbacks": {"X": print}}) == key  # not part of the tables
+    shared.write_text("x: NAME | NUMBER\n")
+    assert grammar_key(GRAMMAR, [shared], OPTIONS) != key
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "payload", "empty"])
+def test_a_corrupt_grammar_cache_file_is_rebuilt_with_a_warning(tmp_path, monkeypatch, damage):
+    _cached(tmp_path)
+    [entry] = _entries(tmp_path)
+    data = entry.read_bytes()
+    header, _, payload = data.partition(b"\n")
+    damaged = {
+        "garbage": b"not a cache file at all",
+        "truncated": data[: len(data) // 2],
+        "payload": header + b"\n" + payload[:-10] + b"0123456789",
+        "empty": b"",
+    }[damage]
+    entry.write_bytes(damaged)
+    with pytest.warns(RuntimeWarning, match="corrupt grammar cache file .*rebuilding it"):
+        parser = _cached(tmp_path)
+    assert parser.parse("a = 1;").data == "start"
+    assert entry.read_bytes() != damaged  # rebuilt in place: the next process loads it quietly
+    _built_again(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _cached(tmp_path)
+
+
+def test_a_valid_looking_file_lark_cannot_load_is_rebuilt_with_a_warning(tmp_path):
+    import hashlib
+
+    _cached(tmp_path)
+    [entry] = _entries(tmp_path)
+    key = entry.read_bytes().partition(b" ")[0].decode()
+    payload = b"\x80\x05K\x01."  # a pickle of the integer 1, with a correct checksum
+    entry.write_bytes(f"{key} {hashlib.sha256(payload).hexdigest()}\n".encode() + payload)
+    with pytest.warns(RuntimeWarning, match="corrupt grammar cache file"):
+        assert _cached(tmp_path).parse("a = 1;").data == "start"
+
+
+def test_an_unwritable_cache_directory_only_costs_the_build(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parser = _cached(tmp_path)
+    assert parser.parse("a = 1;").data == "start"
+
+
+def test_fg_comments_survive_a_parser_loaded_from_the_cache(tmp_path):
+    # a new process with an empty cache builds the tables; a second one loads them: both keep comments
+    code = "import fusec, sys; from fusec.ir.printer import print_graph; print(print_graph(fusec.load(sys.argv[1])))"
+    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path)}
+    outs = [subprocess.run([sys.executable, "-c", code, "examples/04_layernorm.fg"], capture_output=True, text=True, env=env, check=True).stdout
+            for _ in range(2)]
+    assert list((tmp_path / "grammars").glob("fusec-*.lark"))
+    assert outs[0] == outs[1] and "# Layer normalisation" in outs[0]

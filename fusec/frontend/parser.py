@@ -9,8 +9,10 @@ file:line:col with the source line and a caret.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+from lark import Lark
 from lark.exceptions import UnexpectedInput, VisitError
 
 from fusec.errors import FusecError, FusecSyntaxError, SourceLocation
@@ -20,8 +22,13 @@ from fusec.frontend.fg_ast import ToAst
 from fusec.frontend.syntax import Located, Source, make_parser
 from fusec.ir.graph import Graph
 
-_PARSER = make_parser(Path(__file__).with_name("fusec.lark"), lexer_callbacks={"COMMENT": comments.collect})
 _MAX_SOURCE_BYTES = 16 * 1024 * 1024
+
+
+@functools.cache
+def _parser() -> Lark:
+    """The .fg parser, made on first use: importing the frontend does not load or build its tables."""
+    return make_parser(Path(__file__).with_name("fusec.lark"), lexer_callbacks={"COMMENT": comments.collect})
 
 
 def _not_utf8(data: bytes, err: UnicodeDecodeError, filename: str) -> FusecSyntaxError:
@@ -74,14 +81,14 @@ def parse(text: str | bytes, filename: str | None = None, sizes: dict[str, int] 
     try:
         comments.start()
         try:
-            raw = _PARSER.parse(text)
+            raw = _parser().parse(text)
         finally:
             found = comments.finish()
         tree = ToAst().transform(raw)
         graph = builder.build(tree)
         comments.attach(graph, found, builder.spans, builder.lines, raw.children[0].meta.end_line)
     except UnexpectedInput as err:
-        raise source.syntax_error(err, _PARSER) from None
+        raise source.syntax_error(err, _parser()) from None
     except Located as err:  # raised by the builder's own token checks
         raise builder.fail(err.message, err.pos) from None
     except VisitError as err:

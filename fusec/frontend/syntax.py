@@ -11,6 +11,7 @@ from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from fusec.errors import FusecSyntaxError, SourceLocation
+from fusec.frontend.grammar_cache import cached_lark
 
 _HERE = Path(__file__).resolve().parent
 
@@ -29,9 +30,9 @@ _READABLE = {
 
 
 def make_parser(grammar: Path, **options) -> Lark:
-    """An LALR parser for `grammar`, which may `%import expr (...)` from this folder."""
-    return Lark(
-        grammar.read_text(),
+    """An LALR parser for `grammar`, which may `%import expr (...)` from this folder. Its tables come
+    from the grammar cache (grammar_cache.py) when a process built them before."""
+    options = dict(
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
@@ -39,6 +40,7 @@ def make_parser(grammar: Path, **options) -> Lark:
         source_path=str(grammar),
         **options,
     )
+    return cached_lark(grammar, grammar.read_text(), sorted(_HERE.glob("*.lark")), options)
 
 
 class Located(Exception):

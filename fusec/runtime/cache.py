@@ -35,6 +35,7 @@ from pathlib import Path
 
 from fusec.errors import FusecError
 from fusec.runtime.build import Compiler, FusecCompileError, compile_shared, compiler_flags, find_compiler
+from fusec.runtime.cache_dir import default_cache_dir
 
 LAYOUT_VERSION = "v1"
 SOURCE_NAME = "kernel.c"
@@ -59,15 +60,6 @@ class CacheEntry:
     @property
     def source(self) -> Path:
         return self.directory / SOURCE_NAME
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("FUSEC_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "fusec"
 
 
 def _writable(directory: Path) -> str | None:
