@@ -363,7 +363,7 @@ class CEmitter:
             self.acc_update(s, depth)
         elif isinstance(s, RowArray):
             self.row_arrays[s.name] = s.size
-            self.emit(f"{s.dtype.c_type} {self.cname(s.name)}[{s.size}];  /* a row of values computed once, reused below */", depth)
+            self.emit(f"{s.dtype.c_type} {self.cname(s.name)}[{s.size}];  /* {s.comment} */", depth)
         else:  # pragma: no cover - every statement type is listed above
             raise AssertionError(type(s))
 

@@ -1,6 +1,9 @@
 """Nest rewrites the C backend applies after scheduling, before emitting C.
 
 `reuse_row_values`: one transcendental per element in multi-pass row kernels.
+`tabulate_invariants`: an expensive value that depends on a few loop variables only is computed once
+into a table (rotary embeddings' 10000 ** (-2i/D) over i alone, recomputed for every head and
+position otherwise; a scalar powf call also keeps the whole loop from vectorizing).
 
 Softmax lowers to three passes over each row: max, then sum(exp(x - max)), then exp(x - max) / sum.
 The second and third passes both compute exp(x - max), and exp is what a softmax kernel spends its
@@ -21,6 +24,7 @@ from fusec.loops.ir import (
     AccUpdate,
     Expr,
     Index,
+    IndexValue,
     Let,
     LetIndex,
     Load,
@@ -47,6 +51,7 @@ class RowArray:
     name: str
     dtype: DType
     size: int
+    comment: str = "a row of values computed once, reused below"
 
 
 def _rename_var(e: Expr, old: str, new: str) -> Expr:
@@ -152,3 +157,90 @@ def reuse_row_values(nest: LoopNest) -> LoopNest:
     if nest.kind != "reduce":
         return nest
     return nest.with_body(_reuse_in_block(nest.body, [0]))
+
+
+# ----------------------------------------------------------------------------------------------
+# tables of loop-invariant values
+
+TABLE_ELEMENTS = 8192  # at most 32 KiB of f32 per table: computed before the loops, read from L1/L2
+
+
+def _expensive(e: Expr) -> bool:
+    return any(isinstance(s, Op) and OPS[s.op].transcendental for s in walk_expr(e))
+
+
+def _tabulable(e: Expr, nest: LoopNest, extents: dict[str, int]) -> tuple[str, ...] | None:
+    """The iteration variables `e` depends on, if it can be tabulated over them, else None.
+
+    Only values that depend on nothing but those variables qualify: constants, iota, loads of
+    buffers the kernel does not write, and ops of them (no temporaries, no accumulators)."""
+    if not isinstance(e, Op) or not _expensive(e):
+        return None
+    readonly = {b.name for b in nest.buffers if b.role == "in"}
+    for s in walk_expr(e):
+        if isinstance(s, Ref) or (isinstance(s, Load) and s.buffer not in readonly):
+            return None
+    used = {v for s in walk_expr(e) if isinstance(s, (Load, IndexValue, Piecewise)) for v in s.index.variables()}
+    if not used <= set(extents):
+        return None  # depends on a loop variable that is not an axis of the iteration space
+    order = tuple(d.var for d in nest.dims if d.var in used)
+    size = 1
+    for v in order:
+        size *= extents[v]
+    total = 1
+    for n in extents.values():
+        total *= n
+    if size > TABLE_ELEMENTS or total < 2 * size:
+        return None  # too big to stay in cache, or not recomputed often enough to pay
+    return order
+
+
+def _flat(order: tuple[str, ...], extents: dict[str, int]) -> Index:
+    """Row-major offset of (order[0], order[1], ...) in a table of those axes."""
+    offset, stride = Index(), 1
+    for v in reversed(order):
+        offset = offset + Index.of(v) * stride
+        stride *= extents[v]
+    return offset
+
+
+def _table_loops(name: str, e: Expr, order: tuple[str, ...], extents: dict[str, int]) -> Stmt:
+    body: tuple[Stmt, ...] = (Store(name, _flat(order, extents), e),)
+    for depth, v in enumerate(reversed(order)):
+        body = (Loop(v, Index.of(extents[v]), body, "vector" if depth == 0 else "serial"),)
+    return body[0]
+
+
+def tabulate_invariants(nest: LoopNest) -> LoopNest:
+    """Each expensive value that depends on a few iteration variables only (see TABLE_ELEMENTS) is
+    computed once, before the loops, into a table indexed by those variables, and read from it."""
+    if nest.matmul is not None:
+        return nest
+    extents = {d.var: d.extent for d in nest.dims}
+    tables: dict[Expr, tuple[str, tuple[str, ...]]] = {}
+
+    def visit(e: Expr) -> Expr:
+        if e in tables:
+            name, order = tables[e]
+            return Load(name, _flat(order, extents), e.dtype)
+        order = _tabulable(e, nest, extents) if isinstance(e, Op) else None
+        if order is None:
+            if isinstance(e, Op):
+                return replace(e, args=tuple(visit(a) for a in e.args))
+            return e
+        tables[e] = (f"{e.op}_table{len(tables)}", order)
+        return visit(e)
+
+    body = transform(nest.body, stmt=lambda st: replace(st, value=visit(st.value)) if isinstance(st, (Let, Store, AccUpdate)) else st)
+    if not tables:
+        return nest
+    prologue: list[Stmt] = []
+    for e, (name, order) in tables.items():
+        size = 1
+        for v in order:
+            size *= extents[v]
+        others = ", ".join(d.var for d in nest.dims if d.var not in order)
+        prologue.append(RowArray(name, e.dtype, size, f"{e.op}(...) for every {', '.join(order)}, computed once: "
+                                                      f"it does not depend on {others}"))
+        prologue.append(_table_loops(name, e, order, extents))
+    return nest.with_body(tuple(prologue) + body)
