@@ -51,9 +51,9 @@ BATCH = 8
 TARGET, SHARE = 0.95, 0.25
 
 
-def measure_spaces(remeasure: bool = False) -> dict:
-    """{kernel: {"key", "sizes", "load", "times": [[schedule dict, seconds or None], ...]}}, cached."""
-    cache = json.loads(CACHE.read_text()) if CACHE.exists() and not remeasure else {}
+def measure_spaces(remeasure: bool = False, path: Path = CACHE) -> dict:
+    """{kernel: {"key", "sizes", "load", "times": [[schedule dict, seconds or None], ...]}}, cached in `path`."""
+    cache = json.loads(path.read_text()) if path.exists() and not remeasure else {}
     backend = get_backend("c")
     for name, sizes in KERNELS:
         graph, kernels = lower_all(ROOT / "examples" / f"{name}.fg", sizes=sizes)
@@ -64,14 +64,14 @@ def measure_spaces(remeasure: bool = False) -> dict:
             space = search_space(nest, "c", backend.default_schedule(nest))
             print(f"measuring {nest.name} of {name}: {len(space)} candidates", file=sys.stderr, flush=True)
             settings = TuneSettings(strategy="exhaustive", budget=len(space), repeats=5, confirm=0, timeout_s=30)
-            (r,) = tune_graph(graph, [(group, nest)], "c", settings, db=TuneDB(CACHE.with_suffix(".tmp.jsonl")),
+            (r,) = tune_graph(graph, [(group, nest)], "c", settings, db=TuneDB(path.with_suffix(".tmp.jsonl")),
                               store=False)
             loads = [t.load for t in r.trials if t.load is not None]
             cache[label] = {"kernel": label, "key": record_key(nest, backend), "sizes": sizes,
                             "load": statistics.median(loads),
                           "times": [[schedule_to_dict(t.schedule), t.median_s] for t in r.trials]}
-            CACHE.parent.mkdir(parents=True, exist_ok=True)
-            CACHE.write_text(json.dumps(cache, indent=1) + "\n")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(cache, indent=1) + "\n")
     return cache
 
 
@@ -168,12 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="draw best-so-far curves (needs matplotlib)")
     p.add_argument("--remeasure", action="store_true", help="measure the spaces again instead of reading the cache")
+    p.add_argument("--cache", type=Path, default=CACHE, metavar="SPACES.json",
+                   help=f"the recorded spaces to replay (default {CACHE.relative_to(ROOT)})")
     p.add_argument("--json", type=Path, metavar="OUT.json", help="write the rows (with curves) as JSON")
     args = p.parse_args(argv)
-    rows = evaluate(measure_spaces(args.remeasure))
+    rows = evaluate(measure_spaces(args.remeasure, args.cache))
     print(table(rows))
     loads = sorted({r["load"] for r in rows})
-    print(f"\nspaces measured at load average {loads[0]:.1f} to {loads[-1]:.1f} (2 cores); replayed from {CACHE.name}")
+    print(f"\nspaces measured at load average {loads[0]:.1f} to {loads[-1]:.1f} (2 cores); replayed from {args.cache.name}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if args.plot:

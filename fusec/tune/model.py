@@ -16,7 +16,7 @@ Two models:
   It only has to order candidates roughly; measurements decide.
 
 * `FittedModel`: least squares of log(measured seconds) on a few features of the schedule (the
-  analytic prediction, threads, vector, unroll, tile block size). It learns from the trials of this
+  analytic prediction, threads, vector, unroll, tile block size, reduce block). It learns from the trials of this
   run and from earlier runs of the same kernel in the database, and replaces the analytic ranking
   once there are enough points.
 """
@@ -141,6 +141,7 @@ def features(nest: LoopNest, schedule: Schedule, predicted: float) -> list[float
         math.log2(schedule.simdlen) if schedule.simdlen else 0.0,
         float(schedule.stream),
         float(schedule.threads),
+        math.log2(schedule.reduce_block) if schedule.reduce_block else 0.0,
     ]
 
 

@@ -14,10 +14,14 @@ Knobs (fields of `fusec.loops.schedule.Schedule`), per backend:
     simdlen    with vectorize: the compiler's width, half or twice the machine's lanes (simdlen)
     stream     with vectorize: non-temporal stores of the outputs (nontemporal), or cached stores
     unroll     split the innermost loops by 4 or 8 and unroll them
+    reduce_block  values per f32 block of a long float sum or product (64, 256 = the default, 1024),
+               whose partials join an f64 total (loops/blocked.py): every value is as accurate as
+               NumPy's pairwise sum; values that would generate the same code are one option
 
 The C backend uses all of them; the NumPy backend tiles (its knob is the block size: elements per
-whole-array call, 8K to 128K), orders and runs tiles on a thread pool; a backend the tuner does not
-know only tiles. A C matmul group runs on BLAS: its knobs are `matmul_rows`, the output rows per
+whole-array call, 8K to 128K), orders, runs tiles on a thread pool and takes reduce_block (where an
+f32 sum that NumPy would add value by value goes to f64); a backend the tuner does not know only
+tiles. The values each knob takes come from space_knobs.py. A C matmul group runs on BLAS: its knobs are `matmul_rows`, the output rows per
 BLAS call (the default, all rows, halves and quarters: the epilogue runs after each call, so this is
 also where the epilogue is split), and whether the epilogue runs in parallel.
 
@@ -37,7 +41,6 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from fusec.codegen.base import Backend
 from fusec.errors import FusecError
@@ -45,110 +48,22 @@ from fusec.loops.ir import Loop, LoopNest, Store, walk
 from fusec.loops.matmul import matmul_tiles
 from fusec.loops.printer import print_nest
 from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, default_schedule
-
-KNOBS = {
-    "c": ("tiles", "order", "parallel", "threads", "vectorize", "simdlen", "stream", "unroll"),
-    "numpy": ("blocks", "order", "parallel"),  # whole-array calls: no vectorize, unroll or pragmas
-}
-UNROLL_FACTORS = (4, 8)
-BLOCK_TILES = (16, 64)
-ROW_BLOCKS = (1, 4, 16, 64)  # rows per block of a row reduction
-NUMPY_BLOCKS = (8192, 16384, 32768, 65536, 131072)  # elements per NumPy block
-VECTOR_BYTES = 32  # AVX2; simdlen options are half and twice the lanes of this width
-MAX_COMBINATIONS = 1200  # above this, tile options are thinned (enumeration applies each one, ~0.5 ms)
-DEFAULT_CACHES = (32 * 1024, 512 * 1024, 32 * 1024 * 1024)
-MIN_PARALLEL_WORK = 32768  # as c_emit: a smaller nest runs its parallel loop serially
-
-
-# ----------------------------------------------------------------------------------------------
-# schedules as plain data (the database and the worker process exchange them)
-
-
-def schedule_to_dict(s: Schedule) -> dict:
-    return {"tiles": list(s.tiles), "parallel": s.parallel, "vectorize": s.vectorize, "unroll": s.unroll,
-            "order": list(s.order), "matmul_rows": s.matmul_rows, "threads": s.threads, "simdlen": s.simdlen,
-            "stream": s.stream}
-
-
-def schedule_from_dict(d: dict) -> Schedule:
-    """The Schedule a record holds; FusecError if the record is malformed."""
-    try:
-        tiles = tuple(int(t) for t in d.get("tiles", ()))
-        order = tuple(int(o) for o in d.get("order", ()))
-        unroll = int(d.get("unroll", 1))
-        matmul_rows = int(d.get("matmul_rows", 0))
-        threads, simdlen = int(d.get("threads", 0)), int(d.get("simdlen", 0))
-        par, vec, stream = d.get("parallel", False), d.get("vectorize", False), d.get("stream", False)
-    except (TypeError, ValueError, AttributeError) as err:
-        raise FusecError(f"malformed schedule {d!r}: {err}") from None
-    if (not all(isinstance(b, bool) for b in (par, vec, stream)) or unroll < 1 or any(t < 0 for t in tiles)
-            or min(matmul_rows, threads, simdlen) < 0):
-        raise FusecError(f"malformed schedule {d!r}")
-    return Schedule(tiles, par, vec, unroll, order, matmul_rows, threads, simdlen, stream)
-
-
-# ----------------------------------------------------------------------------------------------
-# cache sizes
-
-
-def cache_sizes() -> tuple[int, int, int]:
-    """(L1d, L2, L3) bytes of cpu0, from sysfs; defaults where it cannot be read."""
-    found: dict[int, int] = {}
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    for idx in sorted(base.glob("index*")) if base.exists() else []:
-        try:
-            level = int((idx / "level").read_text())
-            kind = (idx / "type").read_text().strip()
-            size = (idx / "size").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        if kind == "Instruction":
-            continue
-        mult = {"K": 1024, "M": 1024 * 1024}.get(size[-1:], 1)
-        try:
-            found[level] = int(size.rstrip("KM")) * mult
-        except ValueError:
-            continue
-    return tuple(found.get(level, DEFAULT_CACHES[level - 1]) for level in (1, 2, 3))  # type: ignore[return-value]
-
-
-def _nearest_divisor(n: int, target: int) -> int:
-    best = 1
-    for d in range(1, int(math.isqrt(n)) + 1):
-        if n % d == 0:
-            for c in (d, n // d):
-                if abs(c - target) < abs(best - target):
-                    best = c
-    return best
-
-
-def tile_options(extent: int, step_bytes: float, innermost: bool, caches: tuple[int, int, int] | None = None) -> list[int]:
-    """Tile sizes for one dimension whose index step touches `step_bytes` bytes."""
-    if extent <= 1:
-        return [0]
-    l1, l2, l3 = caches or cache_sizes()
-    cores = os.cpu_count() or 1
-    opts = {0}
-    if not innermost:
-        opts.add(1)
-    for target in (l1 // 2, l2 // 2, l3 // (2 * cores)):
-        t = int(target // max(step_bytes, 1.0))
-        if t < 1 or t >= extent:
-            continue
-        opts.add(1 << (t.bit_length() - 1))  # the power of two below the cache fit
-        d = _nearest_divisor(extent, t)  # no tail loop
-        if 1 <= d < extent:
-            opts.add(d)
-    return sorted(opts)
-
-
-def _thin(options: list[int]) -> list[int]:
-    """Drop one middle option (keeps 0, 1 and the extremes longest)."""
-    if len(options) <= 2:
-        return options
-    mid = len(options) // 2
-    return options[:mid] + options[mid + 1:]
-
+from fusec.tune.space_knobs import (  # noqa: F401  (schedule_to_dict, schedule_from_dict: re-exported)
+    BLOCK_TILES,
+    KNOBS,
+    MAX_COMBINATIONS,
+    MIN_PARALLEL_WORK,
+    NUMPY_BLOCKS,
+    ROW_BLOCKS,
+    UNROLL_FACTORS,
+    VECTOR_BYTES,
+    _thin,
+    numpy_block_tiles,
+    reduce_block_options,
+    schedule_from_dict,
+    schedule_to_dict,
+    tile_options,
+)
 
 # ----------------------------------------------------------------------------------------------
 # the space
@@ -231,12 +146,6 @@ def _blas_space(space: Space, nest: LoopNest, default: Schedule) -> Space:
     return space
 
 
-def _numpy_block_tiles(extents: list[int], pos: int, row: int) -> set[int]:
-    """Tiles of kept dimension `pos` whose block holds about each of NUMPY_BLOCKS elements."""
-    inner = row * math.prod(extents[pos + 1:])
-    return {max(1, b // inner) for b in NUMPY_BLOCKS if 1 <= b // inner < extents[pos]}
-
-
 def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, ignored: bool = False,
                  caches: tuple[int, int, int] | None = None) -> Space:
     """Every valid, distinct schedule of `nest` for the backend called `backend`."""
@@ -267,7 +176,7 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
             if rows_knob and pos == len(extents) - 1:
                 opts |= {r for r in ROW_BLOCKS if r < ext}
         elif "blocks" in knobs:
-            opts |= _numpy_block_tiles(extents, pos, max(row, 1)) | ({1} if pos < len(extents) - 1 else set())
+            opts |= numpy_block_tiles(extents, pos, max(row, 1)) | ({1} if pos < len(extents) - 1 else set())
         if pos < len(default.tiles):
             opts.add(default.tiles[pos])
         tiles.append(sorted(opts))
@@ -298,8 +207,16 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
     if "unroll" in knobs:
         inner += [(False, u, 0, False) for u in UNROLL_FACTORS]
 
+    blocks = [default.reduce_block]
+    if "reduce_block" in knobs:
+        blocks, dropped = reduce_block_options(nest, backend, default)
+        for why in dropped.values():  # each dropped value, counted once per point it would have made
+            points = math.prod(len(t) for t in tiles) * len(orders) * len(parallel) * len(inner)
+            space.invalid[why] += points
+            space.combinations += points
+
     def count() -> int:
-        return math.prod(len(t) for t in tiles) * len(orders) * len(parallel) * len(inner)
+        return math.prod(len(t) for t in tiles) * len(orders) * len(parallel) * len(inner) * len(blocks)
 
     while count() > MAX_COMBINATIONS and any(len(t) > 2 for t in tiles):
         widest = max(range(len(tiles)), key=lambda i: len(tiles[i]))
@@ -320,28 +237,31 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
             "vector" + (f" x{w}" if w else "") + (" stream" if st else "") if v else f"unroll {u}" if u > 1 else "scalar"
             for v, u, w, st in inner)
 
-    seen = {first}
-    for combo in itertools.product(*tiles):
-        for order in orders:
-            for par, threads in parallel:
-                for vec, unroll, width, stream in inner:
-                    space.combinations += 1
-                    s = Schedule(tuple(combo), par, vec, unroll, order, default.matmul_rows, threads, width, stream)
-                    if s == default:
-                        continue
-                    try:
-                        scheduled = apply_schedule(nest, s)
-                    except ScheduleError as err:
-                        space.invalid[_reason(nest, err)] += 1
-                        continue
-                    problem = hint_problem(scheduled, s)
-                    if problem:
-                        space.invalid[problem] += 1
-                        continue
-                    key = (print_nest(scheduled), tuple(s.hints.items()))
-                    if key in seen:
-                        space.duplicates += 1
-                        continue
-                    seen.add(key)
-                    space.candidates.append(s)
+    if len(blocks) > 1:
+        space.options["reduce block"] = ", ".join(map(str, blocks))
+
+    # the key holds the block option's position too: the NumPy backend reads reduce_block itself,
+    # so two values can make one printed nest and still two kernels
+    seen = {(*first, 0)}
+    for combo, order, (par, threads), (vec, unroll, width, stream), (b, block) in itertools.product(
+            itertools.product(*tiles), orders, parallel, inner, enumerate(blocks)):
+        space.combinations += 1
+        s = Schedule(tuple(combo), par, vec, unroll, order, default.matmul_rows, threads, width, stream, block)
+        if s == default:
+            continue
+        try:
+            scheduled = apply_schedule(nest, s)
+        except ScheduleError as err:
+            space.invalid[_reason(nest, err)] += 1
+            continue
+        problem = hint_problem(scheduled, s)
+        if problem:
+            space.invalid[problem] += 1
+            continue
+        key = (print_nest(scheduled), tuple(s.hints.items()), b)
+        if key in seen:
+            space.duplicates += 1
+            continue
+        seen.add(key)
+        space.candidates.append(s)
     return space
