@@ -26,7 +26,7 @@ import numpy as np
 
 from fusec.codegen.base import Backend, Kernel, kernel_signature
 from fusec.codegen.c_emit import PRELUDE, CEmitter
-from fusec.codegen.c_passes import reuse_row_values, tabulate_invariants
+from fusec.codegen.c_passes import reuse_row_values
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
 from fusec.loops.ir import (
@@ -34,6 +34,7 @@ from fusec.loops.ir import (
     Index,
     LoopNest,
 )
+from fusec.loops.masks import MatmulMasks, matmul_masks
 from fusec.loops.matmul import MatmulTiles, matmul_tiles
 from fusec.loops.schedule import Schedule, ScheduleError, default_schedule, schedule_or_fallback
 from fusec.loops.simplify import simplify
@@ -85,7 +86,7 @@ class CBackend(Backend):
         return cache.build(source, self.headers, self.compiler, self.flags).library
 
     def build(self, graph: Graph, group: Group, nest: LoopNest, schedule: Schedule) -> Kernel:
-        prepared = self.prepare(nest, schedule)
+        prepared = self.prepare(nest, schedule, group_masks(graph, group))
         return prepared.finish(self.library(prepared.source))
 
     def build_all(self, graph: Graph, items: list[tuple[Group, LoopNest, Schedule]]) -> list[Kernel]:
@@ -94,7 +95,7 @@ class CBackend(Backend):
         A compiler run costs ~0.1 s of start-up and per-file work before any kernel is compiled,
         so a graph's kernels go into at most two files, compiled at the same time (two cores).
         """
-        prepared = [self.prepare(nest, schedule) for _, nest, schedule in items]
+        prepared = [self.prepare(nest, schedule, group_masks(graph, group)) for group, nest, schedule in items]
         if not prepared:
             return []
         halves = [prepared] if len(prepared) < 4 else [prepared[: len(prepared) // 2], prepared[len(prepared) // 2 :]]
@@ -103,14 +104,17 @@ class CBackend(Backend):
             libraries = list(pool.map(self.library, sources))
         return [p.finish(lib) for half, lib in zip(halves, libraries) for p in half]
 
-    def prepare(self, nest: LoopNest, schedule: Schedule) -> Prepared:
-        """Generate a group's C functions; `finish` binds them once a library holds them."""
+    def prepare(self, nest: LoopNest, schedule: Schedule, masks: MatmulMasks | None = None) -> Prepared:
+        """Generate a group's C functions; `finish` binds them once a library holds them.
+
+        masks: for a matmul group, the parts of the matmul a causal mask makes unneeded (group_masks)
+        """
         if nest.kind == "matmul" and nest.matmul is not None and self.matmul == "blas":
             try:
-                return self._prepare_blas_matmul(nest, matmul_tiles(nest, schedule))
+                return self._prepare_blas_matmul(nest, matmul_tiles(nest, schedule, masks=masks))
             except ScheduleError:
                 pass  # operands BLAS cannot take: the scalar loop form below
-        scheduled = simplify(tabulate_invariants(reuse_row_values(schedule_or_fallback(nest, schedule))))
+        scheduled = simplify(reuse_row_values(schedule_or_fallback(nest, schedule)))
         function, symbol = c_source(scheduled, self.sanitize, with_prelude=False)
         params = buffer_params(nest.buffers)
 
@@ -135,6 +139,8 @@ class CBackend(Backend):
         if not symbols:
             header = (f"/* {nest.name}: NumPy's matmul (BLAS) on tiles of {tiles.rows} x {tiles.row_elements} results,\n"
                       f" * written into {tiles.direct}: the result is stored unchanged, so there is no epilogue */\n")
+        if tiles.block:
+            header += "/* " + "\n * ".join(line.strip() for line in tiles.describe().split("\n")[1:]) + " */\n"
 
         def finish(library: Path) -> Kernel:
             bound = {rows: KernelFunction(library, symbol, buffer_params(epi.buffers)) for rows, symbol, epi in symbols}
@@ -162,6 +168,14 @@ def c_source(nest: LoopNest, sanitize: bool, with_prelude: bool = True) -> tuple
     function = emitter.function()
     text = PRELUDE + "\n" + function if with_prelude else function
     return text, emitter.cname(nest.name)
+
+
+def group_masks(graph: Graph, group: Group) -> MatmulMasks | None:
+    """What a causal mask lets a matmul group skip (None for other groups)."""
+    if group.kind != "matmul":
+        return None
+    mm = [n for n in group.nodes if graph.node(n).op == "matmul"]
+    return matmul_masks(graph, mm[0]) if len(mm) == 1 else None
 
 
 def buffer_params(buffers: tuple[Buffer, ...]) -> list[Param]:
@@ -195,6 +209,7 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
     scratch: list[np.ndarray] = []
     k_extent = ext[info.k]
     limit = blas_limit()
+    calls = masked_calls(tiles)
 
     def run(*arrays: np.ndarray) -> None:
         if tiles.direct:  # BLAS writes straight into the output; no scratch
@@ -208,6 +223,8 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
         b = _strided_view(arrays[b_pos], info.b.index, b_vars, ext)
         by_name = dict(zip(names, arrays))
         a_tiled, b_tiled = info.a.index.coef(outer) != 0, info.b.index.coef(outer) != 0
+        # columns of a that are zero may be skipped only when b holds no inf or NaN (0 * inf is NaN)
+        blocks = calls if calls and (tiles.support is None or _all_finite(b)) else None
         for r0 in range(0, outer_extent, tiles.rows):
             rows = min(tiles.rows, outer_extent - r0)
             mm = result[r0 : r0 + rows] if tiles.direct else result[:rows]
@@ -217,7 +234,11 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
             previous = limit.enter(mm.size * k_extent)  # fewer BLAS threads on a busy machine
             try:
                 with np.errstate(all="ignore"):  # NaN and inf are computed, not reported (as in C)
-                    np.matmul(at, bt, out=mm)
+                    if blocks is None:
+                        np.matmul(at, bt, out=mm)
+                    else:
+                        for i0, i1, (j0, j1), (k0, k1) in blocks(r0 if not info.batch else 0, mm.shape[-2]):
+                            np.matmul(at[..., i0:i1, k0:k1], bt[..., k0:k1, j0:j1], out=mm[..., i0:i1, j0:j1])
             finally:
                 limit.exit(previous)
             if rows not in functions:
@@ -229,3 +250,41 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
             functions[rows].call_pointers(*pointers)
 
     return run
+
+
+def masked_calls(tiles: MatmulTiles):
+    """blocks(first_row, rows) -> [(i0, i1, (j0, j1), (k0, k1))]: the BLAS calls of one tile under
+    the bands, rows relative to the tile (None when no band applies).
+
+    A block whose result the mask hides entirely makes no call (its elements are never read); a block
+    reads at least one column of the left operand, so a row that is NaN throughout stays NaN.
+    """
+    if not tiles.block:
+        return None
+    ext = tiles.extents
+    nj, nk = ext[tiles.info.j], ext[tiles.info.k]
+    memo: dict[tuple[int, int], list] = {}
+
+    def blocks(first_row: int, rows: int) -> list:
+        if (first_row, rows) not in memo:
+            found = []
+            for i0 in range(0, rows, tiles.block):
+                i1 = min(rows, i0 + tiles.block)
+                g0, g1 = first_row + i0, first_row + i1
+                js = tiles.needed.cols(g0, g1, nj) if tiles.needed is not None else (0, nj)
+                ks = tiles.support.cols(g0, g1, nk) if tiles.support is not None else (0, nk)
+                if js[0] >= js[1]:
+                    continue
+                if ks[0] >= ks[1]:
+                    ks = (0, 1)
+                found.append((i0, i1, js, ks))
+            memo[(first_row, rows)] = found
+        return memo[(first_row, rows)]
+
+    return blocks
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """True when no element is inf or NaN (a finite sum says so; an overflowing one only costs the skip)."""
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(np.sum(array, dtype=np.float64)))

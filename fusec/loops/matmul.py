@@ -16,6 +16,11 @@ into a scratch tile `mm`; then the *epilogue nest* runs on the tile: the nest ab
 accumulator and the k loop, reading the result back (`matmul0 = t0[i*768 + j]`). The epilogue is
 an ordinary elementwise nest, scheduled and simplified like any other; when the matmul result is
 stored unchanged the simplifier leaves it empty and no epilogue runs at all.
+
+A causal mask makes part of the work unneeded (fusec/loops/masks.py): when the result is read only
+inside a band of (i, j), or the left operand is zero outside a band of (i, k), each tile is cut into
+blocks of `block` rows of i and each block's call computes only the columns j it needs and reads
+only the columns k that can be nonzero: about half of a causal attention's two S x S matmuls.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from fusec.loops.ir import (
     walk,
     walk_expr,
 )
+from fusec.loops.masks import Band, MatmulMasks
 from fusec.loops.schedule import Schedule, ScheduleError, default_matmul_rows, default_schedule, schedule_or_fallback
 from fusec.loops.simplify import simplify
 from fusec.loops.visit import transform
@@ -53,6 +59,9 @@ class MatmulTiles:
     epilogues: rows -> the scheduled, simplified epilogue nest for a tile of that many rows, or None
                when there is nothing to do after the call (the result is stored unchanged)
     coefs:     elements each epilogue buffer's pointer advances per row of the tiled variable
+    needed:    the result is read only inside this band of (i, j): other columns need no call
+    support:   the left operand is zero outside this band of (i, k): other columns need not be read
+    block:     rows of i per call when a band applies (0: one call per tile)
     """
 
     nest: LoopNest
@@ -61,6 +70,9 @@ class MatmulTiles:
     direct: str | None
     epilogues: dict[int, LoopNest | None]
     coefs: dict[str, int]
+    needed: Band | None = None
+    support: Band | None = None
+    block: int = 0
 
     @property
     def info(self) -> MatmulInfo:
@@ -83,14 +95,28 @@ class MatmulTiles:
         where = f"into {self.direct}" if self.direct else "into a scratch tile mm"
         after = "then the epilogue below on each tile" if any(self.epilogues.values()) else \
             "no epilogue: the result is stored unchanged"
-        return f"BLAS on tiles of {self.rows} x {self.row_elements} results, written {where}; {after}"
+        text = f"BLAS on tiles of {self.rows} x {self.row_elements} results, written {where}; {after}"
+        if self.block:
+            ext = self.extents
+            i, j, k = self.info.i, self.info.j, self.info.k
+            work = 1.0
+            if self.needed is not None:
+                text += f"\n  blocks of {self.block} rows compute only the columns the mask keeps ({self.needed})"
+                work *= self.needed.fraction(ext[i], ext[j], self.block)
+            if self.support is not None:
+                text += f"\n  blocks of {self.block} rows read only the left operand's nonzero columns ({self.support})"
+                work *= self.support.fraction(ext[i], ext[k], self.block)
+            text += f"\n  {work:.0%} of the multiply-adds are done"
+        return text
 
 
-def matmul_tiles(nest: LoopNest, schedule: Schedule, trace: list | None = None) -> MatmulTiles:
+def matmul_tiles(nest: LoopNest, schedule: Schedule, trace: list | None = None,
+                 masks: MatmulMasks | None = None) -> MatmulTiles:
     """Split a matmul nest into BLAS calls on tiles of rows and a scheduled epilogue per tile size.
 
     trace: receives (step, nest) for the split and for every schedule primitive and simplifier pass
     applied to the epilogue of a full tile.
+    masks: what the graph says the matmul may skip (fusec.loops.masks.matmul_masks)
     """
     info = nest.matmul
     if info is None:
@@ -114,7 +140,16 @@ def matmul_tiles(nest: LoopNest, schedule: Schedule, trace: list | None = None) 
         scheduled = simplify(schedule_or_fallback(epi, epi_schedule, steps), steps)
         epilogues[r] = scheduled if scheduled.body else None
     coefs = {b.name: _tile_coef(nest, b.name, outer, direct) for b in epilogue_nest(nest, rows, direct).buffers}
-    return MatmulTiles(nest, rows, tail, direct, epilogues, coefs)
+    needed, support = (masks.needed, masks.support) if masks else (None, None)
+    block = mask_block(extents[info.i]) if needed is not None or support is not None else 0
+    return MatmulTiles(nest, rows, tail, direct, epilogues, coefs, needed, support, block)
+
+
+def mask_block(rows: int) -> int:
+    """Rows of i per BLAS call under a band: about 8 blocks (a causal matmul then does 56% of the
+    work; 16 blocks would do 53% with twice the calls), a multiple of 16, between 32 and 256."""
+    eighth = -(-rows // 8)
+    return max(32, min(256, -(-eighth // 16) * 16))
 
 
 def result_index(nest: LoopNest) -> Index:
