@@ -61,6 +61,11 @@ class Partition:
         self.members: dict[int, set[str]] = {i: {n} for i, n in enumerate(self.ops)}
         # a topological order of the groups, kept up to date by merge (positions may have gaps)
         self.pos: dict[int, int] = {i: self.order[n] for i, n in enumerate(self.ops)}
+        # the graph of groups, kept up to date by merge: a group's neighbours without walking its members
+        self.succ: dict[int, set[int]] = {i: {self.group_of[c] for c in self.consumers[n]} for i, n in enumerate(self.ops)}
+        self.pred: dict[int, set[int]] = {
+            i: {self.group_of[a] for a in self.producers[n] if a in self.group_of} for i, n in enumerate(self.ops)
+        }
         self.forbid = [tuple(p) for p in forbid]
         self._costs: dict[frozenset[str], KernelCost] = {}
         self._works: dict[frozenset[str], Work] = {}
@@ -69,6 +74,7 @@ class Partition:
         self.graph_outputs = set(graph.outputs)
         self.shapes = {n: graph.type_of(n).shape for n in self.order}
         self.solution = None  # the optimal policy's solver result (fusion.optimal.Solution)
+        self.merges = 0  # merges made so far: the partition is unchanged while this is
 
     def copy(self) -> Partition:
         """An independent partition in the same state (the caches are shared: they depend only on
@@ -78,6 +84,8 @@ class Partition:
         other.group_of = dict(self.group_of)
         other.members = {g: set(m) for g, m in self.members.items()}
         other.pos = dict(self.pos)
+        other.succ = {g: set(s) for g, s in self.succ.items()}
+        other.pred = {g: set(s) for g, s in self.pred.items()}
         return other
 
     # ------------------------------------------------------------------ queries
@@ -151,22 +159,12 @@ class Partition:
         return self._costs[key]
 
     def successors(self, gid: int) -> set[int]:
-        out = set()
-        for n in self.members[gid]:
-            for c in self.consumers[n]:
-                g = self.group_of[c]
-                if g != gid:
-                    out.add(g)
-        return out
+        """Groups that read a value `gid` makes (the partition's own set: do not modify it)."""
+        return self.succ[gid]
 
     def predecessors(self, gid: int) -> set[int]:
-        out = set()
-        for n in self.members[gid]:
-            for a in self.producers[n]:
-                g = self.group_of.get(a)
-                if g is not None and g != gid:
-                    out.add(g)
-        return out
+        """Groups whose values `gid` reads (the partition's own set: do not modify it)."""
+        return self.pred[gid]
 
     def kind_of(self, gid: int) -> str:
         return self.shape(self.members[gid]).kind
@@ -219,15 +217,19 @@ class Partition:
         gids = set(gids)
         if len(gids) < 2:
             return Verdict(True)
-        union = set().union(*(self.members[g] for g in gids))
         for a, b in self.forbid:
-            if a in union and b in union and self.group_of[a] != self.group_of[b]:
+            ga, gb = self.group_of[a], self.group_of[b]
+            if ga in gids and gb in gids and ga != gb:
                 return Verdict(False, "forbidden", f"--forbid {a},{b} keeps '{a}' and '{b}' in different kernels")
         if edge is not None:
             v, why = edge_verdict(self.graph, *edge)
             if v == NEVER:
                 pk, ck = self.graph.node(edge[0]).kind, self.graph.node(edge[1]).kind
                 return Verdict(False, "table", f"{pk} -> {ck} never fuses: {why}")
+        size = sum(len(self.members[g]) for g in gids)
+        if size > MAX_GROUP_OPS:  # what analyze() says of the union, without building it
+            return Verdict(False, "size", f"{size} ops exceed the bound of {MAX_GROUP_OPS} ops per kernel")
+        union = set().union(*(self.members[g] for g in gids))
         try:
             self._merged_shape(gids, union)
         except ContractViolation as err:
@@ -259,32 +261,44 @@ class Partition:
     # ------------------------------------------------------------------ editing
 
     def merge(self, gids: Iterable[int]) -> int:
-        """Merge groups (the caller has checked the merge; it must not make a cycle).
+        """Merge groups (the caller has checked the merge; it must not make a cycle); the merged group
+        keeps the smallest of their ids, which it returns.
 
         The groups' topological order is repaired locally, as in Pearce and Kelly's dynamic
         topological sort: between the first and the last merged group, the groups that reach one
         of them move first, the merged group next, and the groups reached from them last, into
         the positions those groups held; everything else keeps its place.
         """
-        gids = sorted(set(gids))
         gset = set(gids)
-        keep = gids[0]
-        if len(gids) > 1:
-            lo = min(self.pos[g] for g in gids)
-            hi = max(self.pos[g] for g in gids)
-            back = sorted(self._reach(gset, lo, hi, forward=False), key=self.pos.__getitem__)
-            ahead = sorted(self._reach(gset, lo, hi, forward=True), key=self.pos.__getitem__)
-            slots = sorted(self.pos[g] for g in [*back, *gids, *ahead])
-            for g, slot in zip(back, slots):
-                self.pos[g] = slot
-            for g, slot in zip(ahead, slots[len(slots) - len(ahead):]):
-                self.pos[g] = slot
-            self.pos[keep] = slots[len(back)]
-        for g in gids[1:]:
+        if len(gset) < 2:
+            return next(iter(gset))
+        keep = min(gset)
+        lo = min(self.pos[g] for g in gset)
+        hi = max(self.pos[g] for g in gset)
+        back = sorted(self._reach(gset, lo, hi, forward=False), key=self.pos.__getitem__)
+        ahead = sorted(self._reach(gset, lo, hi, forward=True), key=self.pos.__getitem__)
+        slots = sorted(self.pos[g] for g in [*back, *gset, *ahead])
+        for g, slot in zip(back, slots):
+            self.pos[g] = slot
+        for g, slot in zip(ahead, slots[len(slots) - len(ahead):]):
+            self.pos[g] = slot
+        self.pos[keep] = slots[len(back)]
+        succ = set().union(*(self.succ.pop(g) for g in gset)) - gset
+        pred = set().union(*(self.pred.pop(g) for g in gset)) - gset
+        for g in succ:
+            self.pred[g] -= gset
+            self.pred[g].add(keep)
+        for g in pred:
+            self.succ[g] -= gset
+            self.succ[g].add(keep)
+        self.succ[keep], self.pred[keep] = succ, pred
+        merged = self.members[keep]
+        self.merges += 1
+        for g in sorted(gset - {keep}):
             del self.pos[g]
             for n in self.members.pop(g):
                 self.group_of[n] = keep
-                self.members[keep].add(n)
+                merged.add(n)
         return keep
 
     def try_merge(self, gids: Iterable[int], edge: tuple[str, str] | None = None) -> Verdict:
