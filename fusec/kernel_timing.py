@@ -30,7 +30,7 @@ from fusec.pipeline import build, choose_backend, lower, pick_schedule
 @dataclass
 class PlanTiming:
     kernels: list[float]  # median seconds of each group's kernel, in plan order
-    load: float  # the 1-minute load average when the timing started
+    load: float | None  # the 1-minute load average when the timing started (None: not read)
 
     @property
     def total(self) -> float:
@@ -63,8 +63,9 @@ def plan_for(graph: Graph, partition: list[list[str]], policy: str = "given") ->
     return Plan(graph, groups, policy=policy)
 
 
-def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c") -> PlanTiming:
-    """Build every kernel of `p` and time each one on its real inputs (medians of `repeats`)."""
+def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c", read_load: bool = True) -> PlanTiming:
+    """Build every kernel of `p` and time each one on its real inputs (medians of `repeats`).
+    `read_load=False` leaves the load average to the caller (calibrate reads it around all probes)."""
     g = p.graph
     be = choose_backend(backend)
     nests = [lower(g, grp, {}) for grp in p.groups]
@@ -76,7 +77,7 @@ def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c") -> P
             t = g.type_of(o)
             values[o] = np.empty(t.shape, t.dtype.numpy)
         k.run(*(values[v] for v in k.params))  # warm up, and compute the next kernels' inputs
-    load = os.getloadavg()[0]
+    load = os.getloadavg()[0] if read_load else None
     samples: list[list[float]] = [[] for _ in kernels]
     for _ in range(repeats):
         for i, k in enumerate(kernels):

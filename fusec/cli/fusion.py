@@ -117,7 +117,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             if k != "source":
                 print(f"  {k} = {v}")
         return 0
-    from fusec.fusion.calibrate import busy, calibrate
+    from fusec.calibration import calibrate
+    from fusec.fusion.calibrate import busy
 
     print("measuring this machine (a few seconds)...", flush=True)
     result = calibrate(quick=args.quick)

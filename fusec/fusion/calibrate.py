@@ -1,10 +1,23 @@
-"""Measure the machine model: bandwidth, peak arithmetic and the fixed cost of one kernel.
+"""Measure the machine model: bandwidth, peak arithmetic, and the costs the cost model adds to them.
 
-The measurements use the runtime's generated C probes (fusec.runtime.probes): a STREAM triad over
-arrays far larger than the caches gives the bandwidth; independent fma chains give the peak; a
-triad over a tiny array, where moving the data costs next to nothing, gives the fixed cost of
-starting one parallel kernel. Without a C compiler, the bandwidth comes from a NumPy triad instead,
-and the result says so (NumPy's triad makes temporaries, so it under-reports).
+Two kinds of measurement:
+
+* The runtime's generated C probes (fusec.runtime.probes): a STREAM triad over arrays far larger
+  than the caches and independent fma chains give the bandwidth and the peak (timed inside C).
+* Probe kernels (`PROBES`): small .fg graphs compiled by fusec itself into one kernel each and timed
+  the way bench/bench_traps.py times a plan's kernels (fusec.kernel_timing: the call from Python
+  included). Each probe fits one constant of the cost model (cost.py), in order: the call cost of
+  a one-core kernel, the fork of a parallel one, cache and memory bandwidth, the ns per element of
+  each transcendental op, strided loads in and out of cache, the extra cost of a transcendental in
+  a strided loop, and the BLAS rate and epilogue call of a matmul. A constant is fitted by solving
+  "the model predicts the probe's measured time" for it (bisection: the prediction is monotone in
+  each constant), with the constants fitted before it held; the sequence runs twice because the
+  call cost appears in every probe. The fit is exact on the probes, so what the model gets wrong
+  on other kernels is what it leaves out, not a constant measured elsewhere.
+
+Running the probes needs the whole compiler (layer 7): `fusec.calibration.calibrate` passes the
+timer in. Without a C compiler, the bandwidth comes from a NumPy triad instead, and the result says
+so (NumPy's triad makes temporaries, so it under-reports).
 
 Figures measured on a busy machine describe the other processes as much as this one: the load
 average is read before and after measuring and stored with the figures, and `busy` says when it
@@ -13,9 +26,11 @@ is above half the cores (the command then refuses to store them unless forced).
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -23,6 +38,8 @@ import numpy as np
 
 from fusec.errors import FusecError
 from fusec.fusion.machine import MachineModel
+from fusec.ir.graph import Graph
+from fusec.ir.ops import OPS
 
 
 @dataclass
@@ -58,11 +75,15 @@ def busy(cal: Calibration, cores: int | None = None) -> str | None:
             f"figures are too low")
 
 
-def calibrate(quick: bool = False) -> Calibration:
+def calibrate(quick: bool = False, timer: ProbeTimer | None = None) -> Calibration:
     """Measure this machine, reading the load average before and after (stored with the figures).
-    `quick` uses smaller arrays and fewer repeats (for tests)."""
+    `quick` uses smaller arrays, fewer repeats and fewer ops (for tests). `timer` times a probe
+    kernel (fusec.calibration passes one); without it, or without a C compiler, the constants the
+    probe kernels fit keep their defaults."""
     before = load_average()
     result = _measure(quick)
+    if timer is not None and result.method == "generated C probes":
+        result = fit(result, {pr.name: timer(pr) for pr in probes(quick)}, quick)
     result.load_before, result.load_after = before, load_average()
     if result.load is not None:
         result.model = replace(result.model, calibration_load=result.load)
@@ -121,3 +142,124 @@ def _numpy_calibration(quick: bool, stamp: str, why: str) -> Calibration:
         f"peak and kernel overhead keep their defaults ({why})",
     ]
     return Calibration(model, "NumPy triad", notes)
+
+
+# ------------------------------------------------------------------ probe kernels and the fit
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    source: str  # a .fg graph whose ops make one kernel
+    param: str  # the MachineModel field it fits ("op_ns:exp": that op's entry)
+    repeats: int = 15
+
+    def graph(self) -> Graph:
+        from fusec.frontend import parse
+        from fusec.fusion.planner import prepare
+
+        return prepare(parse(self.source, filename=f"<probe {self.name}>"))
+
+
+ProbeTimer = Callable[[Probe], float]  # a probe -> the median seconds of its kernel
+
+QUICK_OPS = ("exp", "erf", "tanh")  # `--quick` measures these; the others get the fitted ns per flop
+
+
+def _stream(name: str, n: int, param: str) -> Probe:
+    return Probe(name, f"graph {name}(x: f32[{n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param)
+
+
+def _op(op: str, n: int) -> Probe:
+    if OPS[op].arity == 2:
+        body, args = f"{op}(x, w)", f"x: f32[{n}] in [0.1, 4], w: f32[{n}] in [0.5, 2]"
+    else:
+        body, args = f"{op}(x)", f"x: f32[{n}] in [0.1, 4]"
+    return Probe(f"op_{op}", f"graph op_{op}({args}) {{\n  y = {body}\n  return y\n}}\n", f"op_ns:{op}")
+
+
+def _column(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
+    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  s = sum({expr}, axis=0)\n  return s\n}}\n", param, repeats)
+
+
+def _matmul(name: str, n: int, epilogue: bool) -> Probe:
+    bias = f", b: f32[{n}]" if epilogue else ""
+    expr = "a @ w + b" if epilogue else "a @ w"
+    return Probe(name, f"graph {name}(a: f32[{n}, {n}], w: f32[{n}, {n}]{bias}) {{\n  y = {expr}\n  return y\n}}\n",
+                 "matmul_epilogue_us" if epilogue else "matmul_gflops")
+
+
+def probes(quick: bool = False) -> list[Probe]:
+    """The probe kernels, in the order the fit uses them (each fits one constant, given those before)."""
+    ops = QUICK_OPS if quick else sorted(n for n, op in OPS.items() if op.transcendental and not op.is_composite)
+    big = 1 << (22 if quick else 23)
+    return [
+        _stream("call", 1024, "kernel_overhead_us"),  # one tile: no fork, next to no data
+        _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
+        _stream("cached", 1 << 18, "cache_bandwidth_gbs"),  # 2 MiB moved: in cache
+        _stream("memory", big, "bandwidth_gbs"),  # 32 or 64 MiB: from memory
+        *(_op(op, 1 << 17) for op in ops),
+        _column("column_cached", 256, "x", "strided_cache_ns"),
+        _column("column_memory", 1024 if quick else 2048, "x", "strided_memory_ns", 7),
+        _column("column_exp", 256, "exp(x)", "strided_compute_ns"),
+        _matmul("matmul", 256, False),
+        _matmul("matmul_bias", 256, True),
+    ]
+
+
+def _with(model: MachineModel, param: str, value: float) -> MachineModel:
+    if param.startswith("op_ns:"):
+        return replace(model, op_ns={**model.op_ns, param[6:]: value})
+    return replace(model, **{param: value})
+
+
+def predict(model: MachineModel, graph: Graph) -> float:
+    """The model's time for all of `graph`'s ops as one kernel (what a probe builds)."""
+    from fusec.fusion.cost import group_cost
+
+    return group_cost(graph, [n.name for n in graph.ops()], model).seconds
+
+
+def solve(model: MachineModel, param: str, graph: Graph, measured: float, lo: float = 1e-3, hi: float = 1e5) -> float:
+    """The value of `param` at which the model predicts `measured` for `graph` (bisection in log
+    space; clamped to [lo, hi] when no value in between reaches it)."""
+    f_lo = predict(_with(model, param, lo), graph) - measured
+    f_hi = predict(_with(model, param, hi), graph) - measured
+    if f_lo * f_hi > 0:  # out of reach: the end whose prediction is nearer
+        return lo if abs(f_lo) < abs(f_hi) else hi
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(60):
+        mid = (a + b) / 2
+        f_mid = predict(_with(model, param, math.exp(mid)), graph) - measured
+        if (f_mid > 0) == (f_lo > 0):
+            a, f_lo = mid, f_mid
+        else:
+            b = mid
+    return math.exp((a + b) / 2)
+
+
+def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> Calibration:
+    """Fit the probe kernels' constants into `base`'s model from their measured seconds."""
+    model = base.model
+    plist = [pr for pr in probes(quick) if pr.name in measured]
+    graphs = {pr.name: pr.graph() for pr in plist}
+    for _ in range(2):  # the call cost, fitted first, depends a little on the constants after it
+        for pr in plist:
+            lo = 0.0 if pr.param in ("fork_us", "matmul_epilogue_us") else 1e-3
+            value = solve(model, pr.param, graphs[pr.name], measured[pr.name], max(lo, 1e-3))
+            if lo == 0.0 and value <= 1e-3:
+                value = 0.0
+            model = _with(model, pr.param, round(value, 4))
+    per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
+    if per_flop:
+        model = replace(model, transcendental_ns=round(statistics.median(per_flop), 4))
+    notes = [f"probe {pr.name}: {measured[pr.name] * 1e6:.1f} us -> {pr.param} = {_value(model, pr.param):g}"
+             for pr in plist]
+    notes.append(f"transcendental_ns = {model.transcendental_ns:g} per flop for the ops not measured "
+                 f"(the median of the measured ones)")
+    return Calibration(replace(model, source=base.model.source + " and probe kernels"), base.method,
+                       base.notes + notes, base.load_before, base.load_after)
+
+
+def _value(model: MachineModel, param: str) -> float:
+    return model.op_ns[param[6:]] if param.startswith("op_ns:") else getattr(model, param)

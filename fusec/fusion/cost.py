@@ -1,26 +1,35 @@
 """The cost model: how long one kernel (one group) takes, and a whole plan.
 
-A kernel's time is
+A kernel's time is a fixed cost plus its body:
 
-    max(bytes / bandwidth, flops / peak + transcendental flops * t_transcendental / threads)
-        + a fixed cost per kernel
+    time = call + (fork if it runs in parallel) + body
+    body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
+         = strided accesses * strided_ns / threads + compute + extra per transcendental   (strided)
+    memory  = bytes / bandwidth   (cache bandwidth when the bytes fit in `fit_bytes`)
+    compute = plain flops / peak + each transcendental op's points * its ns per element / threads
 
-and a kernel whose inner loop is strided moves its bytes and does its arithmetic at the strided rates
-(`strided_memory_factor`, `strided_compute_factor` times slower), one after the other.
+and a matmul kernel adds its 2*M*N*K flops at the BLAS rate (plus a second call for an epilogue,
+which runs on one core). Every constant is fitted by `fusec calibrate` from generated probe kernels
+(fusion/calibrate.py); the defaults describe the development machine roughly.
 
 * Bytes: every input is read once and every output written once. Intermediates inside a group live
   in registers or cache and cost nothing: that is the whole point of fusion (the memory wall).
-  A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row.
+  A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row. A
+  kernel whose bytes fit in cache (an intermediate the previous kernel just wrote) moves them at
+  cache bandwidth.
+* Threads: the C backend's parallel loop hands out tiles of `parallel_grain` elements, so a kernel
+  over fewer points runs on fewer cores (and a one-tile kernel pays no fork).
 * Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py),
   times the points it is computed at: a member of an elementwise group smaller than the iteration
   space is recomputed at every point (a broadcast value recomputed per element), per-row members of
   a reduce group run once per row, a matmul costs 2*K per output element.
-* Transcendentals: ops whose row says `transcendental` (exp, erf, tanh, pow, gelu, ...) are counted
-  again at the machine's measured time per transcendental flop, because a vector exp costs far more
-  than plain arithmetic; recomputing one per point is what makes some fusions slower than none.
+* Transcendentals: ops whose row says `transcendental` (exp, erf, tanh, pow, gelu, ...) cost their
+  measured ns per element (`op_ns`), because a vector exp costs far more than plain arithmetic;
+  recomputing one per point is what makes some fusions slower than none.
 * Strided: a reduction over a leading axis (a column sum) walks memory with a stride in its inner
-  loop, as does a kernel that reads through a transpose; everything it does, including any
-  expensive producer fused into it, runs at the strided rate.
+  loop, as does a kernel that reads through a transpose; each element it loads or stores with a
+  stride costs `strided_cache_ns` or `strided_memory_ns`, and each transcendental it computes costs
+  `strided_compute_ns` more than in a contiguous loop (the vector function on gathered lanes).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from dataclasses import dataclass
 from fusec.fusion.legality import GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
+from fusec.ir.ops import OPS
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class KernelCost:
     bound: str  # "memory" or "compute"
     transcendentals: int = 0  # flops of transcendental functions (counted in flops too)
     strided: bool = False  # the inner loop walks memory with a stride
+    compute_s: float = 0.0  # the arithmetic part of `seconds` (what recomputation adds to)
 
     @property
     def nbytes(self) -> int:
@@ -65,7 +76,9 @@ class Work:
     merges groups one by one costs each merge from its parts instead of walking every member."""
 
     flops: int
-    transcendentals: int
+    transcendentals: int  # flops of transcendental ops (counted in flops too)
+    matmul_flops: int  # flops of matmuls (counted in flops too), at the BLAS rate
+    op_points: dict[str, int]  # transcendental op -> the points it is computed at
     # input value -> (its bytes, every reader takes a slice of it, bytes of the distinct slicing readers)
     reads: dict[str, tuple[int, bool, int]]
     transposed: bool  # a member reads through a transpose of its last axis
@@ -74,7 +87,8 @@ class Work:
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     mset = set(members)
     readers: dict[str, dict[str, None]] = {}  # input value -> the members that read it (in order, once)
-    flops = trans = 0
+    flops = trans = mm = 0
+    op_points: dict[str, int] = {}
     for n in mset:
         node = graph.node(n)
         for a in node.args:
@@ -83,23 +97,31 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         f, t = _op_work(graph, n, shape)
         flops += f
         trans += t
+        if node.op == "matmul":
+            mm += f
+        elif t:
+            op_points[node.op] = op_points.get(node.op, 0) + t // node.opdef.flops
     reads = {}
     for a, rs in readers.items():
         nodes = [graph.node(r) for r in rs]
         slices = all(r.op == "slice" for r in nodes)
         reads[a] = (graph.type_of(a).nbytes, slices, sum(r.type.nbytes for r in nodes) if slices else 0)
-    return Work(flops, trans, reads, _reads_transposed(graph, mset))
+    return Work(flops, trans, mm, op_points, reads, _reads_transposed(graph, mset))
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
     """The work of the union of disjoint groups whose union has the same elementwise shape as each."""
     mset = set(members)
-    flops = trans = 0
+    flops = trans = mm = 0
+    op_points: dict[str, int] = {}
     reads: dict[str, tuple[int, bool, int]] = {}
     transposed = False
     for w in parts:
         flops += w.flops
         trans += w.transcendentals
+        mm += w.matmul_flops
+        for op, pts in w.op_points.items():
+            op_points[op] = op_points.get(op, 0) + pts
         transposed = transposed or w.transposed
         for a, (full, slices, sliced) in w.reads.items():
             if a in mset:
@@ -109,19 +131,50 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
                 reads[a] = (full, s0 and slices, b0 + sliced)
             else:
                 reads[a] = (full, slices, sliced)
-    return Work(flops, trans, reads, transposed)
+    return Work(flops, trans, mm, op_points, reads, transposed)
 
 
 def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShape, model: MachineModel) -> KernelCost:
     """A group's predicted cost from its work and the values it writes."""
-    read = sum((min(full, sliced) if slices else full) * _passes(graph, a, shape, model)
+    read = sum((min(full, sliced) if slices else full) * _passes(graph, a, shape, model) * _rereads(graph, a, shape, model)
                for a, (full, slices, sliced) in work.reads.items())
+    outputs = list(outputs)
     written = sum(graph.type_of(o).nbytes for o in outputs)
     strided = work.transposed or _strided_loop(shape)
     nbytes = read + written
-    flops, trans = work.flops, work.transcendentals
-    return KernelCost(read, written, flops, model.kernel_seconds(nbytes, flops, trans, strided),
-                      model.bound(nbytes, flops, trans), trans, strided)
+    points = _size(shape.space)
+    threads_ew = model.threads_for(points)  # the elementwise work: on one core per parallel tile
+    threads = model.threads if shape.kind == "matmul" else threads_ew
+    epilogue = shape.kind == "matmul" and work.flops > work.matmul_flops
+    plain = work.flops - work.transcendentals - work.matmul_flops
+    comp = model.compute_seconds(plain, threads_ew) + sum(
+        model.op_seconds(op, pts, OPS[op].flops, threads_ew) for op, pts in work.op_points.items())
+    mem = model.memory_seconds(nbytes, threads)
+    if strided:
+        accesses = _strided_accesses(graph, work, outputs, shape)
+        comp += model.strided_compute_ns * 1e-9 * sum(work.op_points.values()) / threads
+        body = model.strided_seconds(accesses, nbytes, threads) + comp
+    else:
+        body = max(mem, comp) + model.overlap_loss * min(mem, comp)
+    if shape.kind == "matmul":
+        body = max(work.matmul_flops / (model.matmul_gflops * 1e9), mem)
+        if epilogue:  # a second call after BLAS's, over the result
+            body += model.matmul_epilogue_us * 1e-6 + model.overhead_seconds(threads_ew) - model.kernel_overhead_us * 1e-6
+            body += max(comp, model.memory_seconds(written, threads_ew))
+    seconds = model.overhead_seconds(threads) + body
+    bound = "memory" if mem >= comp and not strided else "compute"
+    return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp)
+
+
+def _strided_accesses(graph: Graph, work: Work, outputs: list[str], shape: GroupShape) -> int:
+    """Elements a strided kernel loads or stores with a stride: every input and output over the
+    whole iteration space, inputs once per sweep over the row (once if the kernel keeps its
+    transcendental values in a row array, as the C backend's reuse_row_values does)."""
+    points = _size(shape.space)
+    sweeps = 1 if work.op_points or shape.kind != "reduce" else shape.sweeps
+    loads = sum(graph.type_of(a).size for a in work.reads if graph.type_of(a).size == points)
+    stores = sum(graph.type_of(o).size for o in outputs if graph.type_of(o).size == points)
+    return loads * sweeps + stores
 
 
 def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape: GroupShape | None = None) -> KernelCost:
@@ -164,6 +217,17 @@ def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) ->
     return 1 if row_bytes <= model.cache_bytes else shape.sweeps
 
 
+def _rereads(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -> int:
+    """How often a kernel reads a broadcast input (smaller than its iteration space) from memory:
+    once if it fits in cache, else once per repetition over the space (attention's [S, S] mask
+    broadcast over the heads is read once per head)."""
+    t = graph.type_of(value)
+    points = _size(shape.space)
+    if shape.kind == "matmul" or t.size >= points or t.nbytes <= model.cache_bytes or t.size == 0:
+        return 1
+    return points // t.size
+
+
 def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
     """(flops, of which transcendental) of one member, at every point it is computed."""
     node = graph.node(name)
@@ -197,13 +261,12 @@ def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel
 
 def risk_seconds(fused: KernelCost, apart: list[KernelCost], model: MachineModel) -> float:
     """The gain a merge must beat (the negative-optimization guard): nothing if it only removes
-    memory traffic and kernel starts; `margin` times the work it adds if it recomputes values; and
-    `margin` times the time apart if it moves ops into a strided loop, where the model errs most."""
+    memory traffic and kernel starts; `margin` times the arithmetic it adds if it recomputes values;
+    and `margin` times the time apart if it moves ops into a strided loop, where the model errs most."""
     apart_s = sum(c.seconds for c in apart)
     if fused.strided and not all(c.strided for c in apart):
         return model.margin * apart_s
-    extra_flops = fused.flops - sum(c.flops for c in apart)
-    extra_trans = fused.transcendentals - sum(c.transcendentals for c in apart)
-    if extra_flops <= 0 and extra_trans <= 0:
+    extra = fused.compute_s - sum(c.compute_s for c in apart)
+    if fused.flops <= sum(c.flops for c in apart) or extra <= 0:
         return 0.0
-    return model.margin * model.compute_seconds(max(extra_flops, 0), max(extra_trans, 0))
+    return model.margin * extra

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from fusec.errors import FusecError
@@ -22,19 +22,33 @@ MODEL_FILE = "machine.json"
 
 @dataclass(frozen=True)
 class MachineModel:
-    bandwidth_gbs: float = 20.0  # sustained memory bandwidth, GB/s (STREAM triad)
+    bandwidth_gbs: float = 20.0  # sustained memory bandwidth, GB/s, of a kernel whose data is in memory
+    # the bandwidth of a kernel whose bytes fit in `fit_bytes` (all cores): data the previous kernel
+    # left in cache, or an input it reads again; a single-threaded kernel gets its share of it
+    cache_bandwidth_gbs: float = 30.0
+    fit_bytes: int = 4 * 1024 * 1024  # bytes a kernel may move and still run at cache bandwidth (L2 of all cores)
     peak_gflops: float = 64.0  # sustained arithmetic rate, GFLOP/s (f32, all cores)
-    kernel_overhead_us: float = 20.0  # fixed cost of launching one kernel (thread fork/join, call)
+    matmul_gflops: float = 64.0  # the BLAS call's rate on a matmul kernel's 2*M*N*K flops (all cores)
+    kernel_overhead_us: float = 20.0  # fixed cost of calling one kernel (from Python, through ctypes)
+    fork_us: float = 0.0  # the extra cost of a kernel whose loop runs in parallel (OpenMP fork and join)
+    # a matmul kernel with an epilogue: the second call (the epilogue runs after BLAS, on one core)
+    matmul_epilogue_us: float = 0.0
     cache_bytes: int = 512 * 1024  # per-core cache a row of a reduction must fit in to be read once
     # one flop of a transcendental function (exp, erf, tanh, pow, gelu, ...; the op row's flops) on
-    # one core, ns: fusec_math.h's vector functions cost far more than plain arithmetic
+    # one core, ns: fusec_math.h's vector functions cost far more than plain arithmetic. Used for the
+    # ops `op_ns` has no measured figure for.
     transcendental_ns: float = 0.6
+    # ns per element of each transcendental op on one core, measured by `fusec calibrate`'s probes
+    op_ns: dict[str, float] = field(default_factory=dict)
     threads: int = 2  # cores a kernel's parallel loop runs on
+    parallel_grain: int = 16384  # elements per iteration of the C backend's parallel tile loop
     # a kernel whose inner loop walks memory with a stride (a column reduction, a transpose read):
-    # every load touches a new cache line (and page), and the loop no longer vectorises, so moving
-    # the data and computing both slow down, and no longer overlap
-    strided_memory_factor: float = 60.0
-    strided_compute_factor: float = 14.0
+    # every strided load or store touches a new cache line, and the vector loop gathers. ns per
+    # strided element access on one core, when the kernel's bytes fit in `fit_bytes` and when not
+    strided_cache_ns: float = 2.0
+    strided_memory_ns: float = 20.0
+    # ns more per transcendental evaluation in a strided loop than in a contiguous one (one core)
+    strided_compute_ns: float = 6.0
     # the share of the smaller of memory and compute time that the larger does not hide
     overlap_loss: float = 0.5
     # the model's relative error measured against generated kernels: a merge is taken only if it is
@@ -45,25 +59,32 @@ class MachineModel:
     calibration_load: float = 0.0
     source: str = "defaults"  # where the numbers come from
 
-    def kernel_seconds(self, nbytes: float, flops: float, transcendentals: float = 0.0, strided: bool = False) -> float:
-        """Roofline: the slower of moving the bytes and doing the arithmetic (transcendental flops at
-        their own rate, spread over the threads), plus a fixed cost. A strided kernel does both at
-        their strided rates, one after the other."""
-        mem, comp = self.memory_seconds(nbytes), self.compute_seconds(flops, transcendentals)
-        if strided:
-            body = mem * self.strided_memory_factor + comp * self.strided_compute_factor
-        else:  # moving data and computing overlap, but not perfectly: the smaller half-hides
-            body = max(mem, comp) + self.overlap_loss * min(mem, comp)
-        return body + self.kernel_overhead_us * 1e-6
+    def threads_for(self, points: int) -> int:
+        """Cores a kernel over `points` elements runs on: one per parallel tile, at most `threads`."""
+        return max(1, min(self.threads, -(-points // self.parallel_grain)))
 
-    def memory_seconds(self, nbytes: float) -> float:
-        return nbytes / (self.bandwidth_gbs * 1e9)
+    def memory_seconds(self, nbytes: float, threads: int | None = None) -> float:
+        """Moving `nbytes`: as much as fits in cache at cache bandwidth (a share of it on fewer
+        cores), the rest at memory bandwidth (so a kernel a byte larger costs a byte more, no cliff)."""
+        share = (threads or self.threads) / self.threads
+        cached = min(nbytes, self.fit_bytes)
+        return cached / (self.cache_bandwidth_gbs * 1e9 * share) + (nbytes - cached) / (self.bandwidth_gbs * 1e9)
 
-    def compute_seconds(self, flops: float, transcendentals: float = 0.0) -> float:
-        return flops / (self.peak_gflops * 1e9) + transcendentals * self.transcendental_ns * 1e-9 / self.threads
+    def op_seconds(self, op: str, points: int, flops_per_point: int, threads: int | None = None) -> float:
+        """`points` evaluations of the transcendental `op` on `threads` cores."""
+        ns = self.op_ns.get(op, self.transcendental_ns * flops_per_point)
+        return points * ns * 1e-9 / (threads or self.threads)
 
-    def bound(self, nbytes: float, flops: float, transcendentals: float = 0.0) -> str:
-        return "memory" if self.memory_seconds(nbytes) >= self.compute_seconds(flops, transcendentals) else "compute"
+    def compute_seconds(self, flops: float, threads: int | None = None) -> float:
+        """Plain arithmetic (not transcendental, not BLAS) on `threads` cores."""
+        return flops / (self.peak_gflops * 1e9 * (threads or self.threads) / self.threads)
+
+    def overhead_seconds(self, threads: int) -> float:
+        return (self.kernel_overhead_us + (self.fork_us if threads > 1 else 0.0)) * 1e-6
+
+    def strided_seconds(self, accesses: float, nbytes: float, threads: int) -> float:
+        ns = self.strided_cache_ns if nbytes <= self.fit_bytes else self.strided_memory_ns
+        return accesses * ns * 1e-9 / threads
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,14 +96,32 @@ class MachineModel:
         for key, value in data.items():
             if key not in known:
                 continue  # newer files may carry more fields; ignore them
+            if key == "op_ns":
+                values[key] = _op_ns(value, origin)
+                continue
             if key == "source":
                 values[key] = str(value)
                 continue
-            floor_ok = key == "calibration_load" and isinstance(value, (int, float)) and value == 0
+            floor_ok = key in MAY_BE_ZERO and isinstance(value, (int, float)) and value == 0
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (value <= 0 and not floor_ok):
                 raise FusecError(f"{origin or 'machine model'}: '{key}' must be a positive number, got {value!r}")
-            values[key] = int(value) if key in ("cache_bytes", "threads") else float(value)
+            values[key] = int(value) if key in INTEGER_FIELDS else float(value)
         return cls(**values)
+
+
+MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_epilogue_us")
+INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "threads", "parallel_grain")
+
+
+def _op_ns(value, origin: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise FusecError(f"{origin or 'machine model'}: 'op_ns' must map op names to ns per element, got {value!r}")
+    out = {}
+    for op, ns in value.items():
+        if isinstance(ns, bool) or not isinstance(ns, (int, float)) or ns <= 0:
+            raise FusecError(f"{origin or 'machine model'}: 'op_ns' of '{op}' must be a positive number, got {ns!r}")
+        out[str(op)] = float(ns)
+    return out
 
 
 def cache_dir() -> Path:

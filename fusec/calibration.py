@@ -1,0 +1,27 @@
+"""`fusec calibrate`: measure this machine's cost-model constants with probe kernels built by fusec.
+
+    from fusec.calibration import calibrate
+    result = calibrate()          # fusion.calibrate.Calibration: the model, notes, the load
+
+fusion/calibrate.py defines the probes and fits the constants; it sits below the compiler, so the
+part that builds and times a probe kernel (through fusec.kernel_timing, exactly as
+bench/bench_traps.py times a plan's kernels) lives here and is passed in as the timer.
+"""
+
+from __future__ import annotations
+
+from fusec.fusion.calibrate import Calibration, Probe
+from fusec.fusion.calibrate import calibrate as _calibrate
+from fusec.kernel_timing import plan_for, time_plan
+
+
+def time_probe(probe: Probe) -> float:
+    """The median seconds of the probe's one kernel (C backend, its `repeats` runs)."""
+    graph = probe.graph()
+    p = plan_for(graph, [[n.name for n in graph.ops()]])
+    return time_plan(p, repeats=probe.repeats, read_load=False).kernels[0]
+
+
+def calibrate(quick: bool = False) -> Calibration:
+    """Measure this machine: the runtime probes, then the probe kernels, and fit the model."""
+    return _calibrate(quick, timer=time_probe)
