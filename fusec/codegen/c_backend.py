@@ -26,7 +26,7 @@ import numpy as np
 
 from fusec.codegen.base import Backend, Kernel, kernel_signature
 from fusec.codegen.c_emit import PRELUDE, CEmitter
-from fusec.codegen.c_passes import reuse_row_values
+from fusec.codegen.c_passes import reuse_row_values, tabulate_invariants
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
 from fusec.loops.ir import (
@@ -114,7 +114,7 @@ class CBackend(Backend):
                 return self._prepare_blas_matmul(nest, matmul_tiles(nest, schedule, masks=masks))
             except ScheduleError:
                 pass  # operands BLAS cannot take: the scalar loop form below
-        scheduled = simplify(reuse_row_values(schedule_or_fallback(nest, schedule)))
+        scheduled = simplify(tabulate_invariants(reuse_row_values(schedule_or_fallback(nest, schedule))))
         function, symbol = c_source(scheduled, self.sanitize, with_prelude=False)
         params = buffer_params(nest.buffers)
 
