@@ -15,7 +15,8 @@
  *   fusec_sigmoidf  <= 4 ulp          (1 / (1 + exp(-x)); NumPy's own expf adds its rounding)
  * Special values are computed, not rejected: NaN in gives NaN out, exp(+inf) = +inf,
  * exp(-inf) = 0, log(0) = -inf, log(x < 0) = NaN, tanh(+-inf) = +-1, erf(+-inf) = +-1.
- * Denormal inputs and results are handled (exp scales by 2^n in two steps).
+ * Denormal inputs and results are handled (fusec_expf scales a denormal result by 2^64, then 2^-64).
+ * tanh, sigmoid, gelu and erf use fusec_exp_flushf, which returns 0 below 2^-124: they add 1 to it.
  *
  * float64 uses the C library (exp, log, tanh, erf): fusec's f64 tolerance is 1e-9, which a short
  * polynomial cannot promise, and no performance target is in f64.
@@ -30,35 +31,58 @@
 static inline int32_t fusec_f2i(float x) { union { float f; int32_t i; } u; u.f = x; return u.i; }
 static inline float fusec_i2f(int32_t i) { union { float f; int32_t i; } u; u.i = i; return u.f; }
 
-/* exp: x = n ln2 + r with |r| <= ln2/2, exp(x) = 2^n * exp(r). */
-static inline float fusec_expf(float x)
+/* exp: x = n ln2 + r with |r| <= ln2/2, exp(x) = 2^n exp(r), as (2 exp(r)) * 2^(n-1) so that the one
+ * scale factor stays a normal float up to the overflow end (n = 128). fusec_exp_flushf is exact for
+ * x >= -86 and returns 0 below (a result under 2^-124, which 1 + e or e + 1 cannot see); fusec_expf
+ * also gets the denormal results right. */
+static inline float fusec_exp_scaledf(float xc, float *scale)
 {
-    /* Below -104 the result rounds to 0: those lanes compute exp(0) and are replaced by 0 at the end,
-     * because computing a denormal or underflowing product costs a microcode assist of ~100 cycles
-     * per vector (a causal mask's -inf made attention's softmax 10x slower). Above 89, clamp so that
-     * 2^n stays representable in two factors; a NaN passes both tests unchanged. */
-    int underflows = x < -104.0f;
-    float xc = underflows ? 0.0f : x;
-    xc = xc > 89.0f ? 89.0f : xc;
-    /* round x/ln2 to the nearest integer by adding 1.5 * 2^23: n lands in the low mantissa bits */
-    const float shifter = 12582912.0f;
+    /* round x/ln2 to the nearest integer by adding 1.5 * 2^23 + 126: the low mantissa bits of t
+     * hold n + 126, the biased exponent of 2^(n-1), and t << 23 is that float's bit pattern */
+    const float shifter = 12583038.0f;
     float t = fmaf(xc, 1.44269504088896341f, shifter);
     float n = t - shifter;
-    int32_t ni = fusec_f2i(t) - fusec_f2i(shifter);
+    *scale = fusec_i2f((int32_t)((uint32_t)fusec_f2i(t) << 23));
     float r = fmaf(n, -0.693145751953125f, xc);      /* ln2, high part: exact product */
     r = fmaf(n, -1.428606765330187e-06f, r);         /* ln2, low part */
-    float p = fmaf(r, 0.0013933643931522965f, 0.008363175205886364f);
-    p = fmaf(r, p, 0.04166646674275398f);
-    p = fmaf(r, p, 0.16666576266288757f);
-    p = fmaf(r, p, 0.5f);
-    p = fmaf(r * r, p, r) + 1.0f;
-    /* 2^n as two halves so that results near the overflow and denormal ends stay right */
-    int32_t n1 = ni >> 1;
-    int32_t n2 = ni - n1;
-    /* shift as unsigned: for a NaN x, n is garbage and a signed shift would overflow (UB; UBSan stops) */
-    float s1 = fusec_i2f((int32_t)((uint32_t)(n1 + 127) << 23));
-    float s2 = fusec_i2f((int32_t)((uint32_t)(n2 + 127) << 23));
-    return underflows ? 0.0f : p * s1 * s2;
+    /* 2 exp(r): a degree-6 polynomial, coefficients doubled (exactly), in Horner form */
+    float p = fmaf(r, 0.002786728786304593f, 0.016726350411772728f);
+    p = fmaf(r, p, 0.08333293348550796f);
+    p = fmaf(r, p, 0.33333152532577515f);
+    p = fmaf(r, p, 1.0f);
+    p = fmaf(r, p, 2.0f);
+    return fmaf(r, p, 2.0f);
+}
+
+static inline float fusec_exp_flushf(float x)
+{
+    /* Below -86 the lanes compute exp(0) and are replaced by 0, so no lane ever computes a denormal
+     * (a microcode assist of ~100 cycles per vector). Above 89, clamp so that 2^(n-1) stays finite:
+     * 2 exp(r) * 2^127 is +inf. A NaN passes both tests unchanged. */
+    int flush = x < -86.0f;
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = flush ? 0.0f : xc;
+    float scale;
+    float q = fusec_exp_scaledf(xc, &scale);
+    return flush ? 0.0f : q * scale;
+}
+
+static inline float fusec_expf(float x)
+{
+    /* Results between 2^-149 and 2^-124 (x in [-104, -86)) are scaled by 2^64 first and by 2^-64 in
+     * the last product, which rounds once to the denormal. Below -104 the result rounds to 0: those
+     * lanes compute exp(0) and select 0, since an underflowing product costs a microcode assist
+     * (a causal mask's -inf made attention's softmax 10x slower). */
+    int underflows = x < -104.0f;
+    int tiny = x < -86.0f;
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = underflows ? 0.0f : xc;
+    float scale;
+    float q = fusec_exp_scaledf(xc, &scale);
+    scale = tiny ? fusec_i2f((int32_t)((uint32_t)fusec_f2i(scale) + (64u << 23))) : scale;
+    float y = q * scale;
+    y = tiny ? y * 5.421010862427522e-20f : y;       /* 2^-64 */
+    return underflows ? 0.0f : y;
 }
 
 /* log, after fdlibm's e_logf.c: x = 2^k (1 + f) with 1 + f in [sqrt(1/2), sqrt(2)). */
@@ -90,7 +114,8 @@ static inline float fusec_logf(float x)
     return x != x ? x : y;
 }
 
-/* tanh: an odd polynomial near 0, where 1 - 2/(e+1) would cancel; the exp form elsewhere. */
+/* tanh: an odd polynomial near 0, where 1 - 2/(e+1) would cancel; the exp form elsewhere. Both are
+ * computed for |x| and take x's sign once at the end (tanh(-0) = -0). */
 static inline float fusec_tanhf(float x)
 {
     float ax = fabsf(x);
@@ -100,10 +125,15 @@ static inline float fusec_tanhf(float x)
     p = fmaf(u, p, -0.05395938456058502f);
     p = fmaf(u, p, 0.13333304226398468f);
     p = fmaf(u, p, -0.3333333432674408f);
-    float small = copysignf(fmaf(x * u, p, x), x);   /* keeps tanh(-0) = -0 */
-    float e = fusec_expf(2.0f * ax);
-    float large = copysignf(1.0f - 2.0f / (e + 1.0f), x);
-    return ax < 0.625f ? small : large;
+    float small = fmaf(ax * u, p, ax);
+    /* tanh rounds to 1 from |x| = 9.01 on, so exp(2|x|) is taken at most at 20: no overflow or
+     * underflow to handle (a NaN passes the clamp unchanged) */
+    float a2 = 2.0f * ax;
+    a2 = a2 > 20.0f ? 20.0f : a2;
+    float scale;
+    float e = fusec_exp_scaledf(a2, &scale) * scale;
+    float large = 1.0f - 2.0f / (e + 1.0f);
+    return copysignf(ax < 0.625f ? small : large, x);
 }
 
 /* erf: x * P(x^2) below 1; above, erfc(x) = exp(-x^2) * G(1/x) with G smooth on (1/4, 1]. */
@@ -132,19 +162,20 @@ static inline float fusec_erff(float x)
     /* exp(-x^2) with the rounding error of x^2 put back: exp(-(u + du)) ~ exp(-u) (1 - du) */
     float a2 = ac * ac;
     float da2 = fmaf(ac, ac, -a2);
-    float erfc = fusec_expf(-a2) * (1.0f - da2) * g;
+    float erfc = fusec_exp_flushf(-a2) * (1.0f - da2) * g;
     float large = copysignf(1.0f - erfc, x);
     large = ax >= 4.0f ? copysignf(1.0f, x) : large;
     return ax < 1.0f ? small : (x != x ? x : large);
 }
 
-static inline float fusec_sigmoidf(float x) { return 1.0f / (1.0f + fusec_expf(-x)); }
+static inline float fusec_sigmoidf(float x) { return 1.0f / (1.0f + fusec_exp_flushf(-x)); }
 
 /* gelu, tanh form: 0.5 x (1 + tanh(z)) == x * sigmoid(2z), one exp and no cancellation */
 static inline float fusec_gelu_tanhf(float x)
 {
-    float z = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-    return x / (1.0f + fusec_expf(-2.0f * z));
+    /* -2z = x (c1 x^2 + c0), c0 = -2 sqrt(2/pi), c1 = 0.044715 c0: three operations instead of six */
+    float m2z = x * fmaf(x * x, -0.07135481627260025f, -1.5957691216057308f);
+    return x / (1.0f + fusec_exp_flushf(m2z));
 }
 
 /* gelu, exact form: 0.5 x (1 + erf(x / sqrt(2))) */
