@@ -19,7 +19,7 @@ from fusec.loops.schedule import Schedule, apply_schedule, default_schedule
 from fusec.pipeline import lower_all
 from fusec.tolerance import compare
 from fusec.tune import search_space
-from fusec.tune.model import FittedModel, predict
+from fusec.tune.model import FittedModel, knob_values, predict
 from fusec.tune.space import KNOBS, tile_options
 from fusec.tune.strategies import PRUNE, make_strategy
 
@@ -134,17 +134,69 @@ def test_random_is_seeded_and_draws_from_the_space():
     assert a == b and len(set(a)) == 8 and set(a) <= set(rest)
 
 
-def test_model_prunes_hopeless_candidates_and_ranks_the_rest():
+def test_model_prunes_hopeless_candidates_and_covers_the_knob_values_first():
     nest, space = _space()
     rest = space.candidates[1:]
     s = make_strategy("model", len(space), 8)
     s.start(nest, rest, 8)
     batch = s.next_batch(rest, 8)
-    preds = [predict(nest, c) for c in batch]
-    assert preds == sorted(preds)
     best = min(predict(nest, c) for c in rest)
-    assert all(p <= PRUNE * best for p in preds)
+    assert predict(nest, batch[0]) == best  # the best prediction first
+    assert all(predict(nest, c) <= PRUNE * best for c in batch)
     assert s.pruned == sum(predict(nest, c) > PRUNE * best for c in rest)
+    # then the candidates that bring knob values not seen yet: more of them than the 8 best predictions hold
+    top = sorted(rest, key=lambda c: predict(nest, c))[:8]
+    assert len({kv for c in batch for kv in knob_values(c)}) > len({kv for c in top for kv in knob_values(c)})
+
+
+def _synthetic(space, seed: int):
+    """A made-up landscape over the space: log time additive in the knob values plus 5% noise."""
+    rng = random.Random(seed)
+    effect = {kv: rng.gauss(0, 0.4) for c in space.candidates for kv in knob_values(c)}
+    return {c: 1e-4 * math.exp(sum(effect[kv] for kv in knob_values(c)) + rng.gauss(0, 0.05)) for c in space.candidates}
+
+
+def _search(nest, space, truth, strategy, seed, trials):
+    rest = space.candidates[1:]
+    s = make_strategy(strategy, len(space), len(space), seed=seed)
+    s.start(nest, rest, len(space))
+    s.observe(space.default, truth[space.default])
+    seen = [space.default]
+    while len(seen) < trials:
+        batch = s.next_batch([c for c in rest if c not in seen], min(8, trials - len(seen)))
+        for c in batch:
+            s.observe(c, truth[c])
+        seen += batch
+    return seen
+
+
+def test_model_searches_next_to_the_fastest_measured():
+    nest, space = _space()
+    truth = _synthetic(space, 0)
+    seen = _search(nest, space, truth, "model", 0, 17)
+    fastest = min(seen, key=truth.get)
+    s = make_strategy("model", len(space), len(space), seed=0)
+    s.start(nest, space.candidates[1:], len(space))
+    for c in seen:
+        s.observe(c, truth[c])
+    batch = s.next_batch([c for c in space.candidates if c not in seen], 8)
+    changed = [sum(a != b for a, b in zip(knob_values(c), knob_values(fastest))) for c in batch]
+    assert changed[0] == 1 and changed.count(1) >= 2  # every other pick changes one knob of the best
+
+
+def test_model_beats_random_on_an_additive_landscape():
+    """On made-up landscapes where each knob value has its own effect, the model strategy finds a
+    candidate within 5% of the best in a quarter of the space, and sooner than random search."""
+    nest, space = _space()
+    quarter = len(space) // 4
+    found = {"model": 0, "random": 0}
+    for seed in range(5):
+        truth = _synthetic(space, seed)
+        best = min(truth.values())
+        for strategy in found:
+            seen = _search(nest, space, truth, strategy, seed, quarter)
+            found[strategy] += best / min(truth[c] for c in seen) >= 0.95
+    assert found["model"] >= 4 and found["model"] > found["random"], found
 
 
 def test_roofline_prefers_threads_and_vectors_on_big_kernels():

@@ -15,15 +15,17 @@ Two models:
       64-byte cache line, so that buffer's traffic is multiplied by line / itemsize.
   It only has to order candidates roughly; measurements decide.
 
-* `FittedModel`: least squares of log(measured seconds) on a few features of the schedule (the
-  analytic prediction, threads, vector, unroll, tile block size, reduce block). It learns from the trials of this
-  run and from earlier runs of the same kernel in the database, and replaces the analytic ranking
-  once there are enough points.
+* `FittedModel`: a Bayesian linear model of log(measured seconds): the analytic prediction plus one
+  effect per knob value (tile size, order, threading, vectorize, unroll, width, stream, reduce
+  block). It learns from the trials of this run and from earlier runs of the same kernel in the
+  database, replaces the analytic ranking once there are enough points, and can be sampled
+  (Thompson sampling) so that a search explores knob values it is unsure of.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -128,35 +130,35 @@ def predict(nest: LoopNest, schedule: Schedule, machine: MachineModel | None = N
 # a model fitted on measurements
 
 
-def features(nest: LoopNest, schedule: Schedule, predicted: float) -> list[float]:
-    kept = [d.extent for d in nest.dims if not d.reduced]
-    block = math.prod(t if t > 0 else e for t, e in zip(schedule.tiles, kept)) * math.prod(kept[len(schedule.tiles):])
-    return [
-        math.log(max(predicted, 1e-9)),
-        float(schedule.parallel),
-        float(schedule.vectorize),
-        math.log2(schedule.unroll),
-        math.log2(max(block, 1)),
-        float(bool(schedule.order)),
-        math.log2(schedule.simdlen) if schedule.simdlen else 0.0,
-        float(schedule.stream),
-        float(schedule.threads),
-        math.log2(schedule.reduce_block) if schedule.reduce_block else 0.0,
-    ]
+def knob_values(schedule: Schedule) -> list[tuple[str, object]]:
+    """The schedule's setting of each knob, as (knob, value) pairs: the fitted model's categories."""
+    return [*((f"tile {k}", t) for k, t in enumerate(schedule.tiles)), ("order", schedule.order),
+            ("parallel", (schedule.parallel, schedule.threads)), ("vectorize", schedule.vectorize),
+            ("unroll", schedule.unroll), ("simdlen", schedule.simdlen), ("stream", schedule.stream),
+            ("reduce_block", schedule.reduce_block)]
 
 
 class FittedModel:
-    """log(seconds) ~ features, by ridge-regularised least squares."""
+    """log(seconds) = level + a * log(analytic prediction) + the sum of one effect per knob value.
+
+    Bayesian linear regression: each knob value's effect (and the analytic slope) has a normal prior
+    around 0 with standard deviation PRIOR (in log seconds: a value that halves the time is 0.7), the
+    noise a standard deviation estimated from the residuals (at least NOISE: timings on a shared
+    machine scatter by 5-10%). A value never measured keeps its prior, 0: the candidates that hold
+    it are ranked by the analytic model and the values measured with them. `sample(rng)` draws one
+    model from the posterior (Thompson sampling); `__call__` uses the posterior mean.
+    """
 
     MIN_POINTS = 5
-    RIDGE = 1e-4
+    PRIOR = 0.5
+    NOISE = 0.07
 
     def __init__(self, nest: LoopNest, machine: MachineModel | None = None):
         self.nest = nest
         self.machine = machine
-        self.xs: list[list[float]] = []
-        self.ys: list[float] = []
-        self.weights: np.ndarray | None = None
+        self.points: list[tuple[Schedule, float]] = []
+        self.columns: dict[tuple[str, object], int] = {}
+        self.mean: np.ndarray | None = None
         self._pred: dict[Schedule, float] = {}
 
     def analytic(self, s: Schedule) -> float:
@@ -165,33 +167,47 @@ class FittedModel:
         return self._pred[s]
 
     def add(self, s: Schedule, seconds: float) -> None:
-        self.xs.append(features(self.nest, s, self.analytic(s)))
-        self.ys.append(math.log(seconds))
-        self.weights = None
+        self.points.append((s, math.log(seconds)))
+        for kv in knob_values(s):
+            self.columns.setdefault(kv, len(self.columns) + 1)  # column 0: the analytic prediction
+        self.mean = None
 
     @property
     def ready(self) -> bool:
-        return len(self.ys) >= self.MIN_POINTS
+        return len(self.points) >= self.MIN_POINTS
+
+    def row(self, s: Schedule) -> np.ndarray:
+        x = np.zeros(len(self.columns) + 1)
+        x[0] = math.log(max(self.analytic(s), 1e-12)) - self.center
+        for kv in knob_values(s):
+            if kv in self.columns:
+                x[self.columns[kv]] = 1.0
+        return x
 
     def fit(self) -> None:
-        # standardised features and an unpenalised mean, so the ridge term only tames collinear
-        # features (the analytic prediction moves with the tile size) and never biases the level
-        x = np.array(self.xs)
-        y = np.array(self.ys)
-        self.mean = x.mean(axis=0)
-        self.scale = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
-        z = (x - self.mean) / self.scale
-        self.level = y.mean()
-        a = z.T @ z + self.RIDGE * len(y) * np.eye(z.shape[1])
-        self.weights = np.linalg.solve(a, z.T @ (y - self.level))
+        self.center = float(np.mean([math.log(max(self.analytic(s), 1e-12)) for s, _ in self.points]))
+        x = np.array([self.row(s) for s, _ in self.points])
+        y = np.array([t for _, t in self.points])
+        self.level = float(y.mean())  # an unpenalised level: the prior pulls effects to 0, not the time
+        a = x.T @ x + np.eye(x.shape[1]) * (self.NOISE / self.PRIOR) ** 2
+        self.mean = np.linalg.solve(a, x.T @ (y - self.level))
+        resid = y - self.level - x @ self.mean
+        noise = max(self.NOISE, float(np.sqrt(resid @ resid / max(len(y) - 1, 1))))
+        self.cov = np.linalg.inv(a) * noise ** 2
+
+    def sample(self, rng) -> Callable[[Schedule], float]:
+        """One model drawn from the posterior: seconds of a schedule (the analytic model before ready)."""
+        if not self.ready:
+            return self.analytic
+        if self.mean is None:
+            self.fit()
+        z = np.random.default_rng(rng.getrandbits(32)).multivariate_normal(self.mean, self.cov, method="cholesky")
+        return lambda s: math.exp(self.level + float(self.row(s) @ z))
 
     def __call__(self, s: Schedule) -> float:
-        """Predicted seconds: fitted if there are enough measurements, else analytic."""
+        """Predicted seconds: the posterior mean once there are enough measurements, else analytic."""
         if not self.ready:
             return self.analytic(s)
-        if self.weights is None:
+        if self.mean is None:
             self.fit()
-        z = (np.array(features(self.nest, s, self.analytic(s))) - self.mean) / self.scale
-        # a linear model extrapolates without bound: keep predictions near the measured range
-        low, high = min(self.ys) - 3.0, max(self.ys) + 3.0
-        return float(math.exp(min(max(self.level + float(np.dot(self.weights, z)), low), high)))
+        return math.exp(self.level + float(self.row(s) @ self.mean))
