@@ -77,6 +77,16 @@ def test_add_zero_fails_at_negative_zero_and_add_negative_zero_holds():
     assert verdicts(one("rule add_neg_zero exact x + -0.0 -> x"), ("f32",))["f32"].verdict == "proved"
 
 
+def test_a_bool_domain_keeps_the_values_its_interval_holds():
+    # `fusec rules prove` over the library reported div_self (x / x -> 1, assuming x in [1e-30, 1e30])
+    # false at bool x = False, which the domain excludes: the bool domain was ignored
+    div_self = one("rule div_self unsafe x / x -> 1 assuming x in [1e-30, 1e30]")
+    assert verdicts(div_self, ("bool",))["bool"].verdict == "proved"
+    anywhere = one("rule div_self_anywhere unsafe x / x -> 1 assuming x in [0, 1]")
+    p = verdicts(anywhere, ("bool",))["bool"]
+    assert p.verdict == "counterexample" and p.counterexample["inputs"]["x"] == "False"
+
+
 def test_integers_wrap_as_numpy_does():
     assert all(p.verdict == "proved" for p in prove_rule(rule_named("add_const_chain_int"), ("i32", "i64")))
     p = prove_rule(one("rule relu_abs_int exact relu(abs(x)) -> abs(x)"), ("i32",))[0]

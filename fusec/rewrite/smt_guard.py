@@ -196,6 +196,9 @@ def domain_constraints(domain, terms: dict[str, Term], tr) -> list[z3.BoolRef]:
             out += [z3.fpGEQ(z, value_of(lo, t.dtype)), z3.fpLEQ(z, value_of(hi, t.dtype))]
         elif t.dtype != BOOL:
             out += [z >= value_of(math.ceil(lo), t.dtype), z <= value_of(math.floor(hi), t.dtype)]
+        else:  # a bool is 0 or 1 in arithmetic: keep the values the interval holds (div_self's [1e-30, 1e30]: true only)
+            allowed = [z == z3.BoolVal(v) for v in (False, True) if lo <= int(v) <= hi]
+            out.append(z3.Or(*allowed) if allowed else z3.BoolVal(False))
     return out
 
 
