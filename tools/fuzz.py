@@ -222,20 +222,32 @@ def save(out_dir: Path, seed: int, g: Graph, input_seed: int, failure: Failure, 
 # ------------------------------------------------------------------------------------------ main
 
 
-def long_reductions(count: int, seed: int, backends: list[str], special: float) -> int:
-    """Run `count` graphs of the long-reductions family (fusec/testing/long_reductions.py); the number failing."""
-    from fusec.testing.long_reductions import long_reduction_graph
-
+def graph_family(name: str, make, count: int, seed: int, backends: list[str], special: float) -> int:
+    """Run `count` graphs `make(seed)` of a generated family; the number failing."""
     failing = 0
     for k in range(seed, seed + count):
-        g = long_reduction_graph(k)
+        g = make(k)
         f = find_failure(g, k, backends, special, verbose=True)
         if f is not None:
             failing += 1
-            print(f"long reduction {k}: {f}\n{print_graph(g)}", flush=True)
+            print(f"{name} {k}: {f}\n{print_graph(g)}", flush=True)
     if count:
-        print(f"long reductions: {count} graphs, {failing} failing", flush=True)
+        print(f"{name}: {count} graphs, {failing} failing", flush=True)
     return failing
+
+
+def long_reductions(count: int, seed: int, backends: list[str], special: float) -> int:
+    """The long-reductions family (fusec/testing/long_reductions.py): 1e6 values per reduction."""
+    from fusec.testing.long_reductions import long_reduction_graph
+
+    return graph_family("long reductions", long_reduction_graph, count, seed, backends, special)
+
+
+def amplified_powers(count: int, seed: int, backends: list[str], special: float) -> int:
+    """The amplified-powers family (fusec/testing/amplified_powers.py): f32 powers times 1000s."""
+    from fusec.testing.amplified_powers import amplified_power_graph
+
+    return graph_family("amplified powers", amplified_power_graph, count, seed, backends, special)
 
 
 def run_edge_case(family: str, seed: int, backends: list[str], out_dir: Path, covered: Counter) -> int:
@@ -270,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="fuzz-failures", help="directory for reproducers")
     ap.add_argument("--long-reductions", type=int, default=0, metavar="N",
                     help="first run N graphs of the long-reductions family (1e6 values per reduction)")
+    ap.add_argument("--amplified-powers", type=int, default=0, metavar="N",
+                    help="first run N graphs of the amplified-powers family (RoPE-like position * base ** (k i / D))")
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--shrink-minutes", type=float, default=3.0, help="time limit for shrinking one failure")
     args = ap.parse_args(argv)
@@ -288,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed
     t0 = time.time()
     failures += long_reductions(args.long_reductions, args.seed, backends, args.special)
+    failures += amplified_powers(args.amplified_powers, args.seed, backends, args.special)
     while (deadline is None and n < args.graphs) or (deadline is not None and time.time() < deadline):
         g, record = random_graph(seed, cfg)
         f = find_failure(g, seed, backends, args.special, verbose=True)
@@ -317,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n} graphs, {failures} failing, {time.time() - t0:.0f}s", flush=True)
     if args.long_reductions:
         covered["long reductions", "run"] += args.long_reductions
+    if args.amplified_powers:
+        covered["amplified powers", "run"] += args.amplified_powers
     print(f"done: {n} graphs, {failures} failing ({len(seen)} kinds), {time.time() - t0:.0f}s")
     print("families covered: " + "; ".join(
         f"{fam} " + ", ".join(f"{k} {covered[fam, k]}" for k in ("ok", "refused", "failing", "run") if covered[fam, k])
