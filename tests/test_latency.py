@@ -211,3 +211,92 @@ def test_fg_comments_survive_a_parser_loaded_from_the_cache(tmp_path):
             for _ in range(2)]
     assert list((tmp_path / "grammars").glob("fusec-*.lark"))
     assert outs[0] == outs[1] and "# Layer normalisation" in outs[0]
+
+
+# --- the rule cache (fusec/rewrite/rule_cache.py): the standard library parsed once
+
+
+def _rule_files(tmp_path, text="rule twice_is_add exact x * 2 -> x + x\n"):
+    folder = tmp_path / "rules"
+    folder.mkdir(exist_ok=True)
+    (folder / "10_a.rules").write_text(text)
+    return [folder / "10_a.rules"]
+
+
+def _parsed(files):
+    from fusec.rewrite.parse import load_rule_file
+
+    return tuple(r for f in files for r in load_rule_file(f))
+
+
+def _no_parse():
+    raise AssertionError("the rules were parsed again instead of loaded from the cache")
+
+
+def test_the_standard_library_from_the_cache_equals_a_fresh_parse(tmp_path):
+    from fusec.rewrite.library import RULES_DIR
+    from fusec.rewrite.rule_cache import cached_rules
+
+    files = sorted(RULES_DIR.glob("*.rules"))
+    fresh = cached_rules(files, lambda: _parsed(files), directory=tmp_path)
+    assert len(fresh) > 50
+    assert cached_rules(files, _no_parse, directory=tmp_path) == fresh
+
+
+def test_a_changed_rule_file_misses_the_rule_cache(tmp_path):
+    from fusec.rewrite.rule_cache import cached_rules
+
+    files = _rule_files(tmp_path)
+    [first] = cached_rules(files, lambda: _parsed(files), directory=tmp_path)
+    _rule_files(tmp_path, "rule thrice exact x * 3 -> x + x + x\n")
+    [second] = cached_rules(files, lambda: _parsed(files), directory=tmp_path)
+    assert (first.name, second.name) == ("twice_is_add", "thrice")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "checksum", "not rules"])
+def test_a_corrupt_rule_cache_file_is_rebuilt_with_a_warning(tmp_path, damage):
+    import hashlib
+    import pickle
+
+    from fusec.rewrite.rule_cache import cached_rules
+
+    files = _rule_files(tmp_path)
+    expected = cached_rules(files, lambda: _parsed(files), directory=tmp_path)
+    [entry] = (tmp_path / "rules").glob("library-*.pickle")
+    key = entry.read_bytes().partition(b" ")[0].decode()
+    payload = {"garbage": b"\x80\x05junk", "checksum": None, "not rules": pickle.dumps(("a", "b"))}[damage]
+    if payload is None:
+        entry.write_bytes(entry.read_bytes()[:-3] + b"xyz")
+    else:
+        entry.write_bytes(f"{key} {hashlib.sha256(payload).hexdigest()}\n".encode() + payload)
+    with pytest.warns(RuntimeWarning, match="corrupt rule cache file"):
+        assert cached_rules(files, lambda: _parsed(files), directory=tmp_path) == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cached_rules(files, _no_parse, directory=tmp_path) == expected  # rebuilt: read quietly now
+
+
+def test_a_mistake_in_a_rule_file_is_still_reported_with_the_cache(tmp_path):
+    from fusec.errors import FusecError
+    from fusec.rewrite.rule_cache import cached_rules
+
+    files = _rule_files(tmp_path, "rule broken exact x * -> x\n")
+    for _ in range(2):  # a failed parse is never cached
+        with pytest.raises(FusecError, match="10_a.rules:1"):
+            cached_rules(files, lambda: _parsed(files), directory=tmp_path)
+
+
+def test_a_short_command_runs_without_the_collector_and_gives_it_back(capsys):
+    import gc
+
+    from fusec.cli.main import main
+
+    assert gc.isenabled()
+    assert main(["check", "examples/01_chain.fg"]) == 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert main(["fmt", "examples/01_chain.fg"]) == 0
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()

@@ -1,4 +1,8 @@
-"""Commands on the language itself: check, fmt, run."""
+"""Commands on the language itself: check, fmt, run.
+
+Each command imports what it runs (check: the pipeline up to the plan; fmt: the parser and the
+printer; run: the interpreter or the compiler), so a command starts without loading the others'.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +21,14 @@ from fusec.cli.common import (
     write_atomic,
 )
 from fusec.errors import FusecError
-from fusec.frontend import load
-from fusec.fusion import check_expectations
-from fusec.inputs import load_npz, random_inputs, save_npz
-from fusec.interp import evaluate
-from fusec.ir.printer import print_graph
-from fusec.pipeline import compile_stages
 
 
 def check_one(path: str, sizes: dict[str, int]) -> None:
     """Parse, rewrite and plan (the pipeline up to the plan, as compile runs it) and hold the plan to
     the file's `assert kernels ...` lines (exit 2 at the assert if it breaks one)."""
+    from fusec.fusion import check_expectations
+    from fusec.pipeline import compile_stages
+
     stages = compile_stages(path, sizes=sizes, stop_after="groups")
     g = stages.graph
     outs = ", ".join(f"{o}: {g.type_of(o)}" for o in g.outputs)
@@ -58,6 +59,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_fmt(args: argparse.Namespace) -> int:
     if len(args.files) > 1 and not (args.check or args.in_place):
         raise FusecError("fmt prints one file; with several, use --check or -i")
+    from fusec.frontend import load
+    from fusec.ir.printer import print_graph
+
     sizes = parse_sizes(args.sizes)
     # read every file before writing any, so a mistake in one leaves them all as they were
     canonical = [(Path(f), print_graph(load(f, sizes=sizes))) for f in args.files]
@@ -75,12 +79,19 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def run_inputs(g, args):
+    from fusec.inputs import load_npz, random_inputs
+
     if args.inputs:
         return load_npz(g, args.inputs)
     return random_inputs(g, seed=args.seed)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from fusec.fusion import check_expectations
+    from fusec.inputs import save_npz
+    from fusec.interp import evaluate
+    from fusec.pipeline import compile_stages
+
     g = load_graph(args)
     inputs = run_inputs(g, args)
     backend = getattr(args, "backend", "interp")
@@ -125,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def verify_against_interpreter(g, inputs, values) -> int:
     """Exit status 1, with the worst error, when a compiled result differs from the interpreter's."""
+    from fusec.interp import evaluate
     from fusec.tolerance import compare_output
 
     expected = evaluate(g, inputs)

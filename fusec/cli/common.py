@@ -1,4 +1,8 @@
-"""Arguments and helpers shared by several commands."""
+"""Arguments and helpers shared by several commands.
+
+NumPy, the frontend and the compiler are imported by the helpers that use them, not here: every
+command imports this module, and `fusec fmt` or `fusec check` should not pay for what they never run.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,17 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from fusec.errors import FusecError
-from fusec.frontend import load
 from fusec.frontend.sizes import CommandLineSizes
-from fusec.ir.dtypes import dtype_of_numpy
-from fusec.ir.graph import Graph
-from fusec.pipeline import Stages, compile_stages
 from fusec.runtime.files import new_file_mode
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fusec.ir.graph import Graph
+    from fusec.pipeline import Stages
 
 
 def parse_sizes(items: list[str] | None) -> CommandLineSizes:
@@ -73,17 +78,25 @@ def require_backend(args: argparse.Namespace) -> None:
 
 
 def load_graph(args: argparse.Namespace) -> Graph:
+    from fusec.frontend import load
+
     return load(args.file, sizes=parse_sizes(args.sizes))
 
 
 def run_pipeline(args: argparse.Namespace, stop_after: str, **options) -> Stages:
     """The compiler's one pipeline (fusec.pipeline.compile_stages) on the command's FILE and --set
     sizes, up to `stop_after`: every command reports on the program that is built."""
+    from fusec.pipeline import compile_stages
+
     return compile_stages(args.file, sizes=parse_sizes(args.sizes), stop_after=stop_after, **options)
 
 
 def summarize(name: str, a: np.ndarray) -> str:
     """One line per array: shape, dtype and summary statistics."""
+    import numpy as np
+
+    from fusec.ir.dtypes import dtype_of_numpy
+
     shape = "[" + ", ".join(map(str, a.shape)) + "]"
     head = f"{name}: {dtype_of_numpy(a.dtype).name}{shape}"
     if a.size == 0:

@@ -7,8 +7,8 @@ everything that decides the tables: the grammar's text, the text of every gramma
 the parser options, lark's version and Python's. Edit a grammar or upgrade lark and the key changes,
 so an entry never needs invalidating.
 
-A file holds one line, the key and the SHA-256 of the rest, then lark's own serialisation of the
-parser (`Lark.save`). A file whose checksum or contents do not load is rebuilt with a warning; a
+A file holds lark's own serialisation of the parser (`Lark.save`) behind the key and a checksum
+(runtime/cache_dir.py). A file whose checksum or contents do not load is rebuilt with a warning; a
 cache directory that cannot be written only costs the time to build.
 """
 
@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import sys
-import tempfile
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import lark
 from lark import Lark
 
-from fusec.runtime.cache_dir import default_cache_dir
+from fusec.runtime.cache_dir import corrupt_entry, default_cache_dir, read_entry, write_entry
 
 FORMAT = "fusec-grammar-1"
 SUBDIR = "grammars"
+WHAT = "grammar cache file"
 
 # options that hold functions: not part of the tables, so not saved, and given again on loading
 CALLBACK_OPTIONS = ("lexer_callbacks",)
@@ -62,41 +60,17 @@ def cached_lark(
 
 
 def _load(path: Path, key: str, callbacks: dict) -> Lark | None:
-    try:
-        data = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
+    payload = read_entry(path, key, WHAT)
+    if payload is None:
         return None
-    except OSError as err:
-        return _corrupt(path, f"unreadable: {err.strerror}")
-    header, _, payload = data.partition(b"\n")
-    if header != f"{key} {hashlib.sha256(payload).hexdigest()}".encode():
-        return _corrupt(path, "its checksum does not match")
     try:
         # what lark's own `cache=` option does: load the tables and give the callbacks again
         return Lark.__new__(Lark)._load(io.BytesIO(payload), **callbacks)
     except Exception as err:  # anything the file holds that lark cannot read: build afresh instead
-        return _corrupt(path, f"{type(err).__name__}: {err}")
-
-
-def _corrupt(path: Path, problem: str) -> None:
-    warnings.warn(f"fusec: corrupt grammar cache file {path} ({problem}); rebuilding it", RuntimeWarning, stacklevel=4)
-    return None
+        return corrupt_entry(path, WHAT, f"{type(err).__name__}: {err}")
 
 
 def _save(parser: Lark, path: Path, key: str) -> None:
-    """Write the entry through a temporary file and a rename, so a reader never sees half of one. A
-    directory that cannot be written is not an error: the next process builds the tables again."""
     buffer = io.BytesIO()
     parser.save(buffer, exclude_options=CALLBACK_OPTIONS)
-    payload = buffer.getvalue()
-    header = f"{key} {hashlib.sha256(payload).hexdigest()}\n".encode()
-    tmp = None
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(header + payload)
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    write_entry(path, key, buffer.getvalue())

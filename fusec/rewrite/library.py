@@ -13,15 +13,21 @@ from pathlib import Path
 from fusec.errors import FusecError
 from fusec.rewrite.parse import load_rule_file, parse_rules
 from fusec.rewrite.rule import Rule
+from fusec.rewrite.rule_cache import cached_rules
 
 RULES_DIR = Path(__file__).with_name("rules")
 
 
 @lru_cache(maxsize=1)
 def _standard() -> tuple[Rule, ...]:
+    files = sorted(RULES_DIR.glob("*.rules"))
+    return cached_rules(files, lambda: _parse_standard(files))  # parsed once, then kept in the cache dir
+
+
+def _parse_standard(files: list[Path]) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     seen: dict[str, Rule] = {}
-    for path in sorted(RULES_DIR.glob("*.rules")):
+    for path in files:
         for rule in load_rule_file(path):
             if rule.name in seen:
                 raise FusecError(f"rule '{rule.name}' is defined twice ({seen[rule.name].location} and {rule.location})")

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import ast as _pyast
+import functools
 from pathlib import Path
 from typing import Any
 
-from lark import Token, Tree, v_args
+from lark import Lark, Token, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from fusec.errors import FusecError
@@ -44,7 +45,12 @@ from fusec.rewrite.rule import (
     Var,
 )
 
-_PARSER = make_parser(Path(__file__).with_name("rules.lark"))
+
+@functools.cache
+def _parser() -> Lark:
+    """The rules parser, made on first use: a process that finds the standard library in the rule
+    cache (rule_cache.py) never loads its tables."""
+    return make_parser(Path(__file__).with_name("rules.lark"))
 
 
 @v_args(inline=True)
@@ -344,9 +350,9 @@ def parse_rules(text: str, filename: str = "<rules>") -> list[Rule]:
     source = Source(text, filename)
     fp = _FileParser(source)
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
     except UnexpectedInput as err:
-        raise source.syntax_error(err, _PARSER, needs="a rule is: rule NAME CLASS PATTERN -> REPLACEMENT") from None
+        raise source.syntax_error(err, _parser(), needs="a rule is: rule NAME CLASS PATTERN -> REPLACEMENT") from None
     rules: list[Rule] = []
     seen: dict[str, Rule] = {}
     for rule_tree in tree.children:
