@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import threading
+
 import numpy as np
 
 from fusec.codegen.base import Backend, Kernel, kernel_signature
@@ -206,7 +208,7 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
     b_vars = tuple(info.batch) + (info.k, info.j)
     tile_shape = (tiles.rows,) + tuple(ext[v] for v in tiles.out_vars[1:])
     outer = tiles.out_vars[0]
-    scratch: list[np.ndarray] = []
+    scratch = threading.local()  # per calling thread: np.matmul releases the GIL mid-call
     k_extent = ext[info.k]
     limit = blas_limit()
     calls = masked_calls(tiles)
@@ -215,10 +217,10 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
         if tiles.direct:  # BLAS writes straight into the output; no scratch
             result = arrays[names.index(tiles.direct)].reshape((outer_extent,) + tile_shape[1:])
         else:
-            if not scratch:
+            if getattr(scratch, "tile", None) is None:
                 mm = next(e for e in tiles.epilogues.values() if e is not None).buffer("mm")
-                scratch.append(np.empty(tile_shape, dtype=mm.dtype.numpy))
-            result = scratch[0]
+                scratch.tile = np.empty(tile_shape, dtype=mm.dtype.numpy)
+            result = scratch.tile
         a = _strided_view(arrays[a_pos], info.a.index, a_vars, ext)
         b = _strided_view(arrays[b_pos], info.b.index, b_vars, ext)
         by_name = dict(zip(names, arrays))
