@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_traps.py --quick        # small sizes, 3 repeats: shows it works
     .venv/bin/python bench/bench_traps.py                # the traps' own sizes, 7 repeats (minutes)
     .venv/bin/python bench/bench_traps.py --trap erf_row_col --repeats 11
+    .venv/bin/python bench/bench_traps.py --calibrate    # fit the model in the same run, then measure
 
 For each trap, fusion.brute enumerates every legal partition; each is built with the C backend and
 timed kernel by kernel (fusec.kernel_timing: medians, kernels timed round-robin). The report gives,
@@ -10,13 +11,17 @@ per trap, every plan with its predicted and measured time, the chosen plan (poli
 best measured plan and against the unfused plan, and whether the model ranks the plans in the
 measured order; then, over all kernels, how many the model predicts within +-30%. The load average
 is printed before and after: on a busy machine the figures are upper bounds and the ratios, measured
-in one run, are what to compare.
+in one run, are what to compare. `--calibrate` fits the machine model with `fusec calibrate`'s probe
+kernels first, in the same run (so under the same load), and predicts with it. `--kernels` lists
+every distinct kernel with its prediction, worst first.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -68,7 +73,7 @@ def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, re
         p = plan_for(graph, [list(grp) for grp in cand.groups])
         timing = time_plan(p, repeats=repeats)
         predicted = [part.cost(grp.nodes).seconds for grp in p.groups]
-        kernels += list(zip(predicted, timing.kernels))
+        kernels += [(pr, me, path.stem, " ".join(grp.nodes)) for pr, me, grp in zip(predicted, timing.kernels, p.groups)]
         rows.append({"groups": [tuple(grp.nodes) for grp in p.groups], "predicted": cand.predicted_s,
                      "measured": timing.total, "chosen": set(cand.groups) == chosen_groups,
                      "unfused": len(cand.groups) == len(part.ops)})
@@ -103,15 +108,37 @@ def concordance(rows: list[dict]) -> float:
     return same / len(pairs)
 
 
+def kernel_lines(kernels: list[tuple]) -> list[str]:
+    """Each distinct kernel (trap, members) once: its median measured time over the plans it is in,
+    its prediction and the ratio, worst prediction first."""
+    seen: dict[tuple[str, str], tuple[float, list[float]]] = {}
+    for pred, meas, trap, members in kernels:
+        seen.setdefault((trap, members), (pred, []))[1].append(meas)
+    rows = [(pred / statistics.median(ms), trap, members, pred, statistics.median(ms)) for (trap, members), (pred, ms) in seen.items()]
+    lines = ["\nkernels, worst prediction first (predicted / measured):"]
+    for ratio, trap, members, pred, meas in sorted(rows, key=lambda r: -abs(math.log(r[0]))):
+        lines.append(f"  {ratio:5.2f}  {pred * 1e6:9.1f} us {meas * 1e6:9.1f} us  {trap}: {members}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (see QUICK) and 3 repeats")
     ap.add_argument("--repeats", type=int, help="timed runs per kernel (median kept; default 7, 3 with --quick)")
     ap.add_argument("--trap", action="append", default=[], metavar="NAME", help="only this trap (repeatable)")
     ap.add_argument("--defaults", action="store_true", help="predict with the default machine model, not the calibrated one")
+    ap.add_argument("--calibrate", action="store_true", help="fit the model with the probe kernels first, in this run")
+    ap.add_argument("--kernels", action="store_true", help="list every distinct kernel, predicted vs measured, worst first")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     model = MachineModel() if args.defaults else load_model()
+    if args.calibrate:
+        from fusec.calibration import calibrate
+
+        cal = calibrate()
+        model = cal.model
+        print(f"calibrated in this run (load {cal.load_before} before, {cal.load_after} after):")
+        print("\n".join(f"  {note}" for note in cal.notes))
     traps = [p for p in sorted(TRAPS.glob("*.fg")) if not args.trap or p.stem in args.trap]
     if not traps:
         print(f"no trap named {', '.join(args.trap)} in {TRAPS}", file=sys.stderr)
@@ -123,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats)
         kernels += result["kernels"]
         print("\n".join(report(result)), flush=True)
-    close = sum(1 for pred, meas in kernels if meas > 0 and abs(pred - meas) <= WITHIN * meas)
+    if args.kernels:
+        print("\n".join(kernel_lines(kernels)))
+    close = sum(1 for pred, meas, *_ in kernels if meas > 0 and abs(pred - meas) <= WITHIN * meas)
     print(f"\nkernels predicted within +-{WITHIN:.0%} of measured: {close} of {len(kernels)} "
           f"({close / max(len(kernels), 1):.0%}; the target is 90%)")
     print(f"load average at end: {_load()} (figures measured on a busy machine are upper bounds)")

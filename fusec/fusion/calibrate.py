@@ -8,8 +8,8 @@ Two kinds of measurement:
   the way bench/bench_traps.py times a plan's kernels (fusec.kernel_timing: the call from Python
   included). Each probe fits one constant of the cost model (cost.py), in order: the call cost of
   a one-core kernel, the fork of a parallel one, cache and memory bandwidth, the ns per element of
-  each transcendental op, strided loads in and out of cache, the extra cost of a transcendental in
-  a strided loop, and the BLAS rate and epilogue call of a matmul. A constant is fitted by solving
+  each transcendental op, strided loads in and out of cache, how much slower arithmetic runs in a
+  strided loop, and the BLAS rate and epilogue call of a matmul. A constant is fitted by solving
   "the model predicts the probe's measured time" for it (bisection: the prediction is monotone in
   each constant), with the constants fitted before it held; the sequence runs twice because the
   call cost appears in every probe. The fit is exact on the probes, so what the model gets wrong
@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from fusec.errors import FusecError
-from fusec.fusion.machine import MachineModel
+from fusec.fusion.machine import MAY_BE_ZERO, MachineModel
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
 
@@ -182,11 +182,11 @@ def _column(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Prob
     return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  s = sum({expr}, axis=0)\n  return s\n}}\n", param, repeats)
 
 
-def _matmul(name: str, n: int, epilogue: bool) -> Probe:
+def _matmul(name: str, n: int, epilogue: bool, param: str) -> Probe:
     bias = f", b: f32[{n}]" if epilogue else ""
     expr = "a @ w + b" if epilogue else "a @ w"
     return Probe(name, f"graph {name}(a: f32[{n}, {n}], w: f32[{n}, {n}]{bias}) {{\n  y = {expr}\n  return y\n}}\n",
-                 "matmul_epilogue_us" if epilogue else "matmul_gflops")
+                 param, 31)
 
 
 def probes(quick: bool = False) -> list[Probe]:
@@ -196,14 +196,15 @@ def probes(quick: bool = False) -> list[Probe]:
     return [
         _stream("call", 1024, "kernel_overhead_us"),  # one tile: no fork, next to no data
         _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
-        _stream("cached", 1 << 18, "cache_bandwidth_gbs"),  # 2 MiB moved: in cache
+        _stream("cached", 1 << 17, "cache_bandwidth_gbs"),  # 1 MiB moved: in cache
         _stream("memory", big, "bandwidth_gbs"),  # 32 or 64 MiB: from memory
         *(_op(op, 1 << 17) for op in ops),
         _column("column_cached", 256, "x", "strided_cache_ns"),
         _column("column_memory", 1024 if quick else 2048, "x", "strided_memory_ns", 7),
-        _column("column_exp", 256, "exp(x)", "strided_compute_ns"),
-        _matmul("matmul", 256, False),
-        _matmul("matmul_bias", 256, True),
+        _column("column_exp", 256, "exp(x)", "strided_compute_factor"),
+        _matmul("matmul_call", 16, False, "matmul_call_us"),  # next to no arithmetic: the call
+        _matmul("matmul", 256, False, "matmul_gflops"),
+        _matmul("matmul_bias", 16, True, "matmul_epilogue_us"),
     ]
 
 
@@ -243,13 +244,15 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
     model = base.model
     plist = [pr for pr in probes(quick) if pr.name in measured]
     graphs = {pr.name: pr.graph() for pr in plist}
-    for _ in range(2):  # the call cost, fitted first, depends a little on the constants after it
+    for _ in range(20):  # the call cost, fitted first, depends a little on the constants after it
+        before = [_value(model, pr.param) for pr in plist]
         for pr in plist:
-            lo = 0.0 if pr.param in ("fork_us", "matmul_epilogue_us") else 1e-3
-            value = solve(model, pr.param, graphs[pr.name], measured[pr.name], max(lo, 1e-3))
-            if lo == 0.0 and value <= 1e-3:
-                value = 0.0
-            model = _with(model, pr.param, round(value, 4))
+            value = solve(model, pr.param, graphs[pr.name], measured[pr.name])
+            model = _with(model, pr.param, 0.0 if pr.param in MAY_BE_ZERO and value <= 1e-3 else value)
+        if all(abs(_value(model, pr.param) - b) <= 1e-6 * max(b, 1e-3) for pr, b in zip(plist, before)):
+            break
+    for pr in plist:
+        model = _with(model, pr.param, float(f"{_value(model, pr.param):.5g}"))
     per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
     if per_flop:
         model = replace(model, transcendental_ns=round(statistics.median(per_flop), 4))
@@ -262,4 +265,7 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
 
 
 def _value(model: MachineModel, param: str) -> float:
-    return model.op_ns[param[6:]] if param.startswith("op_ns:") else getattr(model, param)
+    if param.startswith("op_ns:"):
+        op = param[6:]
+        return model.op_ns.get(op, model.transcendental_ns * OPS[op].flops)
+    return getattr(model, param)

@@ -4,7 +4,7 @@ A kernel's time is a fixed cost plus its body:
 
     time = call + (fork if it runs in parallel) + body
     body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
-         = strided accesses * strided_ns / threads + compute + extra per transcendental   (strided)
+         = strided accesses * strided_ns / threads + compute * strided_compute_factor   (strided)
     memory  = bytes / bandwidth   (cache bandwidth when the bytes fit in `fit_bytes`)
     compute = plain flops / peak + each transcendental op's points * its ns per element / threads
 
@@ -28,8 +28,9 @@ which runs on one core). Every constant is fitted by `fusec calibrate` from gene
   recomputing one per point is what makes some fusions slower than none.
 * Strided: a reduction over a leading axis (a column sum) walks memory with a stride in its inner
   loop, as does a kernel that reads through a transpose; each element it loads or stores with a
-  stride costs `strided_cache_ns` or `strided_memory_ns`, and each transcendental it computes costs
-  `strided_compute_ns` more than in a contiguous loop (the vector function on gathered lanes).
+  stride costs `strided_cache_ns` or `strided_memory_ns`, and its arithmetic runs
+  `strided_compute_factor` times slower than in a contiguous loop (the vector function on gathered
+  lanes, without overlap with the loads).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ from fusec.fusion.legality import GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
+
+
+# the C backend computes an expensive value over at most this many elements once, into a table,
+# when the kernel would otherwise recompute it at least twice per element (codegen/c_passes.py
+# tabulate_invariants, TABLE_ELEMENTS; tests/test_fusion_traps.py checks that the two agree)
+TABLE_ELEMENTS = 8192
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         nodes = [graph.node(r) for r in rs]
         slices = all(r.op == "slice" for r in nodes)
         reads[a] = (graph.type_of(a).nbytes, slices, sum(r.type.nbytes for r in nodes) if slices else 0)
-    return Work(flops, trans, mm, op_points, reads, _reads_transposed(graph, mset))
+    # a matmul reads a transposed operand through BLAS's strides, not a strided loop
+    return Work(flops, trans, mm, op_points, reads, shape.kind != "matmul" and _reads_transposed(graph, mset))
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
@@ -148,16 +156,16 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     epilogue = shape.kind == "matmul" and work.flops > work.matmul_flops
     plain = work.flops - work.transcendentals - work.matmul_flops
     comp = model.compute_seconds(plain, threads_ew) + sum(
-        model.op_seconds(op, pts, OPS[op].flops, threads_ew) for op, pts in work.op_points.items())
+        model.op_seconds(op, pts, OPS[op].flops, threads_ew) for op, pts in sorted(work.op_points.items()))
     mem = model.memory_seconds(nbytes, threads)
     if strided:
         accesses = _strided_accesses(graph, work, outputs, shape)
-        comp += model.strided_compute_ns * 1e-9 * sum(work.op_points.values()) / threads
+        comp *= model.strided_compute_factor
         body = model.strided_seconds(accesses, nbytes, threads) + comp
     else:
         body = max(mem, comp) + model.overlap_loss * min(mem, comp)
     if shape.kind == "matmul":
-        body = max(work.matmul_flops / (model.matmul_gflops * 1e9), mem)
+        body = model.matmul_call_us * 1e-6 + max(work.matmul_flops / (model.matmul_gflops * 1e9), mem)
         if epilogue:  # a second call after BLAS's, over the result
             body += model.matmul_epilogue_us * 1e-6 + model.overhead_seconds(threads_ew) - model.kernel_overhead_us * 1e-6
             body += max(comp, model.memory_seconds(written, threads_ew))
@@ -242,6 +250,8 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
         points = node.type.size if name in shape.row else _size(shape.space)
     elif shape.kind == "elementwise":
         points = _size(shape.space)  # recomputed at every point of the iteration space
+        if node.opdef.transcendental and node.type.size <= TABLE_ELEMENTS and points >= 2 * node.type.size:
+            points = node.type.size  # tabulated once before the loops (the C backend's tabulate_invariants)
     else:
         points = node.type.size
     flops = node.opdef.flops * points

@@ -31,8 +31,8 @@ class MachineModel:
     matmul_gflops: float = 64.0  # the BLAS call's rate on a matmul kernel's 2*M*N*K flops (all cores)
     kernel_overhead_us: float = 20.0  # fixed cost of calling one kernel (from Python, through ctypes)
     fork_us: float = 0.0  # the extra cost of a kernel whose loop runs in parallel (OpenMP fork and join)
-    # a matmul kernel with an epilogue: the second call (the epilogue runs after BLAS, on one core)
-    matmul_epilogue_us: float = 0.0
+    matmul_call_us: float = 0.0  # the BLAS call of a matmul kernel (NumPy's matmul on its tiles)
+    matmul_epilogue_us: float = 0.0  # a matmul kernel with an epilogue: its second call, after BLAS's
     cache_bytes: int = 512 * 1024  # per-core cache a row of a reduction must fit in to be read once
     # one flop of a transcendental function (exp, erf, tanh, pow, gelu, ...; the op row's flops) on
     # one core, ns: fusec_math.h's vector functions cost far more than plain arithmetic. Used for the
@@ -47,8 +47,8 @@ class MachineModel:
     # strided element access on one core, when the kernel's bytes fit in `fit_bytes` and when not
     strided_cache_ns: float = 2.0
     strided_memory_ns: float = 20.0
-    # ns more per transcendental evaluation in a strided loop than in a contiguous one (one core)
-    strided_compute_ns: float = 6.0
+    # the arithmetic of a strided loop runs this many times slower than in a contiguous one
+    strided_compute_factor: float = 8.0
     # the share of the smaller of memory and compute time that the larger does not hide
     overlap_loss: float = 0.5
     # the model's relative error measured against generated kernels: a merge is taken only if it is
@@ -109,7 +109,7 @@ class MachineModel:
         return cls(**values)
 
 
-MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_epilogue_us")
+MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_call_us", "matmul_epilogue_us")
 INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "threads", "parallel_grain")
 
 

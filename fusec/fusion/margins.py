@@ -9,7 +9,8 @@ less the model's error on the work that adds (cost.risk_seconds, the gain a merg
 - an edge inside a kernel: the gain of the kernel over the same ops cut after the producer (the
   kernel's ops up to and including the producer, in topological order, against the rest), less
   the risk. Cutting a convex kernel at a topological position never makes a cycle, so this is the
-  nearest plan that puts the two ops apart. A positive margin is a fusion taken beyond the model's
+  nearest plan that puts the two ops apart; when the cut is not a kernel the contract allows (a
+  matmul reading its operands through layout ops), the kernel is compared with its ops apart. A positive margin is a fusion taken beyond the model's
   error; a negative one can only come from a forced fusion (--force-fuse).
 """
 
@@ -63,7 +64,7 @@ def edge_margins(plan: Plan, model: MachineModel) -> list[dict]:
                     entry.update(saved_ms=None, risk_ms=None, margin_ms=None)
                 else:
                     try:
-                        apart = [cost(s) for s in sides]
+                        apart = _apart(cost, sides, grp.nodes if fused else None)
                         together = cost(whole)
                     except ContractViolation as err:
                         entry.update(saved_ms=None, risk_ms=None, margin_ms=None, rule=entry["rule"] or err.rule)
@@ -74,6 +75,17 @@ def edge_margins(plan: Plan, model: MachineModel) -> list[dict]:
                 edges.append(entry)
     edges.sort(key=lambda e: (order[e["consumer"]], order[e["producer"]]))
     return edges
+
+
+def _apart(cost, sides: list[list[str]], kernel: list[str] | None) -> list:
+    """The costs of `sides`; for a kernel whose cut is not a legal plan (a matmul kernel reading its
+    operands through layout ops), the costs of its ops one per kernel, always a legal plan."""
+    try:
+        return [cost(s) for s in sides]
+    except ContractViolation:
+        if kernel is None:
+            raise
+        return [cost([n]) for n in kernel]
 
 
 def format_margin(edge: dict) -> str:

@@ -1,0 +1,109 @@
+"""The cost model's terms (fusion/cost.py) and `fusec calibrate`'s fit (fusion/calibrate.py): each
+constant is recovered from probe timings the model itself produced, the terms behave as the C
+backend does (tabulated broadcast values, one-tile kernels without a fork, strided loops, no
+bandwidth cliff), and the machine file keeps the per-op costs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+import fusec
+from fusec.errors import FusecError
+from fusec.fusion import MachineModel, load_model, save_model
+from fusec.fusion.calibrate import Calibration, _value, fit, predict, probes
+from fusec.fusion.cost import TABLE_ELEMENTS, group_cost
+from fusec.fusion.planner import prepare
+from fusec.ir.ops import OPS
+
+TRUE = MachineModel(
+    bandwidth_gbs=23.0, cache_bandwidth_gbs=47.0, kernel_overhead_us=1.3, fork_us=2.5,
+    op_ns={"exp": 0.55, "erf": 1.4, "tanh": 0.9}, strided_cache_ns=2.2, strided_memory_ns=31.0,
+    strided_compute_factor=6.5, matmul_gflops=140.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
+)
+
+
+def test_the_fit_recovers_every_constant_from_timings_the_model_predicts():
+    measured = {pr.name: predict(TRUE, pr.graph()) for pr in probes(quick=True)}
+    cal = fit(Calibration(MachineModel(source="calibrated by a test"), "generated C probes"), measured, quick=True)
+    for pr in probes(quick=True):
+        assert _value(cal.model, pr.param) == pytest.approx(_value(TRUE, pr.param), rel=2e-3), pr.param
+        assert predict(cal.model, pr.graph()) == pytest.approx(measured[pr.name], rel=2e-3), pr.name
+    assert any(pr.name in note for note in cal.notes for pr in probes(quick=True))
+
+
+def test_the_full_probe_set_measures_every_transcendental_op_once():
+    ops = [pr.param[6:] for pr in probes() if pr.param.startswith("op_ns:")]
+    assert len(ops) == len(set(ops)) and {"exp", "erf", "tanh", "gelu", "pow", "sin"} <= set(ops)
+    for pr in probes():
+        g = pr.graph()
+        group_cost(g, [n.name for n in g.ops()], TRUE)  # each probe is one legal kernel
+
+
+def test_the_table_limit_is_the_c_backends():
+    from fusec.codegen.c_passes import TABLE_ELEMENTS as C_TABLE
+
+    assert TABLE_ELEMENTS == C_TABLE
+
+
+def _cost(src: str, members=None, model=TRUE):
+    g = prepare(fusec.parse(src))
+    return group_cost(g, members or [n.name for n in g.ops()], model)
+
+
+def test_a_small_broadcast_transcendental_is_costed_once_and_a_large_one_per_point():
+    small = _cost("graph s(x: f32[2048, 256], v: f32[2048, 1]) { y = x * tanh(v)\n return y }")
+    large = _cost("graph s(x: f32[2, 16384], v: f32[1, 16384]) { y = x * tanh(v)\n return y }")
+    tanh_flops = OPS["tanh"].flops
+    assert small.transcendentals == 2048 * tanh_flops  # tabulated: once per row
+    assert large.transcendentals == 2 * 16384 * tanh_flops  # too big to tabulate: at every point
+
+
+def test_a_one_tile_kernel_pays_no_fork_and_a_parallel_one_does():
+    one = _cost("graph s(x: f32[1024]) { y = x + 1\n return y }")
+    many = _cost("graph s(x: f32[65536]) { y = x + 1\n return y }")
+    assert one.seconds < (TRUE.kernel_overhead_us + TRUE.fork_us) * 1e-6
+    assert many.seconds > (TRUE.kernel_overhead_us + TRUE.fork_us) * 1e-6
+
+
+def test_memory_time_grows_without_a_cliff_at_the_cache_size():
+    m = TRUE
+    below, above = m.memory_seconds(m.fit_bytes), m.memory_seconds(m.fit_bytes + 64)
+    assert 0 < above - below <= 64 / (m.bandwidth_gbs * 1e9) * 1.0001
+
+
+def test_a_column_sum_is_strided_and_costs_more_than_a_row_sum():
+    col = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=0)\n return s }")
+    row = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=1)\n return s }")
+    assert col.strided and not row.strided and col.seconds > 2 * row.seconds
+
+
+def test_a_matmul_epilogue_costs_its_call():
+    src = "graph m(a: f32[64, 64], w: f32[64, 64], b: f32[64]) { y = a @ w + b\n return y }"
+    g = prepare(fusec.parse(src))
+    mm = next(n.name for n in g.ops() if n.op == "matmul")
+    bare = group_cost(g, [mm], TRUE).seconds
+    fused = group_cost(g, [n.name for n in g.ops()], TRUE).seconds
+    assert fused - bare >= TRUE.matmul_epilogue_us * 1e-6
+
+
+def test_the_machine_file_keeps_the_per_op_costs(tmp_path):
+    path = save_model(replace(TRUE, source="test"), tmp_path / "machine.json")
+    assert load_model(path) == replace(TRUE, source="test")
+    data = json.loads(path.read_text())
+    data["op_ns"] = {"exp": -1}
+    path.write_text(json.dumps(data))
+    with pytest.raises(FusecError, match="'op_ns' of 'exp' must be a positive number"):
+        load_model(path)
+    data["op_ns"] = [1, 2]
+    path.write_text(json.dumps(data))
+    with pytest.raises(FusecError, match="'op_ns' must map op names"):
+        load_model(path)
+
+
+def test_an_op_without_a_measured_cost_uses_the_cost_per_flop():
+    m = replace(TRUE, op_ns={}, transcendental_ns=0.1)
+    assert m.op_seconds("erf", 1000, 14, threads=1) == pytest.approx(1000 * 1.4e-9)
+    assert TRUE.op_seconds("erf", 1000, 14, threads=1) == pytest.approx(1000 * 1.4e-9)
