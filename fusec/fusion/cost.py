@@ -44,7 +44,6 @@ from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
 
-
 # the C backend computes an expensive value over at most this many elements once, into a table,
 # when the kernel would otherwise recompute it at least twice per element (codegen/c_passes.py
 # tabulate_invariants, TABLE_ELEMENTS; tests/test_fusion_traps.py checks that the two agree)
