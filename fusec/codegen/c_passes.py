@@ -35,6 +35,7 @@ from fusec.loops.ir import (
     Ref,
     Stmt,
     Store,
+    expr_str,
     substitute,
     walk,
     walk_expr,
@@ -240,7 +241,9 @@ def tabulate_invariants(nest: LoopNest) -> LoopNest:
         for v in order:
             size *= extents[v]
         others = ", ".join(d.var for d in nest.dims if d.var not in order)
-        prologue.append(RowArray(name, e.dtype, size, f"{e.op}(...) for every {', '.join(order)}, computed once: "
+        what = expr_str(e)
+        what = what if len(what) <= 48 else f"{e.op}(...)"
+        prologue.append(RowArray(name, e.dtype, size, f"{what} for every {', '.join(order)}, computed once: "
                                                       f"it does not depend on {others}"))
         prologue.append(_table_loops(name, e, order, extents))
     return nest.with_body(tuple(prologue) + body)
