@@ -33,11 +33,15 @@ from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
 from fusec.loops.ir import (
     Buffer,
+    Div,
     Index,
+    Load,
     LoopNest,
+    Mod,
+    evaluate_index,
 )
 from fusec.loops.masks import MatmulMasks, matmul_masks
-from fusec.loops.matmul import MatmulTiles, matmul_tiles
+from fusec.loops.matmul import MatmulTiles, matmul_tiles, split_quotients
 from fusec.loops.schedule import Schedule, ScheduleError, default_schedule, schedule_or_fallback
 from fusec.loops.simplify import simplify
 from fusec.runtime.build import compiler_flags, find_compiler, sanitize_requested
@@ -141,7 +145,7 @@ class CBackend(Backend):
         if not symbols:
             header = (f"/* {nest.name}: NumPy's matmul (BLAS) on tiles of {tiles.rows} x {tiles.row_elements} results,\n"
                       f" * written into {tiles.direct}: the result is stored unchanged, so there is no epilogue */\n")
-        if tiles.block:
+        if "\n" in tiles.describe():
             header += "/* " + "\n * ".join(line.strip() for line in tiles.describe().split("\n")[1:]) + " */\n"
 
         def finish(library: Path) -> Kernel:
@@ -197,6 +201,80 @@ def _strided_view(array: np.ndarray, index: Index, variables: tuple[str, ...], e
     return np.lib.stride_tricks.as_strided(base, shape=shape, strides=strides, writeable=False)
 
 
+def operand_reader(load: Load, variables: tuple[str, ...], extents: dict[str, int]):
+    """array -> the operand of a Load over `variables`: a strided view when its index is affine.
+
+    Otherwise (a reshape that merges a transposed pair of axes: `k / 64`, `k % 64`) each variable
+    v seen as v / d and v % d is split into two axes, the index is affine over those, and the
+    strided view is copied into a scratch array of the operand's shape (one C-level copy); an index
+    that cannot be split is gathered through a precomputed table of positions.
+    """
+    index = split_quotients(load.index, extents)
+    if index.is_affine:
+        return lambda array: _strided_view(array, index, variables, extents)
+    shape = tuple(extents[v] for v in variables)
+    scratch = threading.local()  # per calling thread: one program may run in several threads at once
+
+    def out(array: np.ndarray) -> np.ndarray:
+        if getattr(scratch, "array", None) is None:
+            scratch.array = np.empty(shape, dtype=array.dtype)
+        return scratch.array
+
+    split = _split_axes(index, variables, extents)
+    if split is not None:
+        split_vars, split_extents, split_index = split
+        split_shape = tuple(split_extents[v] for v in split_vars)
+
+        def copy(array: np.ndarray) -> np.ndarray:
+            target = out(array)
+            np.copyto(target.reshape(split_shape), _strided_view(array, split_index, split_vars, split_extents))
+            return target
+
+        return copy
+    grid = {v: np.arange(extents[v]).reshape([-1 if w == v else 1 for w in variables]) for v in variables}
+    positions = np.broadcast_to(evaluate_index(index, grid), shape)
+
+    def gather(array: np.ndarray) -> np.ndarray:
+        return np.take(array.reshape(-1), positions, out=out(array))
+
+    return gather
+
+
+def _split_axes(index: Index, variables: tuple[str, ...], extents: dict[str, int]):
+    """(variables, extents, index) with each v read as v / d and v % d split into v_hi and v_lo, when
+    every non-affine term is such a quotient or remainder of one variable and d divides its extent."""
+    divisor: dict[str, int] = {}
+    for a, _ in index.terms:
+        if isinstance(a, str):
+            continue
+        if not isinstance(a, (Div, Mod)) or not a.arg.is_affine or len(a.arg.terms) != 1 or a.arg.const:
+            return None
+        (v, c), = a.arg.terms
+        if c != 1 or v not in variables or extents[v] % a.divisor or divisor.setdefault(v, a.divisor) != a.divisor:
+            return None
+    new_vars, new_ext, env = [], dict(extents), {}
+    for v in variables:
+        if v in divisor:
+            hi, lo = f"{v}_hi", f"{v}_lo"
+            new_vars += [hi, lo]
+            new_ext[hi], new_ext[lo] = extents[v] // divisor[v], divisor[v]
+            env[v] = (hi, lo)
+        else:
+            new_vars.append(v)
+    split = Index((), index.const)
+    for a, c in index.terms:
+        if isinstance(a, str) and a in env:
+            hi, lo = env[a]
+            split = split + Index.of(hi) * (c * divisor[a]) + Index.of(lo) * c
+        elif isinstance(a, Div):
+            split = split + Index.of(env[a.arg.terms[0][0]][0]) * c
+        elif isinstance(a, Mod):
+            split = split + Index.of(env[a.arg.terms[0][0]][1]) * c
+        else:
+            split = split + Index.of(a) * c
+    return tuple(new_vars), new_ext, split
+
+
 def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
     """Run the tiles: np.matmul (BLAS) on each, then the tile's epilogue function if there is one."""
     info, ext, nest = tiles.info, tiles.extents, tiles.nest
@@ -212,6 +290,11 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
     k_extent = ext[info.k]
     limit = blas_limit()
     calls = masked_calls(tiles)
+    read_a = operand_reader(info.a, a_vars, ext)
+    read_b = operand_reader(info.b, b_vars, ext)
+    # a copied operand is laid out over all its variables, so it is tiled along the outer one
+    a_tiled = info.a.index.coef(outer) != 0 or not info.a.index.is_affine
+    b_tiled = info.b.index.coef(outer) != 0 or not info.b.index.is_affine
 
     def run(*arrays: np.ndarray) -> None:
         if tiles.direct:  # BLAS writes straight into the output; no scratch
@@ -221,10 +304,8 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
                 mm = next(e for e in tiles.epilogues.values() if e is not None).buffer("mm")
                 scratch.tile = np.empty(tile_shape, dtype=mm.dtype.numpy)
             result = scratch.tile
-        a = _strided_view(arrays[a_pos], info.a.index, a_vars, ext)
-        b = _strided_view(arrays[b_pos], info.b.index, b_vars, ext)
+        a, b = read_a(arrays[a_pos]), read_b(arrays[b_pos])
         by_name = dict(zip(names, arrays))
-        a_tiled, b_tiled = info.a.index.coef(outer) != 0, info.b.index.coef(outer) != 0
         # columns of a that are zero may be skipped only when b holds no inf or NaN (0 * inf is NaN)
         blocks = calls if calls and (tiles.support is None or _all_finite(b)) else None
         for r0 in range(0, outer_extent, tiles.rows):

@@ -41,7 +41,7 @@ FUSION_TABLE: dict[tuple[str, str], tuple[str, str]] = {
     ("layout", "broadcast"): (COST, "legal only where the shapes line up"),
     ("layout", "reduce"): (NEVER, "a reduce kernel holds elementwise ops only"),
     ("layout", "layout"): (COST, "legal only where the shapes line up"),
-    ("layout", "opaque"): (NEVER, "a matmul has no prologue (its operands are read by BLAS-like tiles)"),
+    ("layout", "opaque"): (COST, "a transpose or reshape of an operand becomes its strides: BLAS reads it in place"),
     ("opaque", "elementwise"): (ALWAYS, "an epilogue applied to the hot output tile"),
     ("opaque", "broadcast"): (NEVER, "a matmul epilogue holds elementwise ops only"),
     ("opaque", "reduce"): (NEVER, "a matmul epilogue holds elementwise ops only"),

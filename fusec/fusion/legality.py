@@ -8,7 +8,8 @@ lowering can build, and if so what shape of loop it is. The contract (shared wit
 (b) reduce: reductions of one iteration shape S over the same axes, plus elementwise members on S
     (prologue and epilogue) and on the reduced shape (per row). Epilogue members may read reduction
     results only by broadcasting along the reduced axes, so each row needs only its own results.
-(c) matmul: one matmul plus elementwise members on its output shape that read its result.
+(c) matmul: one matmul plus elementwise members on its output shape that read its result, and
+    transposes or reshapes that only rearrange an operand (its strides: BLAS reads it in place).
 (d) layout / opaque: a single op.
 
 A failed check raises `ContractViolation` with a short rule name (what explain prints) and a
@@ -178,8 +179,9 @@ def _matmul(graph: Graph, mlist: list[str]) -> GroupShape:
     for n in mlist:  # topological order: a member reads the matmul if one of its operands does
         if n != mm and any(a in reached for a in graph.node(n).args if a in mset):
             reached.add(n)
+    views = operand_views(graph, mm, mset)
     for n in mlist:
-        if n == mm:
+        if n == mm or n in views:
             continue
         node = graph.node(n)
         if node.kind != "elementwise":
@@ -197,6 +199,26 @@ def _matmul(graph: Graph, mlist: list[str]) -> GroupShape:
                 "matmul-prologue", f"'{n}' does not read the matmul's result: a matmul kernel has no prologue"
             )
     return GroupShape("matmul", space)
+
+
+# Layout ops a matmul reads its operands through as strides, without a copy.
+OPERAND_VIEW_OPS = frozenset({"transpose", "reshape", "expand_dims", "squeeze"})
+
+
+def operand_views(graph: Graph, mm: str, mset: set[str]) -> set[str]:
+    """Members that only rearrange an operand of the matmul: chains of transposes and reshapes
+    from memory to the operand, read by nothing but the chain (so nothing else needs them stored)."""
+    views: set[str] = set()
+    todo = [a for a in graph.node(mm).args if a in mset]
+    while todo:
+        n = todo.pop()
+        node = graph.node(n)
+        readers = set(graph.consumers(n))
+        if node.op not in OPERAND_VIEW_OPS or n in graph.outputs or not readers <= views | {mm}:
+            continue
+        views.add(n)
+        todo += [a for a in node.args if a in mset]
+    return views
 
 
 def _reduce(graph: Graph, mlist: list[str]) -> GroupShape:

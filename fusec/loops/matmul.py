@@ -17,6 +17,10 @@ accumulator and the k loop, reading the result back (`matmul0 = t0[i*768 + j]`).
 an ordinary elementwise nest, scheduled and simplified like any other; when the matmul result is
 stored unchanged the simplifier leaves it empty and no epilogue runs at all.
 
+An operand read through transposes and reshapes (`q @ transpose(k)`) has an affine index: BLAS
+reads it in place through its strides. A reshape that merges a transposed axis pair gives `k / 64`
+and `k % 64` terms instead; the backend copies that operand once per call into its matmul layout.
+
 A causal mask makes part of the work unneeded (fusec/loops/masks.py): when the result is read only
 inside a band of (i, j), or the left operand is zero outside a band of (i, k), each tile is cut into
 blocks of `block` rows of i and each block's call computes only the columns j it needs and reads
@@ -32,15 +36,20 @@ from fusec.loops.ir import (
     AccInit,
     Buffer,
     Dim,
+    Div,
     Index,
     Let,
     Load,
     Loop,
     LoopNest,
     MatmulInfo,
+    Mod,
     Stmt,
     Store,
     stmt_exprs,
+    bounds,
+    floordiv,
+    mod,
     walk,
     walk_expr,
 )
@@ -96,6 +105,9 @@ class MatmulTiles:
         after = "then the epilogue below on each tile" if any(self.epilogues.values()) else \
             "no epilogue: the result is stored unchanged"
         text = f"BLAS on tiles of {self.rows} x {self.row_elements} results, written {where}; {after}"
+        for side, load in (("left", self.info.a), ("right", self.info.b)):
+            if not split_quotients(load.index, self.extents).is_affine:
+                text += f"\n  the {side} operand ({load.buffer}, through a reshape of transposed axes) is copied into its matmul layout"
         if self.block:
             ext = self.extents
             i, j, k = self.info.i, self.info.j, self.info.k
@@ -121,9 +133,6 @@ def matmul_tiles(nest: LoopNest, schedule: Schedule, trace: list | None = None,
     info = nest.matmul
     if info is None:
         raise ScheduleError(f"{nest.name} is not a matmul nest")
-    for ld in (info.a, info.b):
-        if not ld.index.is_affine:
-            raise ScheduleError("a matmul operand with a non-affine index cannot go to BLAS")
     extents = {d.var: d.extent for d in nest.dims}
     outer = (tuple(info.batch) + (info.i,))[0]
     rows = max(1, min(schedule.matmul_rows or default_matmul_rows(nest), extents[outer]))
@@ -162,6 +171,28 @@ def result_index(nest: LoopNest) -> Index:
         index = index + Index.of(v) * stride
         stride *= extents[v]
     return index
+
+
+def split_quotients(x: Index, ranges: dict[str, int]) -> Index:
+    """x with every quotient and remainder reduced to its smallest argument: (768i + k) / 64 is
+    12i + k / 64, and (12i + k / 64) % 12 is k / 64 when k < 768; an operand read through a reshape
+    of transposed axes then splits into one strided axis per quotient (fusec.codegen.c_backend)."""
+    out = Index((), x.const)
+    for a, c in x.terms:
+        if isinstance(a, (Div, Mod)):
+            arg = split_quotients(a.arg, ranges)
+            divisible = Index._make({t: k for t, k in arg.terms if k % a.divisor == 0}, arg.const - arg.const % a.divisor)
+            rest = arg - divisible
+            if bounds(rest, ranges)[0] < 0 or bounds(divisible, ranges)[0] < 0:
+                out = out + Index(((type(a)(arg, a.divisor), 1),)) * c
+            elif isinstance(a, Div):
+                out = out + (Index._make({t: k // a.divisor for t, k in divisible.terms}, divisible.const // a.divisor)
+                             + floordiv(rest, a.divisor, ranges)) * c
+            else:
+                out = out + mod(rest, a.divisor, ranges) * c
+        else:
+            out = out + Index(((a, 1),)) * c
+    return out
 
 
 def _acc_dtype(nest: LoopNest):
