@@ -30,7 +30,7 @@ def _float_test_rule(name: str):
 
 def _logical(name: str, fn, c_op: str) -> OpDef:
     return OpDef(
-        name, EL, 2, _logical_rule, lambda a, attrs: fn(a[0], a[1]), families=("commutative",),
+        name, EL, 2, _logical_rule, lambda a, attrs: fn(a[0], a[1]), families=("commutative", "logical"),
         numpy_code=f"np.{name}({{0}}, {{1}}, out={{out}})", c_code=f"({{0}} {c_op} {{1}})",
     )  # fmt: skip
 
@@ -50,7 +50,7 @@ ROWS = (
     _logical("logical_and", np.logical_and, "&"),
     _logical("logical_or", np.logical_or, "|"),
     _logical("logical_xor", np.logical_xor, "^"),
-    OpDef("logical_not", EL, 1, _logical_rule, lambda a, attrs: np.logical_not(a[0]),
+    OpDef("logical_not", EL, 1, _logical_rule, lambda a, attrs: np.logical_not(a[0]), families=("logical",),
           numpy_code="np.logical_not({0}, out={out})", c_code="(!{0})"),
     OpDef("isnan", EL, 1, _float_test_rule("isnan"), lambda a, attrs: np.isnan(a[0]), expand=_expand_isnan,
           families=("float_math",)),

@@ -48,6 +48,7 @@ FAMILIES = {
     "commutative": "f(a, b) == f(b, a) bit for bit (the rewrite matcher tries both operand orders)",
     "computes_in_result_dtype": "the operands are converted to the result dtype before computing",
     "float_math": "needs float operands (unary math functions such as exp, sigmoid)",
+    "logical": "bools in, a bool out (and, or, xor, not; random graphs draw them on bool values)",
     "numeric": "needs numeric (not bool) operands",
 }
 

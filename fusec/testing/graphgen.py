@@ -59,6 +59,19 @@ def reduction_ops() -> tuple[str, ...]:
     return ops_where(lambda op: op.kind == "reduce" and not op.is_composite)
 
 
+def logical_ops() -> tuple[str, ...]:
+    """and, or, xor and not of bools."""
+    return ops_in_family("logical")
+
+
+# statistics built from reductions (composites of kind reduce): _statistic knows their attributes
+STATISTIC_RECIPES = ("argmax", "argmin", "var")
+
+
+def statistic_ops() -> tuple[str, ...]:
+    return ops_where(lambda op: op.kind == "reduce" and op.is_composite and op.name in STATISTIC_RECIPES)
+
+
 # composite and layout ops need operands and attributes made for them: these are the ones _composite
 # and _layout know how to build
 COMPOSITE_RECIPES = ("softmax", "log_softmax", "logsumexp", "layernorm", "rmsnorm")
@@ -462,6 +475,57 @@ def _reduce(s: _State) -> _Value | None:
     return _emit(s, op, [x], bound=bound, axis=axis, keepdims=keepdims)
 
 
+def _logical(s: _State) -> _Value | None:
+    """A logical op of bool values; a comparison makes the first bool when there is none yet."""
+    c = s.c
+    x = s.pick(lambda v: v.type.dtype == BOOL)
+    if x is None:
+        y = s.pick(lambda v: v.type.dtype != BOOL)
+        if y is None:
+            return None
+        x = _emit(s, c.choice(comparison_ops()), [y, _literal(s, y.type.dtype)])
+        if x is None:
+            return None
+    op = c.choice(logical_ops())
+    if op_named(op).arity == 1:
+        return _emit(s, op, [x])
+    other = _partner(s, x, same_dtype=True)
+    if isinstance(other, _Value) and other.type.dtype != BOOL:
+        other = c.boolean()
+    return _emit(s, op, [x, other] if c.boolean(75) else [other, x])
+
+
+def _exact(s: _State, v: _Value) -> bool:
+    """Whether v's value is the same on every backend, bit for bit: an input, or layout ops of one.
+    argmax of a computed float would depend on its last bit (two near-equal values), which the
+    tolerance allows to differ."""
+    node = s.g.node(v.name)
+    while node.kind in ("layout", "broadcast") and node.args:
+        node = s.g.node(node.args[0])
+    return node.op == "input" or not v.type.dtype.is_float
+
+
+def _statistic(s: _State) -> _Value | None:
+    c = s.c
+    op = c.choice(statistic_ops())
+    if op == "var":
+        x = s.pick(lambda v: v.type.dtype.is_float and v.type.rank > 0 and v.type.size > 0)
+        if x is None:
+            return None
+        axis = _axes(c, x.type.rank)
+        axes = range(x.type.rank) if axis is None else ([axis] if isinstance(axis, int) else axis)
+        count = 1
+        for a in axes:
+            count *= x.type.shape[a]
+        ddof = 1 if count > 1 and c.boolean(40) else 0
+        return _emit(s, op, [x], axis=axis, keepdims=c.boolean(50), ddof=ddof)
+    x = s.pick(lambda v: v.type.rank > 0 and v.type.size > 0 and v.type.dtype != BOOL and _exact(s, v))
+    if x is None:
+        return None
+    axis = c.integer(-x.type.rank, x.type.rank - 1) if c.boolean(80) else None
+    return _emit(s, op, [x], bound=float(x.type.size), axis=axis, keepdims=c.boolean(50), last=c.boolean(25))
+
+
 def _composite(s: _State) -> _Value | None:
     c = s.c
     op = c.choice(composite_ops())
@@ -596,9 +660,9 @@ def build_graph(c: Chooser, cfg: GenConfig = GenConfig()) -> Graph:
     for _ in range(c.integer(0, max(cfg.max_inputs - 1, 0))):
         if c.boolean(50):
             _add_input(s, _broadcastable_to(c, base))
-    makers = [(_unary, 5), (_binary, 7), (_where, 1), (_cast, 1), (_typed_const, 1)]
+    makers = [(_unary, 5), (_binary, 7), (_where, 1), (_cast, 1), (_typed_const, 1), (_logical, 1)]
     if cfg.reductions:
-        makers.append((_reduce, 3))
+        makers += [(_reduce, 3), (_statistic, 1)]
     if cfg.composites:
         makers.append((_composite, 2))
     if cfg.layout:
