@@ -43,6 +43,7 @@ import re
 import numpy as np
 
 from fusec.codegen.c_passes import RowArray
+from fusec.codegen.c_prefetch import BlockPrefetch, plan_prefetches
 from fusec.ir.dtypes import BOOL, F32, I32, I64, DType
 from fusec.ir.ops import OPS, default_attrs, select_spelling
 from fusec.loops.ir import (
@@ -233,6 +234,7 @@ class CEmitter:
         self.acc_depth: dict[str, int] = {}  # vector-loop depth at each accumulator's declaration
         self.lines: list[str] = []
         self.work = math.prod(d.extent for d in nest.dims)  # points in the iteration space
+        self.prefetches = plan_prefetches(nest)  # id(first blocked pass of a row) -> its prefetches
 
     # ------------------------------------------------------------------------------- names
 
@@ -463,12 +465,27 @@ class CEmitter:
             self.emit("#pragma GCC unroll 8", depth)
         start = self.index(lp.start)
         self.emit(f"for (int64_t {var} = {start}; {var} < {extent}; {var}++) {{", depth)
+        if id(lp) in self.prefetches:
+            self.prefetch_loop(self.prefetches[id(lp)], depth + 1)
         self.vector_depth += lp.kind == "vector"
         self.stmts(lp.body, depth + 1)
         self.vector_depth -= lp.kind == "vector"
         self.emit("}", depth)
         if lp.kind == "vector" and self.vector_depth == 0:
             self._apply_nan_flags(lp, depth)
+
+    def prefetch_loop(self, plan: BlockPrefetch, depth: int) -> None:
+        """One prefetch per cache line of this block: the next row's inputs, this row's outputs
+        (fusec/codegen/c_prefetch.py)."""
+        reads = ", ".join(dict.fromkeys(self.cname(p.buffer) for p in plan.items if not p.write))
+        writes = ", ".join(dict.fromkeys(self.cname(p.buffer) for p in plan.items if p.write))
+        what = " and ".join(part for part in (reads and f"the next row of {reads}", writes and f"this row of {writes}") if part)
+        self.emit(f"/* prefetch this block of {what} */", depth)
+        var, start, end = self.cname(plan.vector.var), self.index(plan.vector.start), self.index(plan.vector.extent)
+        self.emit(f"for (int64_t {var} = {start}; {var} < {end}; {var} += {plan.step}) {{", depth)
+        for p in plan.items:
+            self.emit(f"__builtin_prefetch(&{self.element(p.buffer, p.index)}, {int(p.write)}, 2);", depth + 1)
+        self.emit("}", depth)
 
     def _apply_nan_flags(self, lp: Loop, depth: int) -> None:
         """After a vector loop, a float max/min accumulator that saw a NaN becomes NaN (as in NumPy)."""
