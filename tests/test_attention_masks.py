@@ -176,3 +176,25 @@ def test_inf_in_the_skipped_rows_of_v_reaches_every_row(bad):
     xs[2][:, -1, :] = bad  # the last row of v is read with weight 0 by every other row
     out = check_against_interpreter(graph, xs)
     assert np.isnan(out[:, 0]).all()
+
+
+def test_the_mask_is_computed_in_the_kernel_that_uses_it():
+    p = plan(attention(S=256), "auto")
+    assert len(p.groups) == 3  # q @ k^T, softmax with the mask, p @ v: no mask kernel
+    assert p.group_of("causal") is p.group_of("p")
+
+
+@pytest.mark.parametrize("S", [40, 96])
+def test_a_two_dimensional_causal_matmul_with_the_mask_in_its_epilogue(S):
+    # no batch: the matmul is tiled along i itself, and the epilogue computes the mask from i
+    text = f"""
+graph g(q: f32[{S}, 16], k: f32[{S}, 16]) {{
+  causal = iota(shape=[{S}, {S}]) >= iota(shape=[{S}, {S}], axis=1)
+  return y = where(causal, q @ transpose(k) * 0.25, -inf)
+}}"""
+    graph = fusec.parse(text)
+    program = fusec.compile(graph, backend="c")
+    assert program.kernels == 1
+    xs = random_inputs(program.graph, 0)
+    expected = interpret(program.graph, *xs)
+    assert compare_output(program.graph, "y", program(*xs), expected) is None

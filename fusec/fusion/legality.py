@@ -10,6 +10,8 @@ lowering can build, and if so what shape of loop it is. The contract (shared wit
     results only by broadcasting along the reduced axes, so each row needs only its own results.
 (c) matmul: one matmul plus elementwise members on its output shape that read its result, and
     transposes or reshapes that only rearrange an operand (its strides: BLAS reads it in place).
+Reduce and matmul kernels may also hold values computed from indices alone (iota, a causal mask
+iota >= iota): they are computed where they are used.
 (d) layout / opaque: a single op.
 
 A failed check raises `ContractViolation` with a short rule name (what explain prints) and a
@@ -180,8 +182,9 @@ def _matmul(graph: Graph, mlist: list[str]) -> GroupShape:
         if n != mm and any(a in reached for a in graph.node(n).args if a in mset):
             reached.add(n)
     views = operand_views(graph, mm, mset)
+    generated = index_generated(graph, mlist)
     for n in mlist:
-        if n == mm or n in views:
+        if n == mm or n in views or n in generated:
             continue
         node = graph.node(n)
         if node.kind != "elementwise":
@@ -199,6 +202,18 @@ def _matmul(graph: Graph, mlist: list[str]) -> GroupShape:
                 "matmul-prologue", f"'{n}' does not read the matmul's result: a matmul kernel has no prologue"
             )
     return GroupShape("matmul", space)
+
+
+def index_generated(graph: Graph, mlist: list[str]) -> set[str]:
+    """Members computed from loop indices and constants only (a causal mask, iota >= iota): any
+    kernel computes them where it uses them, reading nothing from memory."""
+    generated: set[str] = set()
+    for n in mlist:  # topological order
+        node = graph.node(n)
+        if node.op == "iota" or (node.kind == "elementwise" and node.args and all(
+                a in generated or graph.node(a).op == "const" for a in node.args)):
+            generated.add(n)
+    return generated
 
 
 # Layout ops a matmul reads its operands through as strides, without a copy.
@@ -235,9 +250,10 @@ def _reduce(graph: Graph, mlist: list[str]) -> GroupShape:
                 f"'{r}' reduces {_fmt(s)} over axes {list(a)} but '{first}' reduces {_fmt(space)} over axes "
                 f"{list(axes)}: one reduce kernel reduces one iteration space over the same axes",
             )
+    generated = index_generated(graph, mlist)
     for n in mlist:
         node = graph.node(n)
-        if node.kind not in ("reduce", "elementwise"):
+        if node.kind not in ("reduce", "elementwise") and n not in generated:
             raise ContractViolation(
                 "reduce-member", f"'{n}' ({node.op}) is a {node.kind} op: a reduce kernel holds elementwise ops only"
             )

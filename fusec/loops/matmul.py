@@ -38,6 +38,7 @@ from fusec.loops.ir import (
     Dim,
     Div,
     Index,
+    IndexValue,
     Let,
     Load,
     Loop,
@@ -136,6 +137,8 @@ def matmul_tiles(nest: LoopNest, schedule: Schedule, trace: list | None = None,
     extents = {d.var: d.extent for d in nest.dims}
     outer = (tuple(info.batch) + (info.i,))[0]
     rows = max(1, min(schedule.matmul_rows or default_matmul_rows(nest), extents[outer]))
+    if _reads_index(nest, outer):
+        rows = extents[outer]  # an epilogue computing from the tiled index (a mask) runs on one whole tile
     tail = extents[outer] % rows
     direct = _direct_output(nest)
     epilogues: dict[int, LoopNest | None] = {}
@@ -193,6 +196,12 @@ def split_quotients(x: Index, ranges: dict[str, int]) -> Index:
         else:
             out = out + Index(((a, 1),)) * c
     return out
+
+
+def _reads_index(nest: LoopNest, var: str) -> bool:
+    """True when a value is computed from loop variable `var` itself (iota), not only addressed by it."""
+    return any(isinstance(sub, IndexValue) and var in sub.index.variables()
+               for s in walk(nest.body) for e in stmt_exprs(s) for sub in walk_expr(e))
 
 
 def _acc_dtype(nest: LoopNest):
