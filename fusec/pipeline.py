@@ -16,23 +16,23 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fusec.codegen import BACKENDS, get_backend
-from fusec.codegen.base import Backend, Kernel
 from fusec.errors import FusecError
 from fusec.frontend import load
 from fusec.fusion import MachineModel, explain, format_report, plan
 from fusec.fusion.plan import Group, Plan
 from fusec.ir.graph import Graph
 from fusec.ir.printer import print_graph
-from fusec.loops.ir import LoopNest
-from fusec.loops.lower import lower_group
-from fusec.loops.schedule import Schedule
-from fusec.loops.show import print_schedule_steps, print_scheduled
 from fusec.rewrite import DEFAULT_CLASSES, RewriteResult, Rule, rewrite
 from fusec.rewrite.driver import DEFAULT_MAX_ITERATIONS
+
+if TYPE_CHECKING:  # the stages after the plan are imported when they run: `fusec check` never loads them
+    from fusec.codegen.base import Backend, Kernel
+    from fusec.loops.ir import LoopNest
+    from fusec.loops.schedule import Schedule
 
 # the stages' names, in order, as `--show` and `stop_after=` spell them
 STAGES = ("ir", "rules", "groups", "loops", "schedule", "source")
@@ -77,6 +77,8 @@ class Stages:
         if stage == "groups":
             return format_report(explain(self.plan))
         if stage in ("loops", "schedule"):  # loops: as lowered and as scheduled; schedule: each primitive's nest
+            from fusec.loops.show import print_schedule_steps, print_scheduled
+
             show = print_scheduled if stage == "loops" else print_schedule_steps
             parts = []
             for nest, sched, grp in zip(self.nests, self.schedules, self.plan.groups):
@@ -185,6 +187,8 @@ def check_pairs_survive(graph: Graph, rewritten: RewriteResult, force_fuse: Sequ
 def choose_backend(name: str) -> Backend:
     """The backend; a missing C compiler gives one warning and the NumPy backend."""
     global _warned_no_compiler
+    from fusec.codegen import BACKENDS, get_backend
+
     if name not in BACKENDS:
         raise FusecError(f"unknown backend '{name}' (backends: {', '.join(BACKENDS)})")
     if name == "c":
@@ -231,6 +235,8 @@ def lower(graph: Graph, grp: Group, inplace: dict[str, str]) -> LoopNest | None:
             raise FusecError(f"cannot update in place through group {grp.id} ({grp.kind})")
         return None
     mine = {o: i for o, i in inplace.items() if o in grp.outputs}
+    from fusec.loops.lower import lower_group
+
     return lower_group(graph, grp, name=f"{graph.name}_k{grp.id}", inplace=mine)
 
 
@@ -261,6 +267,8 @@ def build(be: Backend, graph: Graph, groups: list[Group], nests: list, scheds: l
 
 def reference_kernel(graph: Graph, grp: Group) -> Kernel:
     """A group no loop nest describes (opaque): run its ops with the interpreter's NumPy calls."""
+    from fusec.codegen.base import Kernel
+
     members = list(grp.nodes)
     params = tuple(grp.inputs) + tuple(grp.outputs)
 

@@ -300,3 +300,18 @@ def test_a_short_command_runs_without_the_collector_and_gives_it_back(capsys):
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
+
+
+def test_check_and_fmt_load_only_the_stages_they_run():
+    code = (
+        "import sys\n"
+        "from fusec.cli.main import main\n"
+        "main([sys.argv[1], 'examples/03_softmax.fg'])\n"
+        "later = ('fusec.codegen', 'fusec.loops', 'fusec.tune', 'fusec.api', 'fusec.runtime.build')\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith(later)))\n"
+        "print('PIPELINE', 'fusec.pipeline' in sys.modules)\n"
+    )
+    check = subprocess.run([sys.executable, "-c", code, "check"], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in check and "PIPELINE True" in check, check
+    fmt = subprocess.run([sys.executable, "-c", code, "fmt"], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in fmt and "PIPELINE False" in fmt, fmt
