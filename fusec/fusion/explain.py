@@ -146,6 +146,7 @@ def compare(graph, model: MachineModel | None = None, force_fuse=(), forbid=()) 
                 "bytes_fused": r["bytes_fused"],
                 "predicted_ms_fused": r["predicted_ms_fused"],
                 "gap": p.gap,  # optimal: the solver's proven relative gap (0.0: proven optimal); else None
+                "gap_by": p.gap_by,  # optimal: "solver", or "lower bound" (its plan meets fusion/bound.py's bound)
                 "groups": [grp["ops"] for grp in r["groups"]],
             }
         )
@@ -164,4 +165,7 @@ def format_compare(rows: list[dict]) -> str:
         groups = " | ".join(" ".join(ops) for ops in r["groups"])
         lines.append(f"{r['policy']:<10} {r['kernels']:>7} {_mib(r['bytes_fused']):>12} "
                      f"{r['predicted_ms_fused']:>9.3f} ms {gap:>6}  {groups}")
+    if any(r.get("gap_by") == "lower bound" for r in rows):
+        lines.append("optimal by lower bound: the plan's predicted time meets a bound no plan can beat (every op "
+                     "computed once, inputs read and outputs written once, the fewest kernels), so no solver ran")
     return "\n".join(lines)

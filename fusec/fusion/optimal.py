@@ -13,6 +13,10 @@
 3. Kernels must not depend on each other in a cycle. Convex candidates rule out a cycle inside one
    kernel; a cycle between chosen kernels is cut lazily: the program is solved again with a
    constraint that those kernels are not all chosen together, until the plan is acyclic.
+
+Before any of that, the heuristics' best plan is compared with a lower bound on every partition's
+predicted time (fusion/bound.py): if it meets the bound (a chain fused into one kernel), it is
+optimal, with gap 0, and no integer program is built (scipy is imported only to solve one).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from fusec.fusion.bound import lower_bound, meets
 from fusec.fusion.cost import risk_seconds
 from fusec.fusion.legality import ContractViolation
 from fusec.fusion.partition import Partition
@@ -38,7 +43,7 @@ class Solution:
     groups: list[frozenset[str]]
     predicted_s: float  # sum of the chosen kernels' predicted times (without the margin)
     gap: float  # proven relative optimality gap (0.0: optimal)
-    status: str  # "optimal", "time limit", ...
+    status: str  # "optimal" (by the solver), "optimal by lower bound" (no solver ran), "time limit"
     seconds: float  # solver time
 
 
@@ -170,19 +175,46 @@ def solve(part: Partition, extra: list[frozenset[str]], time_limit: float = TIME
     return Solution(chosen, float(sum(cost[j] for j in chosen_idx)), gap, status, time.perf_counter() - start)
 
 
-def fuse_optimal(part: Partition) -> None:
-    """Apply the optimal partition to `part` (the policy entry point; `part.solution` keeps the result)."""
+def guarded_seconds(part: Partition) -> float:
+    """What the program minimises, for a partition: its kernels' predicted times plus their margins."""
+    return sum(part.cost(m).seconds + _risk(part, frozenset(m)) for m in part.members.values())
+
+
+def proven_by_bound(part: Partition, trials: list[Partition]) -> Partition | None:
+    """The first of `trials` (partitions of `part`'s ops) whose predicted time, margins included,
+    meets the lower bound on every partition: optimal without solving. None if none does."""
+    bound = lower_bound(part)
+    for trial in trials:
+        if meets(guarded_seconds(trial), bound):
+            return trial
+    return None
+
+
+def fuse_optimal(part: Partition, trials: list[Partition] | None = None) -> None:
+    """Apply the optimal partition to `part` (the policy entry point; `part.solution` keeps the result).
+
+    `trials`: the heuristic policies' partitions, each run from a copy of `part` (auto has them
+    already); without them they are run here.
+    """
     from fusec.fusion.greedy import fuse_greedy
     from fusec.fusion.postdom import fuse_postdom
     from fusec.fusion.table import fuse_table
 
-    extra = []
-    for policy in (fuse_greedy, fuse_postdom, fuse_table):
-        trial = part.copy()
-        policy(trial)
-        extra += [frozenset(m) for m in trial.members.values()]
-    sol = solve(part, extra, force=[(a, b) for g in part.members.values() if len(g) > 1
-                                    for a, b in zip(sorted(g), sorted(g)[1:])])
+    start = time.perf_counter()
+    if trials is None:
+        trials = []
+        for policy in (fuse_greedy, fuse_postdom, fuse_table):
+            trials.append(part.copy())
+            policy(trials[-1])
+    proven = proven_by_bound(part, trials)
+    if proven is not None:
+        groups = [frozenset(m) for m in proven.members.values()]
+        sol = Solution(groups, sum(part.cost(m).seconds for m in groups), 0.0, "optimal by lower bound",
+                       time.perf_counter() - start)
+    else:
+        extra = [frozenset(m) for trial in trials for m in trial.members.values()]
+        sol = solve(part, extra, force=[(a, b) for g in part.members.values() if len(g) > 1
+                                        for a, b in zip(sorted(g), sorted(g)[1:])])
     for members in sol.groups:
         gids = {part.group_of[n] for n in members}
         if len(gids) > 1:

@@ -50,6 +50,7 @@ class Plan:
     model: MachineModel | None = None  # the machine model the plan was costed with (None: defaults)
     candidates: dict[str, float] = field(default_factory=dict)  # auto: predicted ms of each policy's plan
     gap: float | None = None  # optimal: the solver's proven relative optimality gap (0.0: optimal)
+    gap_by: str = ""  # optimal: what proved the gap: "solver", or "lower bound" (fusion/bound.py; no solver ran)
 
     @property
     def kernels(self) -> int:

@@ -6,16 +6,20 @@ The planner never changes the graph it is given. "auto" runs every policy and ke
 cost model predicts fastest (the unfused plan is a candidate too, so fusion never makes the
 prediction worse); on graphs of up to fusion.optimal.MAX_OPS ops that includes the optimal policy's
 plan, the cheapest partition the model knows of, when its solver finishes within its time limit.
+When the heuristics' best plan meets the lower bound on every plan (fusion/bound.py) it is that
+plan already, and no solver runs.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
 from collections.abc import Callable, Iterable
 
 from fusec.errors import FusecError
 from fusec.fusion.greedy import fuse_greedy
 from fusec.fusion.machine import MachineModel, load_model
-from fusec.fusion.optimal import MAX_OPS, fuse_optimal
+from fusec.fusion.optimal import MAX_OPS, fuse_optimal, proven_by_bound
 from fusec.fusion.partition import Partition
 from fusec.fusion.plan import NotFused, Plan, group_kind, make_group
 from fusec.fusion.postdom import fuse_postdom
@@ -101,35 +105,43 @@ def plan(graph: Graph, policy: str = "auto", model: MachineModel | None = None, 
     names = [p for p in POLICIES if p != "unfused"] + ["unfused"] if policy == "auto" else [policy]
     if policy == "auto" and (len(g.ops()) > MAX_OPS or not _have_scipy()):
         names.remove("optimal")  # too big for the solver, or no solver: the heuristics' best
-    best: Plan | None = None
+    best: tuple[float, int, str, Partition] | None = None  # (predicted ms, kernels, policy, partition)
     candidates: dict[str, float] = {}
+    trials: list[Partition] = []  # the heuristics' partitions, which the optimal policy starts from
     base = Partition(g, model, ban)  # each policy starts from a copy: they share its caches of costs and shapes
     for name in names:
         part = _start(base, force)
+        if name == "optimal" and policy == "auto" and proven_by_bound(part, trials) is not None:
+            # a heuristic plan meets the lower bound: it is the optimal plan, without solving
+            candidates[name] = min(candidates[t] for t in candidates)
+            continue
         try:
-            POLICIES[name](part)
+            if name == "optimal":
+                fuse_optimal(part, trials if policy == "auto" else None)
+            else:
+                POLICIES[name](part)
         except TimeoutError:
             if policy != "auto":
                 raise FusecError(f"the optimal policy found no plan within its time limit ({len(g.ops())} ops)") from None
             continue  # auto: the optimal plan did not finish in time; the heuristics' best stands
-        p = _finish(part, name)
-        if part.solution is not None:
-            p.gap = part.solution.gap
-        candidates[name] = sum(part.cost(grp.nodes).seconds for grp in p.groups) * 1e3
-        if best is None or (candidates[name], p.kernels) < (candidates[best.policy], best.kernels):
-            best = p
+        if name in ("greedy", "postdom", "table"):
+            trials.append(part)
+        candidates[name] = math.fsum(part.cost(m).seconds for m in part.members.values()) * 1e3  # in any order
+        if best is None or (candidates[name], len(part.members)) < best[:2]:
+            best = (candidates[name], len(part.members), name, part)
     assert best is not None
-    best.requested = policy
-    best.candidates = candidates if policy == "auto" else {}
-    return best
+    chosen = _finish(best[3], best[2])
+    if best[3].solution is not None:
+        chosen.gap = best[3].solution.gap
+        chosen.gap_by = "lower bound" if best[3].solution.status == "optimal by lower bound" else "solver"
+    chosen.requested = policy
+    chosen.candidates = candidates if policy == "auto" else {}
+    return chosen
 
 
 def _have_scipy() -> bool:
-    try:
-        import scipy.optimize  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the optimal policy's solver is installed (without importing it: that takes half a second)."""
+    return importlib.util.find_spec("scipy") is not None
 
 
 def _start(base: Partition, force: list[tuple[str, str]]) -> Partition:
