@@ -238,7 +238,7 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
             for v, u, w, st in inner)
 
     if len(blocks) > 1:
-        space.options["reduce block"] = ", ".join(map(str, blocks))
+        space.options["reduce block"] = ", ".join(map(str, sorted(blocks)))
 
     # the key holds the block option's position too: the NumPy backend reads reduce_block itself,
     # so two values can make one printed nest and still two kernels

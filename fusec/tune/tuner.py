@@ -320,6 +320,8 @@ def tune_kernel(job: KernelJob, space: Space, backend: Backend, settings: TuneSe
             except Exception as err:
                 builds.append(BuildResult(False, 0.0, f"the executor failed: {type(err).__name__}: {err}"))
         for s, built in zip(batch, builds):
+            if result.trials and deadline is not None and time.monotonic() > deadline:
+                break  # out of time: the rest of the batch is not measured (the default always is)
             if built is None:
                 trial = Trial(s, "timeout", f"the build took more than {settings.build_timeout_s:g} s")
             elif not built.ok:
