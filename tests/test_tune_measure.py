@@ -214,3 +214,34 @@ def test_the_numpy_backend_tunes_too(tmp_path):
     assert [t.status for t in result.trials] == ["ok"] * len(result.trials) and len(result.trials) >= 2
     (rec,) = db.read().records
     assert rec["backend"] == "numpy" and rec["best"]["median_s"] > 0
+
+
+class SlowBuildPool(CountingPool):
+    """Each build takes an extra BUILD_S of wall time, as a slow compiler would."""
+
+    BUILD_S = 2.5
+
+    def __init__(self):
+        super().__init__()
+        self.builds = self.measures = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        if fn.__name__ == "build_candidate":
+            self.builds += 1
+            time.sleep(self.BUILD_S)
+        else:
+            self.measures += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_once_the_seconds_have_passed_a_started_batch_is_not_measured(tmp_path):
+    g = fusec.parse(CHAIN)
+    # the default is built (2.5 s) and measured before 6 s have passed; the batch of two builds until 7.5 s
+    settings = TuneSettings(strategy="random", budget=3, batch=2, repeats=2, min_sample_s=0.0005, confirm=0,
+                            seconds=6.0)
+    with SlowBuildPool() as pool:
+        (result,) = tune_graph(*lower_all(g), "c", settings, db=TuneDB(tmp_path / "tune.jsonl"), executor=pool)
+    if pool.builds == 1:
+        pytest.skip("the default alone took more than 6 s on this machine (busy)")
+    assert pool.builds == 3 and pool.measures == 1
+    assert [t.schedule for t in result.trials] == [result.space.default]
