@@ -44,6 +44,7 @@ import numpy as np
 
 from fusec.codegen.c_passes import RowArray
 from fusec.codegen.c_prefetch import BlockPrefetch, plan_prefetches
+from fusec.codegen.c_reciprocal import invariant_divisors, is_reciprocal_candidate
 from fusec.ir.dtypes import BOOL, F32, I32, I64, DType
 from fusec.ir.ops import OPS, default_attrs, select_spelling
 from fusec.loops.ir import (
@@ -235,6 +236,7 @@ class CEmitter:
         self.lines: list[str] = []
         self.work = math.prod(d.extent for d in nest.dims)  # points in the iteration space
         self.prefetches = plan_prefetches(nest)  # id(first blocked pass of a row) -> its prefetches
+        self.reciprocals: dict[str, tuple[str, str]] = {}  # divisor -> (its reciprocal, "it is usable")
 
     # ------------------------------------------------------------------------------- names
 
@@ -325,6 +327,10 @@ class CEmitter:
 
     def op(self, e: Op) -> str:
         """C for one op, from the template its row gives for this dtype (see fusec/ir/ops_registry.py)."""
+        if is_reciprocal_candidate(e) and e.args[1].name in self.reciprocals:
+            inv, ok = self.reciprocals[e.args[1].name]
+            num, den = self.expr(e.args[0]), self.expr(e.args[1])
+            return f"({ok} ? {num} * {inv} : {num} / {den})"  # fusec/codegen/c_reciprocal.py
         second = e.args[1] if len(e.args) == 2 else None
         if e.op == "add" and e.dtype.is_float and isinstance(second, Const) and second.value < 0:
             # x + -3.0f reads as x - 3.0f, and is the same IEEE operation (x - c is x + (-c)), bit for bit
@@ -460,6 +466,7 @@ class CEmitter:
         elif lp.kind == "parallel":
             self.emit(f"#pragma omp parallel for schedule(static){self._hint_clauses(lp)}", depth)
         elif lp.kind == "vector":
+            added = self.reciprocal_lets(lp, depth) if self.vector_depth == 0 else []
             self.emit(f"#pragma omp simd{self._reduction_clause(lp)}{self._hint_clauses(lp)}", depth)
         elif lp.kind == "unrolled":
             self.emit("#pragma GCC unroll 8", depth)
@@ -473,6 +480,29 @@ class CEmitter:
         self.emit("}", depth)
         if lp.kind == "vector" and self.vector_depth == 0:
             self._apply_nan_flags(lp, depth)
+            for name in added:
+                del self.reciprocals[name]
+
+    def reciprocal_lets(self, lp: Loop, depth: int) -> list[str]:
+        """Before a vector loop: the reciprocal of each float32 divisor it does not change, and
+        whether multiplying by it is within 1.5 ulp of dividing (fusec/codegen/c_reciprocal.py)."""
+        added = []
+        for name in invariant_divisors(lp):
+            den = self.cname(name)
+            inv, ok = self._block_local(f"{den}_inv"), self._block_local(f"{den}_inv_ok")
+            self.emit(f"const float {inv} = 1.0f / {den};", depth)
+            self.emit(f"const int {ok} = fabsf({den}) >= 0x1p-126f && fabsf({den}) <= 0x1p126f;", depth)
+            self.reciprocals[name] = (inv, ok)
+            added.append(name)
+        return added
+
+    def _block_local(self, base: str) -> str:
+        """A C name not used yet in this function."""
+        candidate, k = base, 1
+        while candidate in self.taken:
+            candidate, k = f"{base}_{k}", k + 1
+        self.taken.add(candidate)
+        return candidate
 
     def prefetch_loop(self, plan: BlockPrefetch, depth: int) -> None:
         """One prefetch per cache line of this block: the next row's inputs, this row's outputs

@@ -63,9 +63,11 @@ void softmax_k0(const float *restrict x, float *restrict y)
                 row0[r1] = row0_value;
                 acc_s = acc_s + row0_value;
             }
+            const float acc_s_inv = 1.0f / acc_s;
+            const int acc_s_inv_ok = fabsf(acc_s) >= 0x1p-126f && fabsf(acc_s) <= 0x1p126f;
             #pragma omp simd
             for (int64_t r1 = 0; r1 < 256; r1++) {
-                y[i0 * 256 + r1] = row0[r1] / acc_s;
+                y[i0 * 256 + r1] = acc_s_inv_ok ? row0[r1] * acc_s_inv : row0[r1] / acc_s;
             }
         }
     }
