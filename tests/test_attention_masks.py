@@ -198,3 +198,20 @@ graph g(q: f32[{S}, 16], k: f32[{S}, 16]) {{
     xs = random_inputs(program.graph, 0)
     expected = interpret(program.graph, *xs)
     assert compare_output(program.graph, "y", program(*xs), expected) is None
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_a_mask_shared_by_two_batched_matmuls(backend):
+    # the mask is read by two kernels: the one that computes it must store it, and a batched
+    # matmul kernel stores values of its own shape only, so the mask stays where it can be stored
+    graph = fusec.parse("""
+graph g(q: f32[2, 64, 16], k: f32[2, 64, 16], v: f32[2, 64, 16]) {
+  causal = iota(shape=[64, 64]) >= iota(shape=[64, 64], axis=1)
+  y = where(causal, q @ transpose(k, perm=[0, 2, 1]) * 0.25, -inf)
+  z = where(causal, q @ transpose(v, perm=[0, 2, 1]), 0.0)
+  return y, z
+}""")
+    program = fusec.compile(graph, backend=backend)
+    xs = random_inputs(program.graph, 0)
+    for name, a, e in zip(program.graph.outputs, program(*xs), interpret(program.graph, *xs)):
+        assert compare_output(program.graph, name, a, e) is None, name

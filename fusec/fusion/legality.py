@@ -182,7 +182,14 @@ def _matmul(graph: Graph, mlist: list[str]) -> GroupShape:
         if n != mm and any(a in reached for a in graph.node(n).args if a in mset):
             reached.add(n)
     views = operand_views(graph, mm, mset)
-    generated = index_generated(graph, mlist)
+    generated = index_generated(graph, mlist) - set(graph.node(mm).args)  # operands come from memory
+    for o in group_outputs(graph, mlist):
+        if o in generated and graph.type_of(o).shape != space:
+            raise ContractViolation(
+                "matmul-epilogue",
+                f"'{o}' is {_fmt(graph.type_of(o).shape)} and read outside the kernel: a matmul kernel stores "
+                f"values of its output shape {_fmt(space)} only",
+            )
     for n in mlist:
         if n == mm or n in views or n in generated:
             continue
