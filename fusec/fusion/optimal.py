@@ -21,6 +21,7 @@ optimal, with gap 0, and no integer program is built (scipy is imported only to 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -177,7 +178,7 @@ def solve(part: Partition, extra: list[frozenset[str]], time_limit: float = TIME
 
 def guarded_seconds(part: Partition) -> float:
     """What the program minimises, for a partition: its kernels' predicted times plus their margins."""
-    return sum(part.cost(m).seconds + _risk(part, frozenset(m)) for m in part.members.values())
+    return math.fsum(part.cost(m).seconds + _risk(part, frozenset(m)) for m in part.members.values())  # in any order
 
 
 def proven_by_bound(part: Partition, trials: list[Partition]) -> Partition | None:

@@ -67,6 +67,7 @@ class Partition:
             i: {self.group_of[a] for a in self.producers[n] if a in self.group_of} for i, n in enumerate(self.ops)
         }
         self.forbid = [tuple(p) for p in forbid]
+        self._keys: dict[int, frozenset[str]] = {}  # each group's members as a frozenset (the caches' key)
         self._costs: dict[frozenset[str], KernelCost] = {}
         self._works: dict[frozenset[str], Work] = {}
         self._shapes: dict[frozenset[str], GroupShape | ContractViolation] = {}
@@ -84,11 +85,19 @@ class Partition:
         other.group_of = dict(self.group_of)
         other.members = {g: set(m) for g, m in self.members.items()}
         other.pos = dict(self.pos)
+        other._keys = dict(self._keys)
         other.succ = {g: set(s) for g, s in self.succ.items()}
         other.pred = {g: set(s) for g, s in self.pred.items()}
         return other
 
     # ------------------------------------------------------------------ queries
+
+    def key(self, gid: int) -> frozenset[str]:
+        """The group's members as a frozenset, made once per group (frozenset() of it is free)."""
+        key = self._keys.get(gid)
+        if key is None:
+            key = self._keys[gid] = frozenset(self.members[gid])
+        return key
 
     def groups(self) -> list[int]:
         return sorted(self.members, key=lambda g: min(self.order[n] for n in self.members[g]))
@@ -108,7 +117,7 @@ class Partition:
 
     def outputs(self, gid: int) -> set[str]:
         """Members of a group whose value leaves it (graph outputs and values other groups read)."""
-        key = frozenset(self.members[gid])
+        key = self.key(gid)
         if key not in self._outputs:
             self._outputs[key] = set(group_outputs(self.graph, key))
         return self._outputs[key]
@@ -118,7 +127,7 @@ class Partition:
         one iteration space: their union is one exactly when its outputs have that shape too."""
         key = frozenset(union)
         if key not in self._shapes and len(union) <= MAX_GROUP_OPS:
-            shapes = [self.shape(self.members[g]) for g in gids]
+            shapes = [self.shape(self.key(g)) for g in gids]
             space = shapes[0].space
             if all(s.kind == "elementwise" and s.space == space for s in shapes):
                 outs = self._outputs[key] = {
@@ -149,7 +158,7 @@ class Partition:
         if key in self._costs:
             return self._costs[key]
         shape = self.shape(key)
-        parts = [frozenset(self.members[g]) for g in gids]
+        parts = [self.key(g) for g in gids]
         if shape.kind != "elementwise" or any(self.shape(p) != shape for p in parts):
             return self.cost(key)
         work = self._works[key] = combine([self.work(p) for p in parts], key)
@@ -167,7 +176,7 @@ class Partition:
         return self.pred[gid]
 
     def kind_of(self, gid: int) -> str:
-        return self.shape(self.members[gid]).kind
+        return self.shape(self.key(gid)).kind
 
     def _reach(self, gids: set[int], lo: int, hi: int, forward: bool) -> set[int]:
         """Groups outside `gids` reachable from them (forward) or reaching them (backward) whose
@@ -229,7 +238,7 @@ class Partition:
         size = sum(len(self.members[g]) for g in gids)
         if size > MAX_GROUP_OPS:  # what analyze() says of the union, without building it
             return Verdict(False, "size", f"{size} ops exceed the bound of {MAX_GROUP_OPS} ops per kernel")
-        union = set().union(*(self.members[g] for g in gids))
+        union = frozenset().union(*(self.key(g) for g in gids))
         try:
             self._merged_shape(gids, union)
         except ContractViolation as err:
@@ -241,7 +250,7 @@ class Partition:
             )
         if not profit:
             return Verdict(True)
-        apart = [self.cost(self.members[g]) for g in gids]
+        apart = [self.cost(self.key(g)) for g in gids]
         fused = self.merged_cost(gids, union)
         apart_s = sum(c.seconds for c in apart)
         saved = apart_s - fused.seconds
@@ -294,6 +303,8 @@ class Partition:
         self.succ[keep], self.pred[keep] = succ, pred
         merged = self.members[keep]
         self.merges += 1
+        for g in gset:
+            self._keys.pop(g, None)
         for g in sorted(gset - {keep}):
             del self.pos[g]
             for n in self.members.pop(g):
