@@ -81,6 +81,7 @@ def test_a_chain_fused_into_one_kernel_is_optimal_by_the_bound_without_the_solve
     auto = plan(_chain(10), "auto", DEFAULT)
     assert auto.candidates["optimal"] == min(auto.candidates.values())
     assert auto.policy != "optimal"  # the heuristic's plan is the optimal one; the earlier policy keeps the tie
+    assert auto.gap == 0.0 and auto.gap_by == "lower bound"
 
 
 def test_a_plan_above_the_bound_still_goes_to_the_solver():

@@ -53,7 +53,7 @@ class Partition:
         self.graph = graph
         self.model = model
         self.order = {n: i for i, n in enumerate(graph.topo_order())}
-        self.ops = [n.name for n in graph.ops()]
+        self.ops = [n for n in self.order if graph.node(n).kind != "leaf"]  # graph.ops(), without sorting again
         # the graph does not change while a policy runs: look its edges up once
         self.consumers: dict[str, list[str]] = {n: graph.consumers(n) for n in self.order}
         self.producers: dict[str, list[str]] = {n: graph.producers(n) for n in self.order}

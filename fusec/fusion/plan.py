@@ -49,8 +49,9 @@ class Plan:
     requested: str = ""  # the policy asked for ("auto" picks one of the others)
     model: MachineModel | None = None  # the machine model the plan was costed with (None: defaults)
     candidates: dict[str, float] = field(default_factory=dict)  # auto: predicted ms of each policy's plan
-    gap: float | None = None  # optimal: the solver's proven relative optimality gap (0.0: optimal)
-    gap_by: str = ""  # optimal: what proved the gap: "solver", or "lower bound" (fusion/bound.py; no solver ran)
+    # optimal, or auto when its plan is proven optimal: the proven relative optimality gap (0.0: optimal)
+    gap: float | None = None
+    gap_by: str = ""  # what proved the gap: "solver", or "lower bound" (fusion/bound.py; no solver ran)
 
     @property
     def kernels(self) -> int:

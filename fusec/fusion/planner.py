@@ -123,18 +123,20 @@ def _plan(graph: Graph, policy: str, model: MachineModel | None, force_fuse, for
     if both:
         a, b = sorted(next(iter(both)))
         raise FusecError(f"'{a},{b}' is both forced together and forbidden")
+    base = Partition(g, model, ban)  # each policy starts from a copy: they share its caches of costs and shapes
     names = [p for p in POLICIES if p != "unfused"] + ["unfused"] if policy == "auto" else [policy]
-    if policy == "auto" and (len(g.ops()) > MAX_OPS or not _have_scipy()):
+    if policy == "auto" and (len(base.ops) > MAX_OPS or not _have_scipy()):
         names.remove("optimal")  # too big for the solver, or no solver: the heuristics' best
     best: tuple[float, int, str, Partition] | None = None  # (predicted ms, kernels, policy, partition)
     candidates: dict[str, float] = {}
     trials: list[Partition] = []  # the heuristics' partitions, which the optimal policy starts from
-    base = Partition(g, model, ban)  # each policy starts from a copy: they share its caches of costs and shapes
+    by_bound = False  # auto: a heuristic plan met the lower bound, so the solver did not run
     for name in names:
         part = _start(base, force)
         if name == "optimal" and policy == "auto" and proven_by_bound(part, trials) is not None:
             # a heuristic plan meets the lower bound: it is the optimal plan, without solving
             candidates[name] = min(candidates[t] for t in candidates)
+            by_bound = True
             continue
         try:
             if name == "optimal":
@@ -143,7 +145,7 @@ def _plan(graph: Graph, policy: str, model: MachineModel | None, force_fuse, for
                 POLICIES[name](part)
         except TimeoutError:
             if policy != "auto":
-                raise FusecError(f"the optimal policy found no plan within its time limit ({len(g.ops())} ops)") from None
+                raise FusecError(f"the optimal policy found no plan within its time limit ({len(base.ops)} ops)") from None
             continue  # auto: the optimal plan did not finish in time; the heuristics' best stands
         if name in ("greedy", "postdom", "table"):
             trials.append(part)
@@ -155,6 +157,8 @@ def _plan(graph: Graph, policy: str, model: MachineModel | None, force_fuse, for
     if best[3].solution is not None:
         chosen.gap = best[3].solution.gap
         chosen.gap_by = "lower bound" if best[3].solution.status == "optimal by lower bound" else "solver"
+    elif by_bound:  # the chosen plan is at least as fast as the one that met the bound: optimal too
+        chosen.gap, chosen.gap_by = 0.0, "lower bound"
     chosen.requested = policy
     chosen.candidates = candidates if policy == "auto" else {}
     return chosen
