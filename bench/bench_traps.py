@@ -6,7 +6,8 @@
     .venv/bin/python bench/bench_traps.py --calibrate    # fit the model in the same run, then measure
 
 For each trap, fusion.brute enumerates every legal partition; each is built with the C backend and
-timed kernel by kernel (fusec.kernel_timing: medians, kernels timed round-robin). The report gives,
+timed kernel by kernel (fusec.kernel_timing.time_plans: medians, every kernel of every plan once
+per round, so load bursts land on all the plans alike). The report gives,
 per trap, every plan with its predicted and measured time, the chosen plan (policy auto) against the
 best measured plan and against the unfused plan, and whether the model ranks the plans in the
 measured order; then, over all kernels, how many the model predicts within +-30%. The load average
@@ -30,7 +31,7 @@ from fusec.fusion import POLICIES, MachineModel, load_model, plan
 from fusec.fusion.brute import MAX_OPS, legal_partitions
 from fusec.fusion.cost import plan_cost
 from fusec.fusion.partition import Partition
-from fusec.kernel_timing import plan_for, time_plan
+from fusec.kernel_timing import plan_for, time_plans
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAPS = ROOT / "bench" / "traps"
@@ -97,9 +98,9 @@ def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, re
     chosen_groups = {frozenset(grp.nodes) for grp in chosen.groups}
     rows, kernels = [], []
     plans, what = candidates(graph, model)
-    for groups, predicted_s in plans:
-        p = plan_for(graph, [list(grp) for grp in groups])
-        timing = time_plan(p, repeats=repeats)
+    built = [plan_for(graph, [list(grp) for grp in groups]) for groups, _ in plans]
+    timings = time_plans(built, repeats=repeats)  # alternately: a burst of load lands on every plan
+    for (groups, predicted_s), p, timing in zip(plans, built, timings):
         predicted = [part.cost(grp.nodes).seconds for grp in p.groups]
         kernels += [(pr, me, path.stem, " ".join(grp.nodes)) for pr, me, grp in zip(predicted, timing.kernels, p.groups)]
         rows.append({"groups": [tuple(grp.nodes) for grp in p.groups], "predicted": predicted_s,

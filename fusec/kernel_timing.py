@@ -3,10 +3,11 @@
     from fusec.kernel_timing import plan_for, time_plan
     p = plan_for(graph, [["e", "rows"], ["cols"]])      # any legal partition, as a Plan
     t = time_plan(p, repeats=7)                          # PlanTiming: per-kernel medians, total
+    ts = time_plans([p, q], repeats=7)                   # several plans of one graph, alternately
 
 Every kernel runs on its real inputs (the outputs of the kernels before it), `repeats` times, and
-the median is kept; kernels are timed alternately (round-robin) so a burst of load on a shared
-machine spreads over all of them instead of landing on one. `fusec calibrate` and
+the median is kept; kernels are timed alternately (round-robin, across plans too with `time_plans`)
+so a burst of load on a shared machine spreads over all of them instead of landing on one. `fusec calibrate` and
 bench/bench_traps.py use it.
 """
 
@@ -66,23 +67,36 @@ def plan_for(graph: Graph, partition: list[list[str]], policy: str = "given") ->
 def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c", read_load: bool = True) -> PlanTiming:
     """Build every kernel of `p` and time each one on its real inputs (medians of `repeats`).
     `read_load=False` leaves the load average to the caller (calibrate reads it around all probes)."""
-    g = p.graph
+    return time_plans([p], repeats, seed, backend, read_load)[0]
+
+
+def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str = "c",
+               read_load: bool = True) -> list[PlanTiming]:
+    """Time several plans of one graph alternately: each round runs every kernel of every plan once,
+    so a burst of load on a shared machine lands on all the plans instead of on the one measured
+    while it lasted. The plans share their arrays: every plan computes the same values, by name."""
+    g = plans[0].graph
     be = choose_backend(backend)
-    nests = [lower(g, grp, {}) for grp in p.groups]
-    scheds = [pick_schedule(be, n, None, False) for n in nests]
-    kernels = build(be, g, p.groups, nests, scheds)
+    built = []
+    for p in plans:
+        nests = [lower(g, grp, {}) for grp in p.groups]
+        scheds = [pick_schedule(be, n, None, False) for n in nests]
+        built.append(build(be, g, p.groups, nests, scheds))
     values: dict[str, np.ndarray] = dict(zip(g.inputs, random_inputs(g, seed)))
-    for k in kernels:
-        for o in k.outputs:
-            t = g.type_of(o)
-            values[o] = np.empty(t.shape, t.dtype.numpy)
-        k.run(*(values[v] for v in k.params))  # warm up, and compute the next kernels' inputs
+    for kernels in built:
+        for k in kernels:
+            for o in k.outputs:
+                if o not in values:
+                    t = g.type_of(o)
+                    values[o] = np.empty(t.shape, t.dtype.numpy)
+            k.run(*(values[v] for v in k.params))  # warm up, and compute the next kernels' inputs
     load = os.getloadavg()[0] if read_load else None
-    samples: list[list[float]] = [[] for _ in kernels]
+    samples: list[list[list[float]]] = [[[] for _ in kernels] for kernels in built]
     for _ in range(repeats):
-        for i, k in enumerate(kernels):
-            args = [values[v] for v in k.params]
-            start = time.perf_counter()
-            k.run(*args)
-            samples[i].append(time.perf_counter() - start)
-    return PlanTiming([statistics.median(s) for s in samples], load)
+        for kernels, plan_samples in zip(built, samples):
+            for k, ks in zip(kernels, plan_samples):
+                args = [values[v] for v in k.params]
+                start = time.perf_counter()
+                k.run(*args)
+                ks.append(time.perf_counter() - start)
+    return [PlanTiming([statistics.median(ks) for ks in plan_samples], load) for plan_samples in samples]
