@@ -1,5 +1,5 @@
 """Planning scales linearly: the incremental topological order of groups keeps every plan legal, and
-a 5,000-op chain / 12-layer decoder plan within the issue's budgets (the timing test is slow-marked)."""
+a 5,000-op chain / 12-layer decoder plan within the issue's budgets (the timing tests are slow-marked)."""
 
 from __future__ import annotations
 
@@ -56,20 +56,26 @@ def test_the_group_order_stays_topological_after_every_merge():
             assert part.pos[gid] < part.pos[s]
 
 
+def _cpu_seconds(g) -> float:
+    """CPU seconds of plan(g, "auto"): planning runs on one core, so other work on a shared machine
+    inflates this far less than wall time."""
+    start = time.process_time()
+    plan(g, "auto", MODEL)
+    return time.process_time() - start
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 15 budget not met yet: with merges costed from their parts and linear "
-                   "naming, a 5,000-op chain took 10.4 s and a 12-layer decoder 1.2 s on the shared 2-core "
-                   "machine (load 10.4); the table policy's regrowth and the per-merge checks dominate",
-                   strict=False)
 def test_planning_time_budgets():
-    g = chain(5000)
-    start = time.perf_counter()
-    plan(g, "auto", MODEL)
-    assert time.perf_counter() - start < 2.0
-    g = decoder(12)
-    start = time.perf_counter()
-    plan(g, "auto", MODEL)
-    assert time.perf_counter() - start < 1.0
+    """Issue 15: a 5,000-op chain under 2 s, a 12-layer decoder under 1 s (about 1.5 s and 0.3 s of
+    CPU at load 5-10 on the 2-core development machine)."""
+    assert _cpu_seconds(chain(5000)) < 2.0
+    assert _cpu_seconds(decoder(12)) < 1.0
+
+
+@pytest.mark.slow
+def test_planning_grows_about_linearly():
+    small, large = _cpu_seconds(chain(1000)), _cpu_seconds(chain(4000))
+    assert large < 4 * small * 1.6, (small, large)  # quadratic growth would be 16x
 
 
 def _examples():
