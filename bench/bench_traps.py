@@ -126,19 +126,23 @@ def report(result: dict) -> list[str]:
     lines.append(f"  chosen / best measured: {chosen['measured'] / best:.2f}x   "
                  f"chosen / unfused: {chosen['measured'] / unfused['measured']:.2f}x")
     lines.append(f"  model ranks the plans in the measured order: {'yes' if same_order else 'no'} "
-                 f"({concordance(rows):.0%} of the pairs of plans in the measured order; "
-                 f"{'all' if apart == 1 else f'{apart:.0%}'} of the pairs measured more than {TIE:.0%} apart)")
+                 f"({_share(concordance(rows))} of the pairs of plans in the measured order; "
+                 f"{_share(apart)} of the pairs measured more than {TIE:.0%} apart)")
     return lines
 
 
-def concordance(rows: list[dict], tie: float = 0.0) -> float:
+def _share(x: float | None) -> str:
+    return "no pairs: none" if x is None else "all" if x == 1 else f"{x:.0%}"
+
+
+def concordance(rows: list[dict], tie: float = 0.0) -> float | None:
     """The share of pairs of plans the model orders as they measured (Kendall's concordant pairs),
     over the pairs whose measured times differ by more than `tie` (relative): closer than that, the
     noise of a shared machine decides their order."""
     pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]
              if abs(a["measured"] - b["measured"]) > tie * min(a["measured"], b["measured"])]
     if not pairs:
-        return 1.0
+        return None
     same = sum(1 for a, b in pairs if (a["predicted"] - b["predicted"]) * (a["measured"] - b["measured"]) > 0)
     return same / len(pairs)
 

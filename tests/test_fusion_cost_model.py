@@ -107,3 +107,19 @@ def test_an_op_without_a_measured_cost_uses_the_cost_per_flop():
     m = replace(TRUE, op_ns={}, transcendental_ns=0.1)
     assert m.op_seconds("erf", 1000, 14, threads=1) == pytest.approx(1000 * 1.4e-9)
     assert TRUE.op_seconds("erf", 1000, 14, threads=1) == pytest.approx(1000 * 1.4e-9)
+
+
+def test_time_plans_times_several_plans_of_one_graph_alternately():
+    from fusec.kernel_timing import plan_for, time_plans
+    from fusec.runtime.build import NoCompilerError, find_compiler
+
+    try:
+        find_compiler()
+    except NoCompilerError:
+        pytest.skip("no C compiler")
+    g = prepare(fusec.parse("graph t(x: f32[64, 32]) { e = exp(x)\n s = sum(e, axis=1)\n return s }"))
+    e, s = (n.name for n in g.ops())
+    apart, fused = plan_for(g, [[e], [s]]), plan_for(g, [[e, s]])
+    t_apart, t_fused = time_plans([apart, fused], repeats=3)
+    assert len(t_apart.kernels) == 2 and len(t_fused.kernels) == 1
+    assert all(k > 0 for k in t_apart.kernels + t_fused.kernels) and t_apart.load is not None
