@@ -45,6 +45,7 @@ import numpy as np
 from fusec.codegen.c_passes import RowArray
 from fusec.codegen.c_prefetch import BlockPrefetch, plan_prefetches
 from fusec.codegen.c_reciprocal import invariant_divisors, is_reciprocal_candidate
+from fusec.codegen.c_width import simd_width_clause
 from fusec.ir.dtypes import BOOL, F32, I32, I64, DType
 from fusec.ir.ops import OPS, default_attrs, select_spelling
 from fusec.loops.ir import (
@@ -237,6 +238,9 @@ class CEmitter:
         self.work = math.prod(d.extent for d in nest.dims)  # points in the iteration space
         self.prefetches = plan_prefetches(nest)  # id(first blocked pass of a row) -> its prefetches
         self.reciprocals: dict[str, tuple[str, str]] = {}  # divisor -> (its reciprocal, "it is usable")
+        # a tuned simdlen, else 512-bit vectors for kernels of transcendentals (fusec/codegen/c_width.py)
+        tuned = nest.meta.get("simdlen")
+        self.width_clause = f"simdlen({tuned})" if tuned else simd_width_clause(nest)
 
     # ------------------------------------------------------------------------------- names
 
@@ -451,7 +455,7 @@ class CEmitter:
         meta = self.nest.meta
         if lp.kind == "parallel":
             return f" num_threads({meta['threads']})" if meta.get("threads") else ""
-        text = f" simdlen({meta['simdlen']})" if meta.get("simdlen") else ""
+        text = f" {self.width_clause}" if self.width_clause else ""
         if meta.get("stream"):
             outputs = {b.name for b in self.nest.buffers if b.role in ("out", "inout")}
             stored = dict.fromkeys(self.cname(s.buffer) for s in walk(lp.body) if isinstance(s, Store) and s.buffer in outputs)

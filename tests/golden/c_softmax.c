@@ -48,7 +48,7 @@ void softmax_k0(const float *restrict x, float *restrict y)
         for (int64_t i0 = i0_o * 64; i0 < i0_o * 64 + 64; i0++) {
             float acc_m = -INFINITY;
             int acc_m_nan = 0;
-            #pragma omp simd reduction(max:acc_m) reduction(|:acc_m_nan)
+            #pragma omp simd reduction(max:acc_m) reduction(|:acc_m_nan) FUSEC_SIMD_WIDE
             for (int64_t r1 = 0; r1 < 256; r1++) {
                 const float acc_m_v = x[i0 * 256 + r1];
                 acc_m = acc_m_v > acc_m ? acc_m_v : acc_m;
@@ -57,7 +57,7 @@ void softmax_k0(const float *restrict x, float *restrict y)
             if (acc_m_nan) acc_m = NAN;
             float acc_s = 0.0f;
             float row0[256];  /* a row of values computed once, reused below */
-            #pragma omp simd reduction(+:acc_s)
+            #pragma omp simd reduction(+:acc_s) FUSEC_SIMD_WIDE
             for (int64_t r1 = 0; r1 < 256; r1++) {
                 const float row0_value = fusec_expf(x[i0 * 256 + r1] - acc_m);
                 row0[r1] = row0_value;
@@ -65,7 +65,7 @@ void softmax_k0(const float *restrict x, float *restrict y)
             }
             const float acc_s_inv = 1.0f / acc_s;
             const int acc_s_inv_ok = fabsf(acc_s) >= 0x1p-126f && fabsf(acc_s) <= 0x1p126f;
-            #pragma omp simd
+            #pragma omp simd FUSEC_SIMD_WIDE
             for (int64_t r1 = 0; r1 < 256; r1++) {
                 y[i0 * 256 + r1] = acc_s_inv_ok ? row0[r1] * acc_s_inv : row0[r1] / acc_s;
             }

@@ -27,6 +27,15 @@
 #include <math.h>
 #include <stdint.h>
 
+/* The vector width of kernels that call these functions (fusec/codegen/c_width.py): 16 float lanes
+ * where the compiler targets AVX-512, which halves the instructions of a polynomial; elsewhere the
+ * compiler's own choice. Generated code writes `#pragma omp simd FUSEC_SIMD_WIDE`. */
+#ifdef __AVX512F__
+#define FUSEC_SIMD_WIDE simdlen(16)
+#else
+#define FUSEC_SIMD_WIDE
+#endif
+
 /* reinterpret the bits of a float as an int and back (defined behaviour for unions in C99) */
 static inline int32_t fusec_f2i(float x) { union { float f; int32_t i; } u; u.f = x; return u.i; }
 static inline float fusec_i2f(int32_t i) { union { float f; int32_t i; } u; u.i = i; return u.f; }
