@@ -1,6 +1,7 @@
-"""Software prefetch in row kernels (fusec/codegen/c_prefetch.py): the first blocked pass over a row
-prefetches that block of the next row of each input and of this row of each output; the next row is
-clamped to the last, so every address stays inside its buffer (checked under ASan and FUSEC_AT too)."""
+"""Software prefetch in row kernels (fusec/codegen/c_prefetch.py): one blocked pass over a row (the
+first that does not open it) prefetches that block of the next row of each input and of this row of
+each output; the next row is clamped to the last, so every address stays inside its buffer (checked
+under ASan and FUSEC_AT too)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_softmax_prefetches_the_next_row_of_x_and_this_row_of_y():
     found = _prefetches(source)
     assert ("x", "r1 + fusec_min_i64(i0 + 1, 5) * 1000", "0") in found, found
     assert ("y", "i0 * 1000 + r1", "1") in found, found
-    assert len(found) == 2  # only in the first blocked pass (exp and sum), once per buffer
+    assert len(found) == 2  # only in one blocked pass (exp and sum), once per buffer
     # one prefetch per 64-byte line, over the block's range (a short last block included)
     assert "for (int64_t r1 = r1_o * 256; r1 < fusec_min_i64(r1_o * 256 + 256, 1000); r1 += 16) {" in source
 
@@ -49,9 +50,14 @@ def test_prefetching_kernels_match_the_interpreter(text):
     assert check(g, random_inputs(g, seed=3), "c") is None
 
 
-def test_layernorm_does_not_prefetch_gamma_which_every_row_reads():
-    found = _prefetches(_source(LAYERNORM))
+def test_layernorm_prefetches_in_the_variance_pass_not_gamma():
+    """The mean pass streams the row from memory itself; the variance pass computes on it in cache.
+    gamma, which every row reads, stays in cache and is not prefetched."""
+    source = _source(LAYERNORM)
+    found = _prefetches(source)
     assert {name for name, _, _ in found} == {"x", "y"}
+    prefetch, variance, mean = (source.index(s) for s in ("__builtin_prefetch", "float acc_y_mean_block", "float acc_mean_block"))
+    assert mean < prefetch < variance
 
 
 @pytest.mark.parametrize("text", [

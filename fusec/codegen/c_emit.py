@@ -236,7 +236,7 @@ class CEmitter:
         self.acc_depth: dict[str, int] = {}  # vector-loop depth at each accumulator's declaration
         self.lines: list[str] = []
         self.work = math.prod(d.extent for d in nest.dims)  # points in the iteration space
-        self.prefetches = plan_prefetches(nest)  # id(first blocked pass of a row) -> its prefetches
+        self.prefetches = plan_prefetches(nest)  # id(a blocked pass of a row) -> its prefetches
         self.reciprocals: dict[str, tuple[str, str]] = {}  # divisor -> (its reciprocal, "it is usable")
         # a tuned simdlen, else 512-bit vectors for kernels of transcendentals (fusec/codegen/c_width.py)
         tuned = nest.meta.get("simdlen")
