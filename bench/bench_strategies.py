@@ -211,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def recordings() -> list[Path]:
-    """Every recording of the spaces in bench/results, the main one first."""
-    return sorted(CACHE.parent.glob("strategy_spaces*.json"), key=lambda p: (p != CACHE, p.name))
+    """Every recording of the spaces in bench/results: the main one first, then the least loaded."""
+    def load(path: Path) -> float:
+        return statistics.median(e["load"] for e in json.loads(path.read_text()).values())
+
+    return sorted(CACHE.parent.glob("strategy_spaces*.json"), key=lambda p: (p != CACHE, load(p), p.name))
 
 
 def test_model_guided_reaches_95_percent_within_a_quarter_of_the_space():
