@@ -123,6 +123,9 @@ def report(result: dict) -> list[str]:
     same_order = _ranks([r["predicted"] for r in rows]) == _ranks([r["measured"] for r in rows])
     apart = concordance(rows, TIE)
     result["ranking"] = {"exact": same_order, "pairs": concordance(rows), "apart": apart}
+    close = sum(1 for pred, meas, *_ in result["kernels"] if abs(pred - meas) <= WITHIN * meas)
+    lines.append(f"  kernels predicted within +-{WITHIN:.0%}: {close} of {len(result['kernels'])}; "
+                 f"predicted / measured, median {statistics.median(pred / meas for pred, meas, *_ in result['kernels']):.2f}")
     lines.append(f"  chosen / best measured: {chosen['measured'] / best:.2f}x   "
                  f"chosen / unfused: {chosen['measured'] / unfused['measured']:.2f}x")
     lines.append(f"  model ranks the plans in the measured order: {'yes' if same_order else 'no'} "
