@@ -90,7 +90,7 @@ def candidates(graph, model: MachineModel) -> tuple[list[tuple[tuple[tuple[str, 
     return list(seen.items()), f"plans (each policy's: over {MAX_OPS} ops, too many to enumerate)"
 
 
-def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, repeats: int) -> dict:
+def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, repeats: int, stat: str = "median") -> dict:
     g = fusec.load(path, sizes=sizes)
     chosen = plan(g, model=model)
     graph = chosen.graph
@@ -99,7 +99,7 @@ def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, re
     rows, kernels = [], []
     plans, what = candidates(graph, model)
     built = [plan_for(graph, [list(grp) for grp in groups]) for groups, _ in plans]
-    timings = time_plans(built, repeats=repeats)  # alternately: a burst of load lands on every plan
+    timings = time_plans(built, repeats=repeats, stat=stat)  # alternately: a burst of load lands on every plan
     for (groups, predicted_s), p, timing in zip(plans, built, timings):
         predicted = [part.cost(grp.nodes).seconds for grp in p.groups]
         kernels += [(pr, me, path.stem, " ".join(grp.nodes)) for pr, me, grp in zip(predicted, timing.kernels, p.groups)]
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--defaults", action="store_true", help="predict with the default machine model, not the calibrated one")
     ap.add_argument("--calibrate", action="store_true", help="fit the model with the probe kernels first, in this run")
     ap.add_argument("--kernels", action="store_true", help="list every distinct kernel, predicted vs measured, worst first")
+    ap.add_argument("--stat", choices=("median", "min"), default="median",
+                    help="each kernel's median run (default) or its fastest: on a loaded machine, the time it takes when it gets the cores")
     ap.add_argument("--examples", action="store_true", help="the examples too (each policy's plan where there are too many ops to enumerate)")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         from fusec.calibration import calibrate
 
-        cal = calibrate()
+        cal = calibrate(stat=args.stat)
         model = cal.model
         print(f"calibrated in this run (load {cal.load_before} before, {cal.load_after} after):")
         print("\n".join(f"  {note}" for note in cal.notes))
@@ -187,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     if not traps:
         print(f"no trap named {', '.join(args.trap)} in {TRAPS}", file=sys.stderr)
         return 2
-    print(f"trap graphs, every legal plan, C backend, medians of {repeats}; machine model: {model.source}")
+    print(f"trap graphs, every legal plan, C backend, {'medians' if args.stat == 'median' else 'fastest'} of {repeats}; "
+          f"machine model: {model.source}")
     print(f"load average at start: {_load()} on {os.cpu_count()} cores", flush=True)
     kernels = []
     for path in traps:
-        result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats)
+        result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats, args.stat)
         kernels += result["kernels"]
         print("\n".join(report(result)), flush=True)
     if args.kernels:

@@ -15,13 +15,14 @@ from fusec.fusion.calibrate import calibrate as _calibrate
 from fusec.kernel_timing import plan_for, time_plan
 
 
-def time_probe(probe: Probe) -> float:
-    """The median seconds of the probe's one kernel (C backend, its `repeats` runs)."""
+def time_probe(probe: Probe, stat: str = "median") -> float:
+    """The median (or fastest) seconds of the probe's one kernel (C backend, its `repeats` runs)."""
     graph = probe.graph()
     p = plan_for(graph, [[n.name for n in graph.ops()]])
-    return time_plan(p, repeats=probe.repeats, read_load=False).kernels[0]
+    return time_plan(p, repeats=probe.repeats, read_load=False, stat=stat).kernels[0]
 
 
-def calibrate(quick: bool = False) -> Calibration:
-    """Measure this machine: the runtime probes, then the probe kernels, and fit the model."""
-    return _calibrate(quick, timer=time_probe)
+def calibrate(quick: bool = False, stat: str = "median") -> Calibration:
+    """Measure this machine: the runtime probes, then the probe kernels, and fit the model.
+    `stat="min"` fits the probes' fastest runs (bench_traps --stat min compares against those)."""
+    return _calibrate(quick, timer=lambda probe: time_probe(probe, stat))
