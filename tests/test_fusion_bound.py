@@ -114,3 +114,13 @@ def test_explain_compare_says_when_the_bound_proved_the_plan():
     assert optimal["gap"] == 0.0 and optimal["gap_by"] == "lower bound"
     text = format_compare(rows)
     assert "optimal by lower bound" in text
+
+
+def test_without_the_solver_auto_still_proves_a_plan_by_the_bound(monkeypatch):
+    import fusec.fusion.planner as planner
+
+    monkeypatch.setattr(planner, "_have_scipy", lambda: False)
+    p = plan(_chain(10), "auto", DEFAULT)
+    assert p.gap == 0.0 and p.gap_by == "lower bound" and "optimal" in p.candidates
+    big = plan(_chain(planner.MAX_OPS + 2, shape=(8,)), "auto", DEFAULT)  # over the solver's op limit
+    assert big.gap is None and "optimal" not in big.candidates  # its kernels pass values: not provable

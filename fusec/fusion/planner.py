@@ -125,8 +125,7 @@ def _plan(graph: Graph, policy: str, model: MachineModel | None, force_fuse, for
         raise FusecError(f"'{a},{b}' is both forced together and forbidden")
     base = Partition(g, model, ban)  # each policy starts from a copy: they share its caches of costs and shapes
     names = [p for p in POLICIES if p != "unfused"] + ["unfused"] if policy == "auto" else [policy]
-    if policy == "auto" and (len(base.ops) > MAX_OPS or not _have_scipy()):
-        names.remove("optimal")  # too big for the solver, or no solver: the heuristics' best
+    solvable = len(base.ops) <= MAX_OPS and _have_scipy()  # else auto keeps the heuristics' best
     best: tuple[float, int, str, Partition] | None = None  # (predicted ms, kernels, policy, partition)
     candidates: dict[str, float] = {}
     trials: list[Partition] = []  # the heuristics' partitions, which the optimal policy starts from
@@ -138,6 +137,8 @@ def _plan(graph: Graph, policy: str, model: MachineModel | None, force_fuse, for
             candidates[name] = min(candidates[t] for t in candidates)
             by_bound = True
             continue
+        if name == "optimal" and policy == "auto" and not solvable:
+            continue  # too big for the solver, or no solver
         try:
             if name == "optimal":
                 fuse_optimal(part, trials if policy == "auto" else None)
