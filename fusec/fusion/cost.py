@@ -168,7 +168,7 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
         if epilogue:  # a second call after BLAS's, over the result
             body += model.matmul_epilogue_us * 1e-6 + model.overhead_seconds(threads_ew) - model.kernel_overhead_us * 1e-6
             body += max(comp, model.memory_seconds(written, threads_ew))
-    seconds = model.overhead_seconds(threads) + body
+    seconds = model.overhead_seconds(1 if shape.kind == "matmul" else threads) + body  # BLAS forks no OpenMP team
     bound = "memory" if mem >= comp and not strided else "compute"
     return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp)
 
