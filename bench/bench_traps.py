@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import fusec
@@ -124,6 +126,12 @@ def report(result: dict) -> list[str]:
     apart = concordance(rows, TIE)
     result["ranking"] = {"exact": same_order, "pairs": concordance(rows), "apart": apart}
     close = sum(1 for pred, meas, *_ in result["kernels"] if abs(pred - meas) <= WITHIN * meas)
+    result["summary"] = {
+        "plans": len(rows), "what": result["what"], "kernels": len(result["kernels"]), "close": close,
+        "ratio": statistics.median(pred / meas for pred, meas, *_ in result["kernels"]),
+        "chosen_best": chosen["measured"] / best, "chosen_unfused": chosen["measured"] / unfused["measured"],
+        "pairs": concordance(rows), "apart": concordance(rows, TIE),
+    }
     lines.append(f"  kernels predicted within +-{WITHIN:.0%}: {close} of {len(result['kernels'])}; "
                  f"predicted / measured, median {statistics.median(pred / meas for pred, meas, *_ in result['kernels']):.2f}")
     lines.append(f"  chosen / best measured: {chosen['measured'] / best:.2f}x   "
@@ -150,6 +158,19 @@ def concordance(rows: list[dict], tie: float = 0.0) -> float | None:
     return same / len(pairs)
 
 
+def markdown(results: list[dict], header: str) -> list[str]:
+    """The per-graph summary as a Markdown table (for bench/README.md)."""
+    pct = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
+    lines = [header, "", "| graph | plans | kernels within +-30% | predicted / measured (median) | chosen / best "
+             "| chosen / unfused | pairs ordered as measured (all; > 10% apart) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        m = r["summary"]
+        plans = f"{m['plans']}" + ("" if m["what"] == "legal plans" else " (policies')")
+        lines.append(f"| {r['name']} | {plans} | {m['close']} of {m['kernels']} | {m['ratio']:.2f} | {m['chosen_best']:.2f}x "
+                     f"| {m['chosen_unfused']:.2f}x | {pct(m['pairs'])}; {pct(m['apart'])} |")
+    return lines
+
+
 def kernel_lines(kernels: list[tuple]) -> list[str]:
     """Each distinct kernel (graph, members) once: its median measured time over the plans it is in,
     its prediction and the ratio, worst prediction first."""
@@ -173,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kernels", action="store_true", help="list every distinct kernel, predicted vs measured, worst first")
     ap.add_argument("--stat", choices=("median", "min"), default="median",
                     help="each kernel's median run (default) or its fastest: on a loaded machine, the time it takes when it gets the cores")
+    ap.add_argument("--markdown", metavar="OUT.md", help="also write the per-graph summary as a Markdown table")
     ap.add_argument("--examples", action="store_true", help="the examples too (each policy's plan where there are too many ops to enumerate)")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -192,17 +214,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trap graphs, every legal plan, C backend, {'medians' if args.stat == 'median' else 'fastest'} of {repeats}; "
           f"machine model: {model.source}")
     print(f"load average at start: {_load()} on {os.cpu_count()} cores", flush=True)
-    kernels = []
+    kernels, results = [], []
+    start_load = _load()
     for path in traps:
         result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats, args.stat)
         kernels += result["kernels"]
         print("\n".join(report(result)), flush=True)
+        results.append(result)
     if args.kernels:
         print("\n".join(kernel_lines(kernels)))
     close = sum(1 for pred, meas, *_ in kernels if meas > 0 and abs(pred - meas) <= WITHIN * meas)
     print(f"\nkernels predicted within +-{WITHIN:.0%} of measured: {close} of {len(kernels)} "
           f"({close / max(len(kernels), 1):.0%}; the target is 90%)")
     print(f"load average at end: {_load()} (figures measured on a busy machine are upper bounds)")
+    if args.markdown:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        header = (f"{'--quick sizes' if args.quick else 'full sizes'}, {when}, {platform.processor() or platform.machine()} "
+                  f"{os.cpu_count()} cores, load average {start_load} at start and {_load()} at end, "
+                  f"{'medians' if args.stat == 'median' else 'fastest runs'} of {repeats}, model: {model.source}; "
+                  f"all kernels: {close} of {len(kernels)} within +-30%")
+        Path(args.markdown).write_text("\n".join(markdown(results, header)) + "\n")
     return 0
 
 
