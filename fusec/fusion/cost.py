@@ -235,6 +235,23 @@ def _rereads(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -
     return points // t.size
 
 
+def _tabulated(graph: Graph, name: str, points: int) -> bool:
+    """Whether a member of an elementwise kernel over `points` is computed once into a table: a small
+    value (at most TABLE_ELEMENTS, recomputed at least twice per element otherwise) that is
+    transcendental, or that only small values read (so it sits inside an expression the C backend
+    tabulates whole, as `erf(v) * 2 + 1` under `tanh`). A cheap value read directly at every point
+    (`b * 3` in `x + b * 3`) stays in the loop; so, in the model, does a cheap op atop a
+    transcendental (`tanh(b) * 3`), which the backend tabulates too. These depend on the graph only,
+    never on which ops share the kernel, so merged groups cost the sum of their parts."""
+    size = graph.type_of(name).size
+    if size > TABLE_ELEMENTS or points < 2 * size:
+        return False
+    if graph.node(name).opdef.transcendental:
+        return True
+    consumers = graph.consumers(name)
+    return bool(consumers) and all(graph.type_of(c).size <= size for c in consumers)
+
+
 def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
     """(flops, of which transcendental) of one member, at every point it is computed."""
     node = graph.node(name)
@@ -249,8 +266,8 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
         points = node.type.size if name in shape.row else _size(shape.space)
     elif shape.kind == "elementwise":
         points = _size(shape.space)  # recomputed at every point of the iteration space
-        if node.opdef.transcendental and node.type.size <= TABLE_ELEMENTS and points >= 2 * node.type.size:
-            points = node.type.size  # tabulated once before the loops (the C backend's tabulate_invariants)
+        if _tabulated(graph, name, points):
+            points = node.type.size  # computed once before the loops (the C backend's tabulate_invariants)
     else:
         points = node.type.size
     flops = node.opdef.flops * points
