@@ -74,7 +74,7 @@ def test_brute_force_refuses_a_graph_too_big_to_enumerate():
 
 
 @pytest.mark.slow
-def test_bench_traps_measures_every_legal_plan(capsys):
+def test_bench_traps_measures_every_legal_plan(capsys, tmp_path):
     """bench/bench_traps.py --quick on one trap: every legal plan built with the C backend and timed,
     with the chosen-vs-best and chosen-vs-unfused ratios and the load stated (no figure asserted:
     the machine is shared)."""
@@ -89,8 +89,13 @@ def test_bench_traps_measures_every_legal_plan(capsys):
     sys.path.insert(0, str(ROOT / "bench"))
     import bench_traps
 
-    assert bench_traps.main(["--quick", "--defaults", "--repeats", "1", "--trap", "sibling_spaces"]) == 0
+    table = tmp_path / "traps.md"
+    assert bench_traps.main(["--quick", "--defaults", "--repeats", "1", "--trap", "sibling_spaces",
+                             "--kernels", "--markdown", str(table)]) == 0
     out = capsys.readouterr().out
+    md = table.read_text()
+    assert "load average" in md and "| sibling_spaces | 5 |" in md and "chosen / best" in md
+    assert "kernels, worst prediction first" in out
     assert "sibling_spaces: 5 legal plans" in out
     assert len(re.findall(r"^ +[\d.]+ ms +[\d.]+ ms  \S", out, re.M)) == 5  # one row per plan
     assert out.count("<- chosen") == 1 and "(unfused)" in out
