@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
 from fusec.cli.main import COMMANDS, build_parser
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _listed(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -116,7 +119,7 @@ def test_the_fg_and_rules_parsers_read_the_same_from_the_cache(tmp_path, monkeyp
     from fusec.frontend.grammar_cache import cached_lark
 
     root = Path(syntax.__file__).resolve().parent
-    sources = {root / "fusec.lark": sorted(Path("examples").glob("*.fg")), root.parent / "rewrite" / "rules.lark": sorted((root.parent / "rewrite" / "rules").glob("*.rules"))}
+    sources = {root / "fusec.lark": sorted(EXAMPLES.glob("*.fg")), root.parent / "rewrite" / "rules.lark": sorted((root.parent / "rewrite" / "rules").glob("*.rules"))}
     for grammar, files in sources.items():
         options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=False, import_paths=[str(root)], source_path=str(grammar))
         imports = sorted(root.glob("*.lark"))
@@ -207,7 +210,7 @@ def test_fg_comments_survive_a_parser_loaded_from_the_cache(tmp_path):
     # a new process with an empty cache builds the tables; a second one loads them: both keep comments
     code = "import fusec, sys; from fusec.ir.printer import print_graph; print(print_graph(fusec.load(sys.argv[1])))"
     env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path)}
-    outs = [subprocess.run([sys.executable, "-c", code, "examples/04_layernorm.fg"], capture_output=True, text=True, env=env, check=True).stdout
+    outs = [subprocess.run([sys.executable, "-c", code, str(EXAMPLES / "04_layernorm.fg")], capture_output=True, text=True, env=env, check=True).stdout
             for _ in range(2)]
     assert list((tmp_path / "grammars").glob("fusec-*.lark"))
     assert outs[0] == outs[1] and "# Layer normalisation" in outs[0]
@@ -292,11 +295,11 @@ def test_a_short_command_runs_without_the_collector_and_gives_it_back(capsys):
     from fusec.cli.main import main
 
     assert gc.isenabled()
-    assert main(["check", "examples/01_chain.fg"]) == 0
+    assert main(["check", str(EXAMPLES / "01_chain.fg")]) == 0
     assert gc.isenabled()
     gc.disable()
     try:
-        assert main(["fmt", "examples/01_chain.fg"]) == 0
+        assert main(["fmt", str(EXAMPLES / "01_chain.fg")]) == 0
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
@@ -306,12 +309,12 @@ def test_check_and_fmt_load_only_the_stages_they_run():
     code = (
         "import sys\n"
         "from fusec.cli.main import main\n"
-        "main([sys.argv[1], 'examples/03_softmax.fg'])\n"
+        "main([sys.argv[1], sys.argv[2]])\n"
         "later = ('fusec.codegen', 'fusec.loops', 'fusec.tune', 'fusec.api', 'fusec.runtime.build')\n"
         "print('LOADED', sorted(m for m in sys.modules if m.startswith(later)))\n"
         "print('PIPELINE', 'fusec.pipeline' in sys.modules)\n"
     )
-    check = subprocess.run([sys.executable, "-c", code, "check"], capture_output=True, text=True, check=True).stdout
+    check = subprocess.run([sys.executable, "-c", code, "check", str(EXAMPLES / "03_softmax.fg")], capture_output=True, text=True, check=True).stdout
     assert "LOADED []" in check and "PIPELINE True" in check, check
-    fmt = subprocess.run([sys.executable, "-c", code, "fmt"], capture_output=True, text=True, check=True).stdout
+    fmt = subprocess.run([sys.executable, "-c", code, "fmt", str(EXAMPLES / "03_softmax.fg")], capture_output=True, text=True, check=True).stdout
     assert "LOADED []" in fmt and "PIPELINE False" in fmt, fmt
