@@ -163,12 +163,14 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
         body = model.strided_seconds(accesses, nbytes, threads) + comp
     else:
         body = max(mem, comp) + model.overlap_loss * min(mem, comp)
-    if shape.kind == "matmul":
+    if shape.kind == "matmul":  # BLAS has its own threads: the kernel pays its call, not a fork
         body = model.matmul_call_us * 1e-6 + max(work.matmul_flops / (model.matmul_gflops * 1e9), mem)
-        if epilogue:  # a second call after BLAS's, over the result
-            body += model.matmul_epilogue_us * 1e-6 + model.overhead_seconds(threads_ew) - model.kernel_overhead_us * 1e-6
-            body += max(comp, model.memory_seconds(written, threads_ew))
-    seconds = model.overhead_seconds(1 if shape.kind == "matmul" else threads) + body  # BLAS forks no OpenMP team
+        if epilogue:  # a second call after BLAS's, over the result, forking if it runs in parallel
+            fork = model.fork_us * 1e-6 if threads_ew > 1 else 0.0
+            body += model.matmul_epilogue_us * 1e-6 + fork + max(comp, model.memory_seconds(written, threads_ew))
+        seconds = model.overhead_seconds(1) + body
+    else:
+        seconds = model.overhead_seconds(threads) + body
     bound = "memory" if mem >= comp and not strided else "compute"
     return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp)
 
