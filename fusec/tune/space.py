@@ -236,7 +236,6 @@ def search_space(nest: LoopNest, backend: str, default: Schedule | None = None, 
         space.options["inner loops"] = ", ".join(
             "vector" + (f" x{w}" if w else "") + (" stream" if st else "") if v else f"unroll {u}" if u > 1 else "scalar"
             for v, u, w, st in inner)
-
     if len(blocks) > 1:
         space.options["reduce block"] = ", ".join(map(str, sorted(blocks)))
 
