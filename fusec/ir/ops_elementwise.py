@@ -156,7 +156,10 @@ ROWS = (
                   "f64 approximate=tanh": "fusec_gelu_tanh({0})", "f64": "fusec_gelu_erf({0})"}),
     # -- selection and conversion ---------------------------------------------------------------------
     OpDef("where", EL, 3, infer_where, lambda a, attrs: np.where(a[0], a[1], a[2]), literal_context=(1, 2),
-          numpy_code="where({0}, {1}, {2}, out={out})", c_code="({0} ? {1} : {2})"),
+          numpy_code="where({0}, {1}, {2}, out={out})",
+          c_code={"f32": "fusec_wheref({0}, {1}, {2})", "f64": "fusec_where({0}, {1}, {2})",
+                  "i32": "fusec_where_i32({0}, {1}, {2})", "i64": "fusec_where_i64({0}, {1}, {2})",
+                  "bool": "fusec_where_bool({0}, {1}, {2})"}),
     # float -> integer truncates toward zero with NumPy's result for NaN, inf and out-of-range values
     OpDef("cast", EL, 1, infer_cast, lambda a, attrs: a[0].astype(attrs["dtype"].numpy),
           attrs=(AttrSpec("dtype", "dtype"),), numpy_code="np.copyto({out}, {0}, casting='unsafe')",

@@ -18,6 +18,15 @@ static inline double fusec_max(double a, double b) { return (a > b || a != a) ? 
 static inline double fusec_min(double a, double b) { return (a < b || a != a) ? a : b; }
 static inline int64_t fusec_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* where(c, a, b) with both a and b evaluated, as NumPy evaluates them. Written as c ? a[i] : b[i],
+ * the load of a[i] is conditional, and gcc 12.2 at -O3 -march=native vectorizes it as a masked load
+ * that it gets wrong for a uint8 condition under an outer loop (tests/regressions/011). */
+static inline float fusec_wheref(bool c, float a, float b) { return c ? a : b; }
+static inline double fusec_where(bool c, double a, double b) { return c ? a : b; }
+static inline int32_t fusec_where_i32(bool c, int32_t a, int32_t b) { return c ? a : b; }
+static inline int64_t fusec_where_i64(bool c, int64_t a, int64_t b) { return c ? a : b; }
+static inline bool fusec_where_bool(bool c, bool a, bool b) { return c ? a : b; }
+
 /* float -> integer, truncating toward zero, as NumPy does on x86-64: NaN, inf and out-of-range values
  * give the minimum integer. Done with integer operations on the bits instead of C's (int)x: C leaves
  * out-of-range conversions undefined, and gcc (with -fno-trapping-math) folds (float)(int)x into
