@@ -23,6 +23,8 @@ def strided(base: np.ndarray, offset: int, shape: tuple[int, ...], strides: tupl
 
     Strides count elements (not bytes); a stride of 0 repeats one element (broadcasting).
     """
+    if 0 in shape:  # no element to address: the offset of a reversed empty slice may lie past the buffer
+        return np.empty(shape, dtype=base.dtype)
     size = base.itemsize
     return np.ndarray(shape, dtype=base.dtype, buffer=base, offset=offset * size, strides=[s * size for s in strides])
 

@@ -85,6 +85,7 @@ def _empty_case(seed: int) -> EdgeCase:
         body = "return " + r.choice([
             "transpose(x) + 1.0", "reshape(x, shape=[-1]) * 3.0", "slice(x, axis=1, start=0, stop=2)",
             "concat(x, x, axis=0)", "expand_dims(x, axis=0)", "broadcast_to(x, shape=[2, N, D])",
+            "exp(slice(x, axis=0, step=-1))", "slice(x, axis=1, step=-2) * 2.0",
         ])
     else:  # matmul: an empty inner dimension gives zeros, an empty outer one an empty result
         m = r.choice([0, 3])
