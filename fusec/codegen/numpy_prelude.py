@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from fusec.ir.special import erf as _erf
+from fusec.ir.special import float_power
 
 _SQRT_2_OVER_PI = 0.7978845608028654
 _INV_SQRT2 = 0.7071067811865476
@@ -43,9 +44,10 @@ def gather(base: np.ndarray, index: np.ndarray, clip: bool = False) -> np.ndarra
     return flat[index]
 
 
-def fpow32(a, b, out: np.ndarray) -> np.ndarray:
-    """float32 power as the interpreter defines it: computed in float64, rounded once."""
-    np.copyto(out, np.power(np.asarray(a, np.float64), np.asarray(b, np.float64)), casting="same_kind")
+def fpow(a, b, out: np.ndarray) -> np.ndarray:
+    """Float power as the interpreter defines it (fusec.ir.special.float_power: IEEE pow, float32
+    rounded once from float64), not NumPy's power, which takes sqrt for a repeated exponent of 0.5."""
+    np.copyto(out, float_power(a, b), casting="same_kind")
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from fusec.ir.ops_registry import AttrSpec, OpDef
 from fusec.ir.ops_rules import binary_rule, infer_cast, infer_where, unary_float_rule, unary_numeric_rule
 from fusec.ir.special import erf as _np_erf
+from fusec.ir.special import float_power
 
 _SQRT_2_OVER_PI = 0.7978845608028654
 _INV_SQRT2 = 0.7071067811865476
@@ -44,12 +45,7 @@ def _np_pow(a: list[np.ndarray], attrs: dict) -> np.ndarray:
         # NumPy refuses negative integer powers; define them as C does: truncation toward zero.
         with np.errstate(all="ignore"):
             return np.trunc(np.power(x.astype(np.float64), y.astype(np.float64)))
-    if np.result_type(x, y) == np.float32:
-        # NumPy's float32 power is off by an ulp for a quarter of arguments (10000 ** (-i/32)), which
-        # a large multiplier (RoPE's position times frequency) turns into 1e-4 errors downstream; in
-        # float64 and rounded once it is correctly rounded (but for rare double roundings), as C's powf.
-        return np.power(x.astype(np.float64), y.astype(np.float64)).astype(np.float32)
-    return np.power(x, y)
+    return float_power(x, y)  # IEEE pow: NumPy's own power takes shortcuts (see float_power)
 
 
 def _wrapping(sym: str, bool_sym: str | None = None) -> dict[str, str]:
@@ -115,9 +111,8 @@ ROWS = (
     _comparison("ge", np.greater_equal, ">=", commutative=False),
     # integer powers are the float64 power truncated toward zero (ipow, trunc(pow(...)))
     OpDef("pow", EL, 2, binary_rule("promote"), _np_pow, infix="**", flops=10, transcendental=True, families=ARITH,
-          numpy_code={"f32": "fpow32({0}, {1}, out={out})", "float": "np.power({0}, {1}, out={out})",
-                      "*": "ipow({0}, {1}, out={out})"},
-          c_code={"f32": "powf({0}, {1})", "f64": "pow({0}, {1})",
+          numpy_code={"float": "fpow({0}, {1}, out={out})", "*": "ipow({0}, {1}, out={out})"},
+          c_code={"f32": "fusec_powf({0}, {1})", "f64": "fusec_pow({0}, {1})",
                   "*": "({ctype})trunc(pow((double){0}, (double){1}))"}),
     # -- functions of floats --------------------------------------------------------------------------
     _float_function("exp", np.exp, 10, "np.exp({0}, out={out})", "fusec_expf", "exp"),

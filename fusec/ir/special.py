@@ -1,4 +1,4 @@
-"""erf for the reference interpreter.
+"""erf and the float power for the reference interpreter.
 
 NumPy has no erf, and SciPy is too heavy a dependency for one function. This version is accurate to
 a few ulps in float64, which makes it a ground truth for both f32 and f64:
@@ -43,3 +43,23 @@ def erf(x: np.ndarray) -> np.ndarray:
         result[np.isnan(a)] = np.nan
     signed = np.copysign(result, x.astype(np.float64))  # keeps erf(-0) == -0
     return signed.astype(out_dtype, copy=False) if x.ndim else out_dtype.type(signed)
+
+
+def float_power(x, y) -> np.ndarray:
+    """x ** y of floats as C's pow and powf compute it (IEEE 754): the interpreter's definition.
+
+    NumPy's power is not one function. With an exponent that repeats one value (a scalar, or a
+    broadcast array of stride 0) its loop takes shortcuts: 0.5 becomes sqrt, so pow(-inf, 0.5) is nan
+    where C gives +inf, and pow(-0, 0.5) is -0 where C gives +0. And its float32 power is off by an ulp
+    for a quarter of arguments such as 10000 ** (-i / 32), which RoPE's positions multiply by 1000.
+    So both operands are laid out in full, and a float32 power is computed in float64 and rounded once
+    (correctly rounded but for rare double roundings, as glibc's powf).
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    dtype = np.result_type(x, y)
+    wide = np.float64 if dtype == np.float32 else dtype
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    base = np.array(np.broadcast_to(x.astype(wide, copy=False), shape))  # np.array copies: no stride 0
+    exponent = np.array(np.broadcast_to(y.astype(wide, copy=False), shape))
+    with np.errstate(all="ignore"):
+        return np.power(base, exponent).astype(dtype, copy=False)

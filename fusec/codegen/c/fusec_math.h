@@ -320,4 +320,21 @@ static inline double fusec_gelu_tanh(double x)
 }
 static inline double fusec_gelu_erf(double x) { return 0.5 * x * (1.0 + erf(x * 0.7071067811865476)); }
 
+/* ---- pow -----------------------------------------------------------------------------------------
+ * IEEE pow, as the interpreter defines it (fusec.ir.special.float_power). gcc turns powf(x, 0.5f) into
+ * sqrtf(x) when it vectorizes a loop (and not otherwise), which gives nan for x = -inf and -0 for
+ * x = -0 where pow gives +inf and +0; so an exponent of 0.5 takes sqrt here on purpose, with those two
+ * cases put right, and the result no longer depends on whether the loop was vectorized. */
+static inline float fusec_powf(float x, float y)
+{
+    float half = x == -INFINITY ? INFINITY : sqrtf(x) + 0.0f;   /* -0 + 0 is +0 */
+    return y == 0.5f ? half : powf(x, y);
+}
+
+static inline double fusec_pow(double x, double y)
+{
+    double half = x == -INFINITY ? INFINITY : sqrt(x) + 0.0;
+    return y == 0.5 ? half : pow(x, y);
+}
+
 #endif /* FUSEC_MATH_H */
