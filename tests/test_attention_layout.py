@@ -105,3 +105,15 @@ graph g(a: f32[16, 2, 8], b: f32[2, 24, 8]) {
     program = check(graph, backend)
     assert len(program.stages.kernels) == 1
     assert np.isfinite(program(*random_inputs(program.graph, 0))).all()
+
+
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+@pytest.mark.parametrize("rows", [16, 40])
+def test_a_copied_weight_operand_is_not_cut_into_row_tiles(backend, rows):
+    # w's reshape is gathered into a copy over (k, j); an unbatched matmul's row tiles cut i, which is
+    # not one of w's axes: the C backend sliced the copy along k (a crash, 16 rows of k for 192)
+    g = fusec.parse(f"graph r<A=8, B={rows}, M=24>(x: f32[A, B, M], w: f32[M, 128]) "
+                    "{ return reshape(transpose(x, perm=[1, 0, 2]), shape=[B, A * M]) @ reshape(w, shape=[A * M, 16]) * 2.0 }")
+    xs = random_inputs(g, seed=0)
+    got = np.asarray(fusec.compile(g, backend=backend, tune_db=False)(*xs))
+    assert compare_output(g, g.outputs[0], got, np.asarray(interpret(g, *xs))) is None

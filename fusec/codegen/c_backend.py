@@ -292,9 +292,10 @@ def blas_runner(tiles: MatmulTiles, functions: dict[int, KernelFunction]):
     calls = masked_calls(tiles)
     read_a = operand_reader(info.a, a_vars, ext)
     read_b = operand_reader(info.b, b_vars, ext)
-    # a copied operand is laid out over all its variables, so it is tiled along the outer one
-    a_tiled = info.a.index.coef(outer) != 0 or not info.a.index.is_affine
-    b_tiled = info.b.index.coef(outer) != 0 or not info.b.index.is_affine
+    # a copied operand is laid out over all its variables, so it is tiled along the outer one if that
+    # is one of them (b's are batch + (k, j): not i, the outer variable of an unbatched matmul)
+    a_tiled = info.a.index.coef(outer) != 0 or (not info.a.index.is_affine and outer in a_vars)
+    b_tiled = info.b.index.coef(outer) != 0 or (not info.b.index.is_affine and outer in b_vars)
 
     def run(*arrays: np.ndarray) -> None:
         if tiles.direct:  # BLAS writes straight into the output; no scratch
