@@ -519,6 +519,8 @@ def _statistic(s: _State) -> _Value | None:
             count *= x.type.shape[a]
         ddof = 1 if count > 1 and c.boolean(40) else 0
         return _emit(s, op, [x], axis=axis, keepdims=c.boolean(50), ddof=ddof)
+    if not s.cfg.allowed(I64):
+        return None  # positions are i64, which this configuration leaves out
     x = s.pick(lambda v: v.type.rank > 0 and v.type.size > 0 and v.type.dtype != BOOL and _exact(s, v))
     if x is None:
         return None
