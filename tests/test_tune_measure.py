@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,16 @@ def test_once_the_seconds_have_passed_a_started_batch_is_not_measured(tmp_path):
         pytest.skip("the default alone took more than 6 s on this machine (busy)")
     assert pool.builds == 3 and pool.measures == 1
     assert [t.schedule for t in result.trials] == [result.space.default]
+
+
+def test_a_causally_masked_matmul_is_checked_where_it_is_read(tmp_path):
+    # q @ k^T computes only the band the causal mask keeps (loops/masks.py); the elements outside are
+    # never read, so the check before timing must not count them as wrong (it did: every candidate
+    # of examples/08's scores kernel was 'wrong', and the kernel could not be tuned)
+    g = fusec.load(Path(__file__).resolve().parent.parent / "examples" / "08_attention.fg", sizes={"H": 2, "S": 64, "Dh": 16})
+    db = TuneDB(tmp_path / "t.jsonl")
+    results = tune_graph(*lower_all(g), "c", TuneSettings(budget=3, repeats=2, confirm=0), db=db)
+    masked = [r for r in results if r.kind == "matmul"]
+    assert masked
+    for r in masked:
+        assert all(t.status == "ok" for t in r.trials), [(t.status, t.detail) for t in r.trials]
