@@ -394,16 +394,22 @@ def _binary(s: _State) -> _Value | None:
     return _emit(s, op, args, bound=bound)
 
 
-def _where(s: _State) -> _Value | None:
-    c = s.c
+def _some_bool(s: _State) -> _Value | None:
+    """A bool value: one made already, or a comparison of a number with a literal."""
     cond = s.pick(lambda v: v.type.dtype == BOOL)
     if cond is None:
         x = s.pick(lambda v: v.type.dtype != BOOL)
         if x is None:
             return None
-        cond = _emit(s, c.choice(comparison_ops()), [x, _literal(s, x.type.dtype)])
-        if cond is None:
-            return None
+        cond = _emit(s, s.c.choice(comparison_ops()), [x, _literal(s, x.type.dtype)])
+    return cond
+
+
+def _where(s: _State) -> _Value | None:
+    c = s.c
+    cond = _some_bool(s)
+    if cond is None:
+        return None
     a = _partner(s, cond)
     if isinstance(a, _Value) and a.type.dtype == BOOL and c.boolean(70):
         a = s.pick(lambda v: v.type.dtype != BOOL) or 1.5
@@ -478,14 +484,9 @@ def _reduce(s: _State) -> _Value | None:
 def _logical(s: _State) -> _Value | None:
     """A logical op of bool values; a comparison makes the first bool when there is none yet."""
     c = s.c
-    x = s.pick(lambda v: v.type.dtype == BOOL)
+    x = _some_bool(s)
     if x is None:
-        y = s.pick(lambda v: v.type.dtype != BOOL)
-        if y is None:
-            return None
-        x = _emit(s, c.choice(comparison_ops()), [y, _literal(s, y.type.dtype)])
-        if x is None:
-            return None
+        return None
     op = c.choice(logical_ops())
     if op_named(op).arity == 1:
         return _emit(s, op, [x])
