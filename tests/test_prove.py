@@ -168,6 +168,21 @@ def test_results_are_cached_and_a_corrupt_cache_is_ignored(tmp_path):
     assert not cache.entries
 
 
+def test_a_change_to_the_prover_is_not_answered_from_the_cache(tmp_path, monkeypatch):
+    # the key holds a hash of fusec/rewrite and fusec/ir: a stale counterexample of div_self at bool
+    # survived the fix of the bool domain while the key held only a hand-bumped version number
+    from fusec.rewrite import prove
+
+    path = tmp_path / "proofs.json"
+    rule = rule_named("div_neg_neg")
+    cache = ProofCache.open(path)
+    prove_rule(rule, ("f32",), cache=cache)
+    cache.save()
+    assert prove_rule(rule, ("f32",), cache=ProofCache.open(path))[0].cached
+    monkeypatch.setattr(prove, "_prover_source", lambda: "the prover after a fix")
+    assert not prove_rule(rule, ("f32",), cache=ProofCache.open(path))[0].cached
+
+
 def test_cli_json_reports_verdict_time_and_counterexample(tmp_path):
     rules = tmp_path / "wrong.rules"
     rules.write_text("rule mul_zero_everywhere exact x * 0 -> 0\nrule mul_one exact x * 1 -> x\n")

@@ -18,6 +18,7 @@ Results are cached by the rule's text, the dtype, the axioms and the solver's ve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -390,6 +391,18 @@ def prove_rules(rules, dtypes=DEFAULT_DTYPES, timeout: float = DEFAULT_TIMEOUT, 
 # ------------------------------------------------------------------------------------------ the cache
 
 
+@functools.lru_cache(maxsize=1)
+def _prover_source() -> str:
+    """A hash of the code a verdict depends on: the prover (fusec/rewrite), the op table and its NumPy
+    references (fusec/ir). A fix there must not be answered from the cache (a stale counterexample of
+    div_self at bool survived the fix of the bool domain until this was part of the key)."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted([*(root / "rewrite").glob("*.py"), *(root / "ir").glob("*.py")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 class ProofCache:
     """Proof results by the rule's text, the dtype, the axioms and the solver version, in one JSON file."""
 
@@ -421,7 +434,7 @@ class ProofCache:
 
         from fusec.rewrite.smt_axioms import AXIOMS
 
-        text = [PROVER_VERSION, z3.get_version_string(), dtype, rule.name, rule.cls, list(rule.text),
+        text = [PROVER_VERSION, _prover_source(), z3.get_version_string(), dtype, rule.name, rule.cls, list(rule.text),
                 [list(d) for d in rule.domain], str(rule.tolerance), rule.tolerance.scale, [a.text for a in AXIOMS]]
         return hashlib.sha256(json.dumps(text).encode()).hexdigest()
 
