@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from fusec.ir.graph import Graph
 
 _EXACT_FLOAT_INDEX = 2**24  # float iotas below this compare exactly (f32 has 24 significand bits)
@@ -51,6 +53,16 @@ class Band:
         if self.hi is not None and self.lo is None:
             return Band(self.hi + 1, None)
         return None
+
+    def elements(self, rows: int, cols: int) -> np.ndarray:
+        """The band as a rows x cols boolean array: True at (i, j) with lo <= i - j <= hi."""
+        d = np.arange(rows)[:, None] - np.arange(cols)[None, :]
+        inside = np.ones(d.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= d >= self.lo
+        if self.hi is not None:
+            inside &= d <= self.hi
+        return inside
 
     @property
     def everything(self) -> bool:

@@ -126,13 +126,7 @@ def read_elements(graph, name: str, shape: tuple[int, ...]) -> np.ndarray | None
     band = needed_band(graph, name)
     if band is None or band.everything or len(shape) < 2:
         return None
-    d = np.arange(shape[-2])[:, None] - np.arange(shape[-1])[None, :]  # i - j
-    keep = np.ones(d.shape, dtype=bool)
-    if band.lo is not None:
-        keep &= d >= band.lo
-    if band.hi is not None:
-        keep &= d <= band.hi
-    return np.broadcast_to(keep, shape)
+    return np.broadcast_to(band.elements(shape[-2], shape[-1]), shape)
 
 
 def limit_memory(arrays_bytes: int) -> None:
