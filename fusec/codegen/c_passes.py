@@ -16,6 +16,7 @@ L1/L2), and makes the second loop read it back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from fusec.ir.dtypes import DType
@@ -185,13 +186,8 @@ def _tabulable(e: Expr, nest: LoopNest, extents: dict[str, int]) -> tuple[str, .
     if not used <= set(extents):
         return None  # depends on a loop variable that is not an axis of the iteration space
     order = tuple(d.var for d in nest.dims if d.var in used)
-    size = 1
-    for v in order:
-        size *= extents[v]
-    total = 1
-    for n in extents.values():
-        total *= n
-    if size > TABLE_ELEMENTS or total < 2 * size:
+    size = math.prod(extents[v] for v in order)
+    if size > TABLE_ELEMENTS or math.prod(extents.values()) < 2 * size:
         return None  # too big to stay in cache, or not recomputed often enough to pay
     return order
 
@@ -237,9 +233,7 @@ def tabulate_invariants(nest: LoopNest) -> LoopNest:
         return nest
     prologue: list[Stmt] = []
     for e, (name, order) in tables.items():
-        size = 1
-        for v in order:
-            size *= extents[v]
+        size = math.prod(extents[v] for v in order)
         others = ", ".join(d.var for d in nest.dims if d.var not in order)
         what = expr_str(e)
         what = what if len(what) <= 48 else f"{e.op}(...)"
