@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from fusec.ir.special import erf as _erf
-from fusec.ir.special import float_power
+from fusec.ir.special import float_power, int_power
 
 _SQRT_2_OVER_PI = 0.7978845608028654
 _INV_SQRT2 = 0.7071067811865476
@@ -53,9 +53,7 @@ def fpow(a, b, out: np.ndarray) -> np.ndarray:
 
 def ipow(a, b, out: np.ndarray) -> np.ndarray:
     """Integer power as the interpreter defines it: the float64 power truncated toward zero."""
-    with np.errstate(all="ignore"):
-        r = np.trunc(np.power(np.asarray(a, np.float64), np.asarray(b, np.float64)))
-    np.copyto(out, r, casting="unsafe")
+    np.copyto(out, int_power(a, b), casting="unsafe")
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from fusec.ir.ops_registry import AttrSpec, OpDef
 from fusec.ir.ops_rules import binary_rule, infer_cast, infer_where, unary_float_rule, unary_numeric_rule
 from fusec.ir.special import erf as _np_erf
-from fusec.ir.special import float_power
+from fusec.ir.special import float_power, int_power
 
 _SQRT_2_OVER_PI = 0.7978845608028654
 _INV_SQRT2 = 0.7071067811865476
@@ -42,9 +42,7 @@ def _np_sigmoid(x: np.ndarray) -> np.ndarray:
 def _np_pow(a: list[np.ndarray], attrs: dict) -> np.ndarray:
     x, y = a
     if np.issubdtype(np.result_type(x, y), np.integer):
-        # NumPy refuses negative integer powers; define them as C does: truncation toward zero.
-        with np.errstate(all="ignore"):
-            return np.trunc(np.power(x.astype(np.float64), y.astype(np.float64)))
+        return int_power(x, y)  # truncated toward zero, as C does (NumPy refuses negative powers)
     return float_power(x, y)  # IEEE pow: NumPy's own power takes shortcuts (see float_power)
 
 

@@ -63,3 +63,10 @@ def float_power(x, y) -> np.ndarray:
     exponent = np.array(np.broadcast_to(y.astype(wide, copy=False), shape))
     with np.errstate(all="ignore"):
         return np.power(base, exponent).astype(dtype, copy=False)
+
+
+def int_power(x, y) -> np.ndarray:
+    """x ** y of integers as fusec defines it (NumPy refuses negative integer powers): the float64
+    power truncated toward zero, as C's (T)trunc(pow(x, y))."""
+    with np.errstate(all="ignore"):
+        return np.trunc(np.power(np.asarray(x, np.float64), np.asarray(y, np.float64)))
