@@ -179,6 +179,16 @@ def needed_band(graph: Graph, name: str, _memo: dict | None = None) -> Band | No
     return result
 
 
+def read_elements(graph: Graph, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Where anything reads the value `name`, as a boolean array of its shape (None: everywhere). A
+    matmul whose result is read only inside a causal mask's band computes only that band; checks of
+    one kernel's outputs (the tuner's, bisection's) compare these elements and no others."""
+    band = needed_band(graph, name)
+    if band is None or band.everything or len(shape) < 2:
+        return None
+    return np.broadcast_to(band.elements(shape[-2], shape[-1]), shape)
+
+
 def _needed_by(graph: Graph, name: str, consumer: str, memo: dict) -> Band | None:
     node = graph.node(consumer)
     if node.kind != "elementwise" or graph.type_of(consumer).shape != graph.type_of(name).shape:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusec.loops.masks import needed_band
+from fusec.loops.masks import read_elements
 from fusec.loops.schedule import Schedule
 from fusec.tolerance import compare
 from fusec.tune.jobs import BuildResult, KernelJob
@@ -117,16 +117,6 @@ class Guarded:
                 if bad.size:
                     return f"array {k}: {bad.size} guard bytes {side} it were overwritten"
         return None
-
-
-def read_elements(graph, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Where anything reads the value `name` (None: everywhere). A matmul whose result is read only
-    inside a causal mask's band computes only that band (fusec/loops/masks.py); the elements outside
-    it are never read, so they are not compared either."""
-    band = needed_band(graph, name)
-    if band is None or band.everything or len(shape) < 2:
-        return None
-    return np.broadcast_to(band.elements(shape[-2], shape[-1]), shape)
 
 
 def limit_memory(arrays_bytes: int) -> None:
