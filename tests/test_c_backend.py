@@ -27,7 +27,8 @@ from fusec.ir.dtypes import F32, F64, I32, I64
 from fusec.loops.lower import lower_group
 from fusec.loops.matmul import matmul_tiles
 from fusec.pipeline import compile_stages
-from fusec.testing.graphgen import ODD_SIZES, graphs_with_inputs
+from fusec.testing.graphgen import graphs_with_inputs
+from fusec.testing.graphgen_config import ODD_SIZES
 from fusec.tolerance import compare
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

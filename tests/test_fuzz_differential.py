@@ -19,7 +19,8 @@ import pytest
 from fusec.bisect import check
 from fusec.interp import evaluate
 from fusec.ir.printer import print_graph
-from fusec.testing.graphgen import GenConfig, random_arrays, random_graph
+from fusec.testing.arrays import random_arrays
+from fusec.testing.graphgen import GenConfig, random_graph
 
 # (backend, first seed, graphs, fraction of special float inputs); the total is >= 500
 CHUNKS = [("numpy", 100_000 + 100 * k, 100, (0.0, 0.02, 0.1)[k % 3]) for k in range(5)]

@@ -11,7 +11,7 @@ from test_reduction_accuracy import BACKENDS
 
 import fusec
 from fusec.ir.printer import print_graph
-from fusec.testing.graphgen import random_arrays
+from fusec.testing.arrays import random_arrays
 from fusec.testing.long_reductions import long_reduction_graph
 from fusec.tolerance import compare_output
 

@@ -47,7 +47,7 @@ def test_reproducer_runs_from_the_cli_without_warnings(path):
 
 
 def _input_sets(path, g):
-    from fusec.testing.graphgen import random_arrays
+    from fusec.testing.arrays import random_arrays
 
     saved = path.with_suffix(".npz")
     if saved.exists():

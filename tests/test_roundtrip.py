@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 import fusec
 from fusec.interp import evaluate
 from fusec.ir.printer import print_graph
-from fusec.testing.graphgen import GenConfig, graphs, random_arrays
+from fusec.testing.arrays import random_arrays
+from fusec.testing.graphgen import GenConfig, graphs
 
 SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 

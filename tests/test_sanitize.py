@@ -36,7 +36,8 @@ import numpy as np
 import fusec
 from fusec.bisect import check
 from fusec.inputs import random_inputs
-from fusec.testing.graphgen import GenConfig, random_arrays, random_graph
+from fusec.testing.arrays import random_arrays
+from fusec.testing.graphgen import GenConfig, random_graph
 jobs = {jobs!r}
 n = 0
 for kind, what, sizes in jobs:

@@ -27,7 +27,7 @@ from fusec.errors import FusecError
 from fusec.frontend import parse
 from fusec.interp import evaluate
 from fusec.ir.printer import print_graph
-from fusec.testing.graphgen import random_arrays
+from fusec.testing.arrays import random_arrays
 
 DTYPE_NAMES = ("bool", "i32", "i64", "f32", "f64")
 FLOATS = ("f32", "f64")
