@@ -1,6 +1,8 @@
 """Layer 4: the loop-nest IR, lowering of a fused group to a nest, and schedules.
 
-    ir.py        the IR (buffers, loops, loads/stores with affine indices, accumulators)
+    ir.py        the IR (buffers, loops, loads/stores with affine indices, accumulators); its names import from here
+    index.py     the IR's index expressions: affine forms, Div/Mod/Min atoms, bounds, substitution
+    expr.py      the IR's value expressions (constants, loads, ops, ...) and walks over them
     lower.py     one fusion group -> one LoopNest
     schedule.py  split, tile, reorder, vectorize, unroll, parallel, block_reduction; the Schedule record
     blocked.py   long float sums and products in blocks (Schedule.reduce_block): as accurate as NumPy's pairwise sum

@@ -50,362 +50,37 @@ Reductions
 Matmul
     A matmul group's nest is also written out in scalar form (a reduction over k), and
     `LoopNest.matmul` names its parts so a backend may call BLAS on a tile instead.
+
+The IR is in three modules; import any of its names from here:
+
+    index.py  Index and its atoms (Div, Mod, Min); floordiv, mod, bounds, substitute, evaluate_index
+    expr.py   value expressions (Const, Load, Ref, Op, IndexValue, Piecewise) and walks over them
+    ir.py     (this module) statements, buffers, the LoopNest, and walks over statements
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
 from fusec.ir.dtypes import BOOL, DType
-from fusec.ir.ops import OPS
-
-# ----------------------------------------------------------------------------------------------
-# index expressions
-
-
-@dataclass(frozen=True)
-class Div:
-    """floor(arg / divisor) of a nonnegative index by a positive constant."""
-
-    arg: Index
-    divisor: int
-
-    def __str__(self) -> str:
-        return f"({self.arg} / {self.divisor})"
-
-
-@dataclass(frozen=True)
-class Mod:
-    """arg mod divisor, of a nonnegative index by a positive constant."""
-
-    arg: Index
-    divisor: int
-
-    def __str__(self) -> str:
-        return f"({self.arg} % {self.divisor})"
-
-
-@dataclass(frozen=True)
-class Min:
-    """The smaller of two indices (only in loop extents: a tail loop's trip count)."""
-
-    a: Index
-    b: Index
-
-    def __str__(self) -> str:
-        return f"min({self.a}, {self.b})"
-
-
-Atom = str | Div | Mod | Min
-
-
-def _atom_key(a: Atom) -> tuple[int, str]:
-    return (0, a) if isinstance(a, str) else (1, str(a))
-
-
-@dataclass(frozen=True)
-class Index:
-    """sum(coef * atom for atom, coef in terms) + const; terms sorted, no zero coefficients."""
-
-    terms: tuple[tuple[Atom, int], ...] = ()
-    const: int = 0
-
-    # -- construction
-    @staticmethod
-    def of(x: int | str | Index) -> Index:
-        if isinstance(x, Index):
-            return x
-        if isinstance(x, str):
-            return Index(((x, 1),), 0)
-        return Index((), int(x))
-
-    @staticmethod
-    def _make(coefs: dict, const: int) -> Index:
-        terms = tuple(sorted(((a, c) for a, c in coefs.items() if c != 0), key=lambda t: _atom_key(t[0])))
-        return Index(terms, int(const))
-
-    def __add__(self, other: int | str | Index) -> Index:
-        other = Index.of(other)
-        coefs = dict(self.terms)
-        for a, c in other.terms:
-            coefs[a] = coefs.get(a, 0) + c
-        return Index._make(coefs, self.const + other.const)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: int | str | Index) -> Index:
-        return self + Index.of(other) * -1
-
-    def __mul__(self, k: int) -> Index:
-        return Index._make({a: c * k for a, c in self.terms}, self.const * k)
-
-    __rmul__ = __mul__
-
-    # -- queries
-    @property
-    def is_const(self) -> bool:
-        return not self.terms
-
-    @property
-    def is_affine(self) -> bool:
-        """True if every atom is a plain loop variable."""
-        return all(isinstance(a, str) for a, _ in self.terms)
-
-    def coef(self, var: str) -> int:
-        for a, c in self.terms:
-            if a == var:
-                return c
-        return 0
-
-    def variables(self) -> set[str]:
-        out: set[str] = set()
-        for a, _ in self.terms:
-            if isinstance(a, str):
-                out.add(a)
-            elif isinstance(a, Min):
-                out |= a.a.variables() | a.b.variables()
-            else:
-                out |= a.arg.variables()
-        return out
-
-    def __str__(self) -> str:
-        parts = []
-        for a, c in self.terms:
-            s = str(a)
-            if c == 1:
-                parts.append(s)
-            elif c == -1:
-                parts.append("-" + s)
-            else:
-                parts.append(f"{s}*{c}")
-        if self.const or not parts:
-            parts.append(str(self.const))
-        text = " + ".join(parts)
-        return text.replace("+ -", "- ")
-
-
-def floordiv(x: Index, d: int, ranges: dict[str, int]) -> Index:
-    """x // d for a nonnegative x, simplified when the remainder part provably stays below d."""
-    if d == 1:
-        return x
-    q, r = _split_by(x, d)
-    lo, hi = bounds(r, ranges)
-    if 0 <= lo and hi < d:
-        return q
-    lo, hi = bounds(x, ranges)
-    if hi < d and lo >= 0:
-        return Index()
-    return Index(((Div(x, d), 1),), 0)
-
-
-def mod(x: Index, d: int, ranges: dict[str, int]) -> Index:
-    """x % d for a nonnegative x, simplified where the range allows."""
-    if d == 1:
-        return Index()
-    _, r = _split_by(x, d)
-    lo, hi = bounds(r, ranges)
-    if 0 <= lo and hi < d:
-        return r
-    lo, hi = bounds(x, ranges)
-    if 0 <= lo and hi < d:
-        return x
-    return Index(((Mod(x, d), 1),), 0)
-
-
-def _split_by(x: Index, d: int) -> tuple[Index, Index]:
-    """x = q*d + r where q collects the terms divisible by d (q returned already divided by d)."""
-    qc, rc = divmod(x.const, d)
-    q = {a: c // d for a, c in x.terms if c % d == 0}
-    r = {a: c for a, c in x.terms if c % d != 0}
-    return Index._make(q, qc), Index._make(r, rc)
-
-
-def bounds(x: Index, ranges: dict[str, int]) -> tuple[int, int]:
-    """Inclusive (low, high) of x when each loop variable v runs over [0, ranges[v])."""
-    lo = hi = x.const
-    for a, c in x.terms:
-        alo, ahi = _atom_bounds(a, ranges)
-        lo += min(c * alo, c * ahi)
-        hi += max(c * alo, c * ahi)
-    return lo, hi
-
-
-def _atom_bounds(a: Atom, ranges: dict[str, int]) -> tuple[int, int]:
-    if isinstance(a, str):
-        return 0, max(ranges.get(a, 1) - 1, 0)
-    if isinstance(a, Div):
-        lo, hi = bounds(a.arg, ranges)
-        return lo // a.divisor, hi // a.divisor
-    if isinstance(a, Mod):
-        return 0, a.divisor - 1
-    alo, ahi = bounds(a.a, ranges)
-    blo, bhi = bounds(a.b, ranges)
-    return min(alo, blo), min(ahi, bhi)
-
-
-def substitute(x: Index, env: dict[str, Index]) -> Index:
-    """Replace loop variables by index expressions."""
-    out = Index((), x.const)
-    for a, c in x.terms:
-        if isinstance(a, str):
-            out = out + Index.of(env.get(a, Index.of(a))) * c
-        elif isinstance(a, Div):
-            out = out + Index(((Div(substitute(a.arg, env), a.divisor), 1),)) * c
-        elif isinstance(a, Mod):
-            out = out + Index(((Mod(substitute(a.arg, env), a.divisor), 1),)) * c
-        else:
-            out = out + Index(((Min(substitute(a.a, env), substitute(a.b, env)), 1),)) * c
-    return out
-
-
-def evaluate_index(x: Index, env: dict[str, Any]) -> Any:
-    """The value of x with loop variables bound to ints or NumPy integer arrays."""
-    total: Any = x.const
-    for a, c in x.terms:
-        if isinstance(a, str):
-            v = env[a]
-        elif isinstance(a, Div):
-            v = evaluate_index(a.arg, env) // a.divisor
-        elif isinstance(a, Mod):
-            v = evaluate_index(a.arg, env) % a.divisor
-        else:
-            v = np.minimum(evaluate_index(a.a, env), evaluate_index(a.b, env))
-        total = total + c * v
-    return total
-
-
-# ----------------------------------------------------------------------------------------------
-# value expressions
-
-
-@dataclass(frozen=True)
-class Const:
-    value: bool | int | float
-    dtype: DType
-
-    def __str__(self) -> str:
-        v = self.value
-        if isinstance(v, bool) or self.dtype == BOOL:
-            return "true" if v else "false"
-        if isinstance(v, float):
-            if v != v:
-                return "nan"
-            if v in (float("inf"), float("-inf")):
-                return "inf" if v > 0 else "-inf"
-            return repr(v)
-        return str(v)
-
-
-@dataclass(frozen=True)
-class Load:
-    buffer: str
-    index: Index
-    dtype: DType
-
-    def __str__(self) -> str:
-        return f"{self.buffer}[{self.index}]"
-
-
-@dataclass(frozen=True)
-class Ref:
-    """The current value of a scalar temporary (Let) or an accumulator (AccInit)."""
-
-    name: str
-    dtype: DType
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class Op:
-    """A primitive op of the op table applied to scalar operands; attrs as sorted (name, value) pairs."""
-
-    op: str
-    args: tuple[Expr, ...]
-    dtype: DType
-    attrs: tuple[tuple[str, Any], ...] = ()
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        return dict(self.attrs).get(name, default)
-
-
-@dataclass(frozen=True)
-class IndexValue:
-    """An index expression used as a value (iota): the index converted to dtype."""
-
-    index: Index
-    dtype: DType
-
-    def __str__(self) -> str:
-        return f"{self.dtype.name}({self.index})"
-
-
-@dataclass(frozen=True)
-class Piecewise:
-    """pieces[k] where bounds[k] <= index < bounds[k+1] (concat). Only the chosen piece is evaluated:
-    the others may address elements outside their buffers."""
-
-    index: Index
-    bounds: tuple[int, ...]  # len(pieces) + 1 ascending bounds, from 0 to the axis length
-    pieces: tuple[Expr, ...]
-    dtype: DType
-
-
-Expr = Const | Load | Ref | Op | IndexValue | Piecewise
-
-def infix(op: str, arity: int) -> str | None:
-    """The op's operator symbol in .fg text (its row's `infix`), for a binary op; None for a call."""
-    row = OPS.get(op)
-    return row.infix if row is not None and row.arity == 2 == arity else None
-
-
-def expr_str(e: Expr, parent_infix: bool = False) -> str:
-    """Readable one-line form: infix for the ops the .fg language writes infix, calls for the rest."""
-    if isinstance(e, Op):
-        symbol = infix(e.op, len(e.args))
-        if symbol is not None:
-            text = f"{expr_str(e.args[0], True)} {symbol} {expr_str(e.args[1], True)}"
-            return f"({text})" if parent_infix else text
-        if e.op == "neg":
-            return f"-{expr_str(e.args[0], True)}"
-        if e.op == "cast":
-            return f"{e.dtype.name}({expr_str(e.args[0])})"
-        extra = "".join(f", {k}={v!r}" for k, v in e.attrs)
-        return f"{e.op}({', '.join(expr_str(a) for a in e.args)}{extra})"
-    if isinstance(e, Piecewise):
-        parts = ", ".join(f"[{lo}, {hi}): {expr_str(p)}" for lo, hi, p in zip(e.bounds, e.bounds[1:], e.pieces))
-        return f"select({e.index} in {parts})"
-    return str(e)
-
-
-def walk_expr(e: Expr) -> Iterator[Expr]:
-    """e and all its subexpressions, operands before the expressions that use them."""
-    if isinstance(e, Op):
-        for a in e.args:
-            yield from walk_expr(a)
-    elif isinstance(e, Piecewise):
-        for p in e.pieces:
-            yield from walk_expr(p)
-    yield e
-
-
-def expr_variables(e: Expr) -> set[str]:
-    """Loop variables an expression reads (through loads, iota and concat indices)."""
-    out: set[str] = set()
-    for s in walk_expr(e):
-        if isinstance(s, (Load, IndexValue, Piecewise)):
-            out |= s.index.variables()
-    return out
-
-
-def expr_refs(e: Expr) -> set[str]:
-    return {s.name for s in walk_expr(e) if isinstance(s, Ref)}
-
+from fusec.loops.expr import (
+    Const,
+    Expr,
+    IndexValue,
+    Load,
+    Op,
+    Piecewise,
+    Ref,
+    expr_refs,
+    expr_str,
+    expr_variables,
+    infix,
+    walk_expr,
+)
+from fusec.loops.index import Atom, Div, Index, Min, Mod, bounds, evaluate_index, floordiv, mod, substitute
 
 # ----------------------------------------------------------------------------------------------
 # statements
@@ -594,3 +269,12 @@ def stmt_exprs(s: Stmt) -> list[Expr]:
     if isinstance(s, (Let, Store, AccUpdate)):
         return [s.value]
     return []
+
+
+# the IR's names, wherever they are defined: passes and backends import them from here
+__all__ = [
+    "AccInit", "AccUpdate", "Atom", "Buffer", "Const", "Dim", "Div", "Expr", "Index", "IndexValue", "LOOP_KINDS",
+    "Let", "LetIndex", "Load", "Loop", "LoopNest", "MatmulInfo", "Min", "Mod", "Op", "Piecewise", "REDUCE_OPS", "Ref",
+    "SplitInfo", "Stmt", "Store", "bounds", "evaluate_index", "expr_refs", "expr_str", "expr_variables", "find_loop",
+    "floordiv", "identity", "infix", "loops", "mod", "stmt_exprs", "substitute", "walk", "walk_expr",
+]  # fmt: skip
