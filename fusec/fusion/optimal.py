@@ -44,7 +44,9 @@ class Solution:
     groups: list[frozenset[str]]
     predicted_s: float  # sum of the chosen kernels' predicted times (without the margin)
     gap: float  # proven relative optimality gap (0.0: optimal)
-    status: str  # "optimal" (by the solver), "optimal by lower bound" (no solver ran), "time limit"
+    # "optimal" (by the solver), "optimal by lower bound" (no solver ran), "optimal by enumeration"
+    # (fusion/exhaustive.py searched every plan; no solver ran), "time limit"
+    status: str
     seconds: float  # solver time
 
 

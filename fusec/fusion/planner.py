@@ -4,10 +4,15 @@
 
 The planner never changes the graph it is given. "auto" runs every policy and keeps the plan the
 cost model predicts fastest (the unfused plan is a candidate too, so fusion never makes the
-prediction worse); on graphs of up to fusion.optimal.MAX_OPS ops that includes the optimal policy's
-plan, the cheapest partition the model knows of, when its solver finishes within its time limit.
-When the heuristics' best plan meets the lower bound on every plan (fusion/bound.py) it is that
-plan already, and no solver runs.
+prediction worse), including the optimal plan, the cheapest partition the model knows of, found the
+cheapest way that proves it:
+1. when the heuristics' best plan meets the lower bound on every plan (fusion/bound.py), it is that
+   plan already ("lower bound");
+2. else, on a graph small enough to search every plan in less time than importing scipy takes
+   (fusion/exhaustive.py), by that search ("enumeration");
+3. else, on graphs of up to fusion.optimal.MAX_OPS ops, by the optimal policy's integer program
+   ("solver"), when the solver is installed and finishes within its time limit.
+`Plan.gap_by` names which; `policy="optimal"` itself is always step 1, else step 3.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from contextlib import contextmanager
 from fusec.errors import FusecError
 from fusec.fusion.greedy import fuse_greedy
 from fusec.fusion.machine import MachineModel, load_model
-from fusec.fusion.optimal import MAX_OPS, fuse_optimal, proven_by_bound
+from fusec.fusion.bound import TOLERANCE
+from fusec.fusion.exhaustive import fuse_exhaustive
+from fusec.fusion.optimal import MAX_OPS, fuse_optimal, guarded_seconds, proven_by_bound
 from fusec.fusion.partition import Partition
 from fusec.fusion.plan import NotFused, Plan, group_kind, make_group
 from fusec.fusion.postdom import fuse_postdom
@@ -125,44 +132,64 @@ def _plan(graph: Graph, policy: str, model: MachineModel | None, force_fuse, for
         raise FusecError(f"'{a},{b}' is both forced together and forbidden")
     base = Partition(g, model, ban)  # each policy starts from a copy: they share its caches of costs and shapes
     names = [p for p in POLICIES if p != "unfused"] + ["unfused"] if policy == "auto" else [policy]
-    solvable = len(base.ops) <= MAX_OPS and _have_scipy()  # else auto keeps the heuristics' best
     best: tuple[float, int, str, Partition] | None = None  # (predicted ms, kernels, policy, partition)
     candidates: dict[str, float] = {}
     trials: list[Partition] = []  # the heuristics' partitions, which the optimal policy starts from
-    by_bound = False  # auto: a heuristic plan met the lower bound, so the solver did not run
+    by_bound = False  # auto: a heuristic plan met the lower bound, so no search or solver ran
+    optimum: Partition | None = None  # the optimal policy's partition, once made
     for name in names:
         part = _start(base, force)
-        if name == "optimal" and policy == "auto" and proven_by_bound(part, trials) is not None:
-            # a heuristic plan meets the lower bound: it is the optimal plan, without solving
-            candidates[name] = min(candidates[t] for t in candidates)
-            by_bound = True
-            continue
-        if name == "optimal" and policy == "auto" and not solvable:
-            continue  # too big for the solver, or no solver
-        try:
-            if name == "optimal":
-                fuse_optimal(part, trials if policy == "auto" else None)
-            else:
+        if name == "optimal" and policy == "auto":
+            if proven_by_bound(part, trials) is not None:
+                # a heuristic plan meets the lower bound: it is the optimal plan, without solving
+                candidates[name] = min(candidates[t] for t in candidates)
+                by_bound = True
+                continue
+            if not _auto_optimal(part, trials):
+                continue  # too big to search and for the solver, no solver, or out of time
+        else:
+            try:
                 POLICIES[name](part)
-        except TimeoutError:
-            if policy != "auto":
+            except TimeoutError:
                 raise FusecError(f"the optimal policy found no plan within its time limit ({len(base.ops)} ops)") from None
-            continue  # auto: the optimal plan did not finish in time; the heuristics' best stands
         if name in ("greedy", "postdom", "table"):
             trials.append(part)
+        elif name == "optimal":
+            optimum = part
         candidates[name] = math.fsum(part.cost(m).seconds for m in part.members.values()) * 1e3  # in any order
         if best is None or (candidates[name], len(part.members)) < best[:2]:
             best = (candidates[name], len(part.members), name, part)
     assert best is not None
     chosen = _finish(best[3], best[2])
-    if best[3].solution is not None:
-        chosen.gap = best[3].solution.gap
-        chosen.gap_by = "lower bound" if best[3].solution.status == "optimal by lower bound" else "solver"
+    if optimum is not None and optimum.solution.gap == 0.0 and (
+            optimum is best[3] or guarded_seconds(best[3]) <= guarded_seconds(optimum) * (1 + TOLERANCE)):
+        # the optimal plan, or one as cheap by what it minimises (a heuristic's, which keeps a tie)
+        chosen.gap, chosen.gap_by = 0.0, _GAP_BY.get(optimum.solution.status, "solver")
+    elif best[3] is optimum:  # the solver's plan, with the gap it proved before its time limit
+        chosen.gap, chosen.gap_by = optimum.solution.gap, "solver"
     elif by_bound:  # the chosen plan is at least as fast as the one that met the bound: optimal too
         chosen.gap, chosen.gap_by = 0.0, "lower bound"
     chosen.requested = policy
     chosen.candidates = candidates if policy == "auto" else {}
     return chosen
+
+
+_GAP_BY = {"optimal by lower bound": "lower bound", "optimal by enumeration": "enumeration"}
+
+
+def _auto_optimal(part: Partition, trials: list[Partition]) -> bool:
+    """auto's optimal plan, applied to `part`: by searching every plan where that is cheap
+    (fusion/exhaustive.py), else by the solver on graphs of up to MAX_OPS ops. False if neither
+    made one (the heuristics' best stands)."""
+    if fuse_exhaustive(part):
+        return True
+    if len(part.ops) > MAX_OPS or not _have_scipy():
+        return False
+    try:
+        fuse_optimal(part, trials)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _have_scipy() -> bool:
