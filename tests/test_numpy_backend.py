@@ -156,7 +156,8 @@ def test_nan_and_inf_are_computed_not_rejected():
 
 
 def test_a_missing_op_spelling_is_an_internal_error_not_silence():
-    from fusec.codegen.numpy_backend import NumpyCodegenError, _Gen
+    from fusec.codegen.numpy_backend import KernelEmitter
+    from fusec.codegen.numpy_spelling import NumpyCodegenError
     from fusec.loops.ir import Op
 
     g = parse("graph e(x: f32[3]) { return exp(x) }")
@@ -165,7 +166,7 @@ def test_a_missing_op_spelling_is_an_internal_error_not_silence():
     store = nest.body[0].body[0]
     bad = dataclasses.replace(nest, body=(dataclasses.replace(nest.body[0], body=(dataclasses.replace(store, value=Op("frobnicate", (store.value,), F32)),)),))
     with pytest.raises(NumpyCodegenError, match="frobnicate"):
-        _Gen(bad).function()
+        KernelEmitter(bad).function()
 
 
 # ------------------------------------------------------------------------------ random graphs

@@ -1,7 +1,9 @@
 """Layer 5: code generation. A backend turns a LoopNest (plus a Schedule) into a callable Kernel.
 
     base.py           the Backend interface and the Kernel record
-    numpy_backend.py  readable tiled NumPy source (works everywhere)
+    numpy_backend.py  readable tiled NumPy source (works everywhere): the tile loops and the function,
+                      over numpy_blocks.py (a block's statements), numpy_exprs.py (expressions on a
+                      tile) and numpy_spelling.py (ops, literals, constants as NumPy text)
     c_backend.py      C99 + OpenMP, compiled with the system compiler and loaded with ctypes
 """
 
