@@ -13,14 +13,42 @@
     report.py      the text and JSON reports of `fusec tune`
 """
 
-from fusec.tune.db import TuneDB, default_db_path
-from fusec.tune.jobs import FAILURES, Trial
-from fusec.tune.lookup import best_record, best_schedule
-from fusec.tune.space import Space, search_space
-from fusec.tune.strategies import STRATEGIES
-from fusec.tune.tuner import KernelResult, TuneSettings, tune_graph
+from __future__ import annotations
 
-__all__ = [
-    "FAILURES", "STRATEGIES", "KernelResult", "Space", "Trial", "TuneDB", "TuneSettings", "best_record",
-    "best_schedule", "default_db_path", "search_space", "tune_graph",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+# public name -> the module that defines it, imported on first use (PEP 562): `fusec.compile` asks
+# lookup.best_schedule for each kernel and should not load the tuner, its process pools and
+# `statistics` (with `decimal`) to do so
+_LAZY = {
+    "TuneDB": "fusec.tune.db", "default_db_path": "fusec.tune.db",
+    "FAILURES": "fusec.tune.jobs", "Trial": "fusec.tune.jobs",
+    "best_record": "fusec.tune.lookup", "best_schedule": "fusec.tune.lookup",
+    "Space": "fusec.tune.space", "search_space": "fusec.tune.space",
+    "STRATEGIES": "fusec.tune.strategies",
+    "KernelResult": "fusec.tune.tuner", "TuneSettings": "fusec.tune.tuner", "tune_graph": "fusec.tune.tuner",
+}
+__all__ = sorted(_LAZY, key=str.lower)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fusec.tune' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from fusec.tune.db import TuneDB, default_db_path
+    from fusec.tune.jobs import FAILURES, Trial
+    from fusec.tune.lookup import best_record, best_schedule
+    from fusec.tune.space import Space, search_space
+    from fusec.tune.strategies import STRATEGIES
+    from fusec.tune.tuner import KernelResult, TuneSettings, tune_graph
