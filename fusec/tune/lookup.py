@@ -57,7 +57,10 @@ def best_record(nest: LoopNest, backend: Backend, db: TuneDB | str | Path | None
     """The fastest stored record for this kernel, backend and machine whose schedule still applies;
     records measured on a quiet machine come before those measured on a busy one."""
     db = db if isinstance(db, TuneDB) else TuneDB(db)
-    candidates = _index(db).get(record_key(nest, backend), [])
+    index = _index(db)
+    if not index:  # nothing stored (no database yet): no key to compute (it hashes fusec's code generator)
+        return None
+    candidates = index.get(record_key(nest, backend), [])
     for rec in sorted(candidates, key=lambda r: (_busy(r), r["best"]["median_s"])):
         try:
             apply_schedule(nest, schedule_from_dict(rec["best"]["schedule"]))
