@@ -19,7 +19,8 @@ from test_fusion_traps import SMALL as TRAP_SIZES
 import fusec
 from fusec.fusion import MachineModel, plan
 from fusec.fusion.brute import legal_partitions
-from fusec.fusion.exhaustive import cheapest
+from fusec.fusion.exhaustive import _Kernels, _steps, cheapest
+from fusec.fusion.legality import ContractViolation
 from fusec.fusion.greedy import fuse_greedy
 from fusec.fusion.optimal import guarded_seconds, kernel_dag, solve
 from fusec.fusion.partition import Partition
@@ -84,6 +85,32 @@ def test_enumeration_finds_the_best_legal_partition(model):
         best = plans[0]  # least guarded time, then predicted time, then kernels
         assert found.weight_s == pytest.approx(best.guarded_s, rel=1e-9), (name, found.groups, best.groups)
         assert {tuple(sorted(m)) for m in found.groups} in [{tuple(sorted(grp)) for grp in c.groups} for c in plans]
+
+
+@pytest.mark.parametrize(("path", "sizes"), CASES[:len(EXAMPLES)], ids=IDS[:len(EXAMPLES)])
+def test_every_kernel_costed_from_its_parts_costs_what_the_partition_says(path, sizes):
+    # the search costs a union of elementwise kernels from their work; Partition.cost analyses it afresh
+    part = Partition(prepare(fusec.load(path, sizes=sizes)), MEASURED)
+    atoms = sorted(part.members, key=part.pos.__getitem__)
+    bit = {gid: 1 << i for i, gid in enumerate(atoms)}
+    needs = [sum(bit[p] for p in part.predecessors(gid)) for gid in atoms]
+    listed = _steps(needs, (1 << len(atoms)) - 1, 3000)
+    if listed is None:
+        pytest.skip("over the budget: the solver plans it")
+    kernels = _Kernels(part, [frozenset(part.members[gid]) for gid in atoms], listed[1])
+    fresh = Partition(part.graph, MEASURED)
+    grown = 0
+    for mask in listed[1]:
+        known = kernels.kernel(mask)
+        try:
+            expected = fresh.cost(kernels.ops(mask))
+        except ContractViolation:
+            expected = None
+        assert (known is None) == (expected is None), sorted(kernels.ops(mask))
+        if known is not None:
+            assert known[2] == expected or known[2].seconds == pytest.approx(expected.seconds, rel=1e-12)
+            grown += known[1] is not None
+    assert grown, "some union is costed from its parts (the shortcut is exercised)"
 
 
 def test_auto_proves_softmax_optimal_by_enumeration():

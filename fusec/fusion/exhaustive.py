@@ -29,13 +29,13 @@ import math
 import time
 from dataclasses import dataclass
 
-from fusec.fusion.cost import risk_seconds
-from fusec.fusion.legality import ContractViolation
+from fusec.fusion.cost import KernelCost, Work, combine, risk_seconds, work_cost
+from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape
 from fusec.fusion.optimal import Solution
 from fusec.fusion.partition import Partition
 
-# auto enumerates a graph when at most this many kernels need costing (about 60 us each: 2,500 take
-# about as long as importing scipy.optimize, before the solver has done anything)
+# auto enumerates a graph when at most this many kernels need costing (20-60 us each: 2,500 take less
+# time than importing scipy.optimize alone, about 240 ms, before the solver has done anything)
 BUDGET = 2_500
 PAIRS_PER_KERNEL = 4  # and listing the (downset, kernel) pairs (about 2 us each) stays within this
 MAX_ATOMS = 64  # and the graph has at most this many ops (groups): listing a state scans them all
@@ -58,13 +58,12 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
     needs = [sum(bit[p] for p in part.predecessors(gid)) for gid in atoms]  # the atoms each one reads from
     members = [frozenset(part.members[gid]) for gid in atoms]
     full = (1 << len(atoms)) - 1
-    steps = _steps(needs, full, budget) if len(atoms) <= MAX_ATOMS else None
-    if steps is None:
+    listed = _steps(needs, full, budget) if len(atoms) <= MAX_ATOMS else None
+    if listed is None:
         return None
+    steps, parents = listed
+    kernels = _Kernels(part, members, parents)
     weights: dict[int, tuple[float, float] | None] = {}  # kernel -> (weight, predicted); None: not a kernel
-
-    def ops(mask: int) -> frozenset[str]:
-        return frozenset().union(*(members[i] for i in range(len(atoms)) if mask >> i & 1))
 
     # best[done] = (weight, predicted, kernels, first kernel) of the cheapest way to compute the rest;
     # a downset's successors are larger, so solving them from the largest down sees each one solved
@@ -76,7 +75,7 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
             if least + best[done | k][0] > result[0]:
                 continue  # cannot beat the best so far, whatever k costs
             if k not in weights:
-                weights[k] = _weight(part, ops(k))
+                weights[k] = kernels.weight(k)
             w, rest = weights[k], best[done | k]
             if w is not None and (cand := (w[0] + rest[0], w[1] + rest[1], rest[2] + 1, k))[:3] < result[:3]:
                 result = cand
@@ -84,18 +83,18 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
     groups, done = [], 0
     while done != full:
         k = best[done][3]
-        groups.append(ops(k))
+        groups.append(kernels.ops(k))
         done |= k
     return Enumerated(groups, best[0][1], best[0][0], sum(map(len, steps.values())))
 
 
-def _steps(needs: list[int], full: int, budget: int) -> dict[int, list[int]] | None:
+def _steps(needs: list[int], full: int, budget: int) -> tuple[dict[int, list[int]], dict[int, tuple[int, int]]] | None:
     """Every downset reachable from none (all of them) -> the kernels that can run next from it:
-    each non-empty set of the remaining atoms whose producers are done or in the set. None if more
-    than `budget` distinct kernels, or PAIRS_PER_KERNEL times as many (downset, kernel) pairs,
-    would be searched."""
+    each non-empty set of the remaining atoms whose producers are done or in the set; and for each
+    kernel, a smaller one and the atom it was grown from. None if more than `budget` distinct
+    kernels, or PAIRS_PER_KERNEL times as many (downset, kernel) pairs, would be searched."""
     steps: dict[int, list[int]] = {}
-    kernels: set[int] = set()
+    parents: dict[int, tuple[int, int]] = {}
     todo, pairs = [0], 0
     while todo:
         done = todo.pop()
@@ -104,29 +103,76 @@ def _steps(needs: list[int], full: int, budget: int) -> dict[int, list[int]] | N
         out = [0]
         for i, need in enumerate(needs):  # producers first: whether atom i may join is decided by then
             if not done >> i & 1:
-                out += [k | 1 << i for k in out if need & ~(done | k) == 0]
+                grown = [k for k in out if need & ~(done | k) == 0]
+                for k in grown:
+                    parents.setdefault(k | 1 << i, (k, i))
+                out += [k | 1 << i for k in grown]
                 if pairs + len(out) > PAIRS_PER_KERNEL * budget:
                     return None
         steps[done] = out[1:]
-        kernels.update(out[1:])
         pairs += len(out) - 1
-        if len(kernels) > budget:
+        if len(parents) > budget:
             return None
         todo += [done | k for k in out[1:]]
-    return steps
+    return steps, parents
 
 
-def _weight(part: Partition, ops: frozenset[str]) -> tuple[float, float] | None:
-    """(predicted time plus margin, predicted time) of one kernel of `ops`, or None if it is none."""
-    for a, b in part.forbid:
-        if a in ops and b in ops:
+class _Kernels:
+    """The predicted cost of each kernel the search asks for, by mask of atoms, each costed once.
+
+    A kernel grown by one atom from a smaller one, where both and their union are elementwise over
+    one iteration space, is costed from the two parts' work (cost.combine, as Partition.merged_cost
+    costs a merge along a chain) instead of analysing and walking all its members again: most of
+    the kernels of a chain or a norm are such unions. Any other kernel is analysed (Partition.cost).
+    """
+
+    def __init__(self, part: Partition, members: list[frozenset[str]], parents: dict[int, tuple[int, int]]):
+        self.part, self.members, self.parents = part, members, parents
+        # mask -> (shape, its work if known, cost), or None if the ops are not one kernel
+        self.known: dict[int, tuple[GroupShape, Work | None, KernelCost] | None] = {}
+
+    def ops(self, mask: int) -> frozenset[str]:
+        return frozenset().union(*(m for i, m in enumerate(self.members) if mask >> i & 1))
+
+    def weight(self, mask: int) -> tuple[float, float] | None:
+        """(predicted time plus the guard's margin, predicted time), or None if it is no kernel."""
+        kernel = self.kernel(mask)
+        if kernel is None:
             return None
-    try:
-        cost = part.cost(ops)
-    except ContractViolation:
-        return None
-    risk = risk_seconds(cost, [part.cost([n]) for n in ops], part.model) if len(ops) > 1 else 0.0
-    return cost.seconds + risk, cost.seconds
+        cost, ops = kernel[2], self.ops(mask)
+        risk = risk_seconds(cost, [self.part.cost([n]) for n in ops], self.part.model) if len(ops) > 1 else 0.0
+        return cost.seconds + risk, cost.seconds
+
+    def kernel(self, mask: int) -> tuple[GroupShape, Work | None, KernelCost] | None:
+        if mask not in self.known:
+            ops = self.ops(mask)
+            if any(a in ops and b in ops for a, b in self.part.forbid):
+                self.known[mask] = None
+            else:
+                self.known[mask] = self._grown(mask, ops) or self._analysed(ops)
+        return self.known[mask]
+
+    def _analysed(self, ops: frozenset[str]) -> tuple[GroupShape, None, KernelCost] | None:
+        try:
+            return self.part.shape(ops), None, self.part.cost(ops)
+        except ContractViolation:
+            return None
+
+    def _grown(self, mask: int, ops: frozenset[str]) -> tuple[GroupShape, Work, KernelCost] | None:
+        """The union's cost from its parts' work, or None where that shortcut does not apply."""
+        smaller, atom = self.parents.get(mask, (0, 0))
+        if not smaller or len(ops) > MAX_GROUP_OPS:
+            return None
+        parts = [self.kernel(smaller), self.kernel(1 << atom)]
+        if None in parts or parts[0][0].kind != "elementwise" or parts[0][0] != parts[1][0]:
+            return None
+        shape, part = parts[0][0], self.part
+        outputs = [n for n in ops if n in part.graph_outputs or any(c not in ops for c in part.consumers[n])]
+        if any(part.shapes[o] != shape.space for o in outputs):
+            return None  # the union is no elementwise kernel over that space (analyze says what it is)
+        works = [w if w is not None else part.work(self.ops(m)) for (_, w, _), m in zip(parts, (smaller, 1 << atom))]
+        work = combine(works, ops)
+        return shape, work, work_cost(part.graph, work, outputs, shape, part.model)
 
 
 def fuse_exhaustive(part: Partition, budget: int = BUDGET) -> bool:
