@@ -13,7 +13,8 @@ best measured plan and against the unfused plan, and whether the model ranks the
 measured order; then, over all kernels, how many the model predicts within +-30%. The load average
 is printed before and after: on a busy machine the figures are upper bounds and the ratios, measured
 in one run, are what to compare. `--calibrate` fits the machine model with `fusec calibrate`'s probe
-kernels first, in the same run (so under the same load), and predicts with it. `--kernels` lists
+kernels first, in the same run (so under the same load), and predicts with it; its memory probes
+are timed again before each graph (the host's memory bandwidth, shared with other machines, drifts). `--kernels` lists
 every distinct kernel with its prediction, worst first.
 """
 
@@ -26,6 +27,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import fusec
@@ -90,6 +92,19 @@ def candidates(graph, model: MachineModel) -> tuple[list[tuple[tuple[tuple[str, 
         groups = tuple(sorted(groups, key=lambda grp: order[grp[0]]))
         seen.setdefault(groups, plan_cost(graph, groups, model)[1])
     return list(seen.items()), f"plans (each policy's: over {MAX_OPS} ops, too many to enumerate)"
+
+
+def retime_memory(model: MachineModel, stat: str) -> MachineModel:
+    """The model with its memory probes timed again and their constants (bandwidth, the cost of a
+    store) fitted anew. This machine's memory is shared with other virtual machines on its host: the
+    bandwidth a kernel gets varies up to 2x from one minute to the next, with this machine's own load
+    at 1. So with --calibrate each graph is predicted with the bandwidth measured just before it."""
+    from fusec.calibration import time_probe
+    from fusec.fusion.calibrate import Calibration, fit, probes
+
+    memory = [pr for pr in probes() if pr.cold == "memory"]
+    cal = fit(Calibration(model, "generated C probes"), {pr.name: time_probe(pr, stat) for pr in memory})
+    return replace(cal.model, source=model.source)
 
 
 def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, repeats: int, stat: str = "median") -> dict:
@@ -217,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     kernels, results = [], []
     start_load = _load()
     for path in traps:
+        if args.calibrate:
+            model = retime_memory(model, args.stat)
+            print(f"\nmemory probes timed again: {model.bandwidth_gbs:g} GB/s, a store costs {model.write_factor:g} loads")
         result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats, args.stat)
         kernels += result["kernels"]
         print("\n".join(report(result)), flush=True)

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from fusec.fusion.calibrate import Calibration, Probe
 from fusec.fusion.calibrate import calibrate as _calibrate
-from fusec.kernel_timing import plan_for, time_plan
+from fusec.kernel_timing import AFTER_A_KERNEL, MEMORY, plan_for, time_plan
+
+EVICT = {"": 0, "kernel": AFTER_A_KERNEL, "memory": MEMORY}  # a probe's `cold`: what it finds in cache
 
 
 def time_probe(probe: Probe, stat: str = "median") -> float:
-    """The median (or fastest) seconds of the probe's one kernel (C backend, its `repeats` runs)."""
+    """The median (or fastest) seconds of the probe's one kernel (C backend, its `repeats` runs; its
+    arrays evicted from the caches before each run as the probe's `cold` says)."""
     graph = probe.graph()
     p = plan_for(graph, [[n.name for n in graph.ops()]])
-    return time_plan(p, repeats=probe.repeats, read_load=False, stat=stat).kernels[0]
+    return time_plan(p, repeats=probe.repeats, read_load=False, stat=stat, evict=EVICT[probe.cold]).kernels[0]
 
 
 def calibrate(quick: bool = False, stat: str = "median") -> Calibration:

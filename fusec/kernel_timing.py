@@ -26,6 +26,7 @@ from fusec.fusion.plan import Plan, group_kind, make_group
 from fusec.inputs import random_inputs
 from fusec.ir.graph import Graph
 from fusec.pipeline import build, choose_backend, lower, pick_schedule
+from fusec.runtime.loader import thread_budget
 
 
 @dataclass
@@ -68,14 +69,34 @@ STATS = {"median": statistics.median, "min": min}
 
 
 def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c", read_load: bool = True,
-              stat: str = "median") -> PlanTiming:
+              stat: str = "median", evict: int = 0) -> PlanTiming:
     """Build every kernel of `p` and time each one on its real inputs (medians of `repeats`).
-    `read_load=False` leaves the load average to the caller (calibrate reads it around all probes)."""
-    return time_plans([p], repeats, seed, backend, read_load, stat)[0]
+    `read_load=False` leaves the load average to the caller (calibrate reads it around all probes).
+    `evict=N` reads N bytes of other data before each run (see evict_caches)."""
+    return time_plans([p], repeats, seed, backend, read_load, stat, evict)[0]
+
+
+MEMORY = 1 << 30  # evict this much to leave a kernel's arrays in memory only: more than the 480 MiB L3 here
+AFTER_A_KERNEL = 8 << 20  # or this much, as another kernel would have read just before
+_evict_buffer: list[np.ndarray] = []
+
+
+def evict_caches(nbytes: int) -> None:
+    """Read `nbytes` of other data, so the caches hold it (clean: the kernel timed next pays no
+    write-back of it) instead of the kernel's arrays: MEMORY bytes, and a kernel finds its arrays in
+    memory, as in a plan whose other kernels ran in between; AFTER_A_KERNEL bytes, and its first
+    accesses miss the nearest caches, as right after another kernel. The thread budget's load sample
+    is then taken afresh, so the timed run does not pay for reading /proc."""
+    if not _evict_buffer or _evict_buffer[0].nbytes < nbytes:
+        _evict_buffer[:] = [np.ones(nbytes // 4, np.float32)]
+    float(_evict_buffer[0][: nbytes // 4].sum())
+    budget = thread_budget()
+    if budget is not None:
+        budget.free_cores()
 
 
 def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str = "c",
-               read_load: bool = True, stat: str = "median") -> list[PlanTiming]:
+               read_load: bool = True, stat: str = "median", evict: int = 0) -> list[PlanTiming]:
     """Time several plans of one graph alternately: each round runs every kernel of every plan once,
     so a burst of load on a shared machine lands on all the plans instead of on the one measured
     while it lasted. The plans share their arrays: every plan computes the same values, by name.
@@ -103,6 +124,8 @@ def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str 
         for kernels, plan_samples in zip(built, samples):
             for k, ks in zip(kernels, plan_samples):
                 args = [values[v] for v in k.params]
+                if evict:
+                    evict_caches(evict)
                 start = time.perf_counter()
                 k.run(*args)
                 ks.append(time.perf_counter() - start)

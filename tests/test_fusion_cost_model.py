@@ -19,9 +19,9 @@ from fusec.fusion.planner import prepare
 from fusec.ir.ops import OPS
 
 TRUE = MachineModel(
-    bandwidth_gbs=23.0, cache_bandwidth_gbs=47.0, kernel_overhead_us=1.3, fork_us=2.5,
+    bandwidth_gbs=23.0, write_factor=1.6, cache_bandwidth_gbs=47.0, kernel_overhead_us=1.3, fork_us=2.5,
     op_ns={"exp": 0.55, "erf": 1.4, "tanh": 0.9}, strided_cache_ns=2.2, strided_memory_ns=31.0,
-    strided_compute_factor=6.5, matmul_gflops=140.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
+    strided_compute_factor=6.5, matmul_gflops=140.0, matmul_knee=40.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
 )
 
 
@@ -123,3 +123,22 @@ def test_time_plans_times_several_plans_of_one_graph_alternately():
     t_apart, t_fused = time_plans([apart, fused], repeats=3)
     assert len(t_apart.kernels) == 2 and len(t_fused.kernels) == 1
     assert all(k > 0 for k in t_apart.kernels + t_fused.kernels) and t_apart.load is not None
+
+
+def test_stores_to_memory_cost_write_factor_times_loads():
+    reads = _cost("graph s(x: f32[4096, 4096], z: f32[4096, 4096]) { s = sum(x * z, axis=1)\n return s }")
+    stream = _cost("graph s(x: f32[4096, 4096]) { y = x * 2.0\n return y }")
+    assert reads.nbytes == pytest.approx(stream.nbytes, rel=1e-3)  # 128 MiB each, but one writes half of it
+    assert stream.seconds / reads.seconds == pytest.approx((1 + TRUE.write_factor) / 2, rel=0.05)
+    assert replace(TRUE, write_factor=1.0).memory_seconds(1 << 30, written=1 << 29) == pytest.approx(
+        TRUE.memory_seconds(1 << 30), rel=1e-3)  # no stores: every byte a load
+
+
+def test_a_thin_matmul_runs_below_the_blas_rate():
+    square = _cost("graph m(a: f32[512, 512], w: f32[512, 512]) { y = a @ w\n return y }")
+    thin = _cost("graph m(a: f32[8, 512, 64], w: f32[8, 64, 512]) { y = a @ w\n return y }")
+    assert square.flops == thin.flops
+    rate = TRUE.matmul_gflops * 1e9
+    assert square.seconds == pytest.approx(TRUE.matmul_call_us * 1e-6 + TRUE.kernel_overhead_us * 1e-6
+                                           + square.flops * (512 + TRUE.matmul_knee) / 512 / rate, rel=1e-6)
+    assert thin.seconds > square.seconds * (64 + TRUE.matmul_knee) / 64 / ((512 + TRUE.matmul_knee) / 512) * 0.99

@@ -15,7 +15,7 @@ and over a plan's kernels:
   space is at least as large as each member), at most `threads_for(largest value)` cores;
 * bytes: each graph input read once (the slices of it, if only slices read it) and each graph output
   written once; and each kernel that writes no graph output writes a value another kernel reads,
-  so K kernels move at least 2 * (K - outputs) * (smallest value) bytes more;
+  so K kernels store at least (K - outputs) * (smallest value) bytes more, and load them back;
 * memory: bytes at cache bandwidth up to `fit_bytes` per kernel, at memory bandwidth beyond, on at
   most those cores (every core if there is a matmul kernel); over K kernels at least what K equal kernels would take (the time of a kernel's
   bytes is convex in them), or, when cache is the slower of the two, what one kernel would take;
@@ -64,7 +64,8 @@ def lower_bound(part: Partition) -> float | None:
             compute += model.op_seconds(node.op, node.type.size, OPS[node.op].flops, threads)
         elif node.opdef.flops:
             compute += model.compute_seconds(node.opdef.flops * node.type.size, threads)
-    moved = _input_bytes(part) + sum(g.type_of(o).nbytes for o in set(g.outputs) if o in part.group_of)
+    loaded = _input_bytes(part)
+    stored = sum(g.type_of(o).nbytes for o in set(g.outputs) if o in part.group_of)
     smallest = min(g.type_of(n).nbytes for n in part.ops)
     outputs = len({o for o in g.outputs if o in part.group_of})
     overlap = 0.0 if matmul else min(model.overlap_loss, 1.0)
@@ -75,8 +76,8 @@ def lower_bound(part: Partition) -> float | None:
     for kernels in range(fewest, len(part.ops) + 1):
         if kernels * call >= best:
             break  # every further term costs at least this much in calls alone
-        nbytes = moved + 2 * smallest * max(0, kernels - outputs)
-        memory = _memory_seconds(model, nbytes, kernels, mem_threads)
+        written = stored + smallest * max(0, kernels - outputs)  # and as much read back
+        memory = _memory_seconds(model, loaded + 2 * written - stored, written, kernels, mem_threads)
         body = max(memory, compute) + overlap * min(memory, compute)
         best = min(best, body + kernels * call)
     return best
@@ -104,14 +105,16 @@ def _input_bytes(part: Partition) -> int:
     return total
 
 
-def _memory_seconds(model, nbytes: int, kernels: int, threads: int) -> float:
-    """The least memory time of `nbytes` moved by `kernels` kernels on at most `threads` cores.
+def _memory_seconds(model, nbytes: int, written: int, kernels: int, threads: int) -> float:
+    """The least memory time of `nbytes` moved, `written` of them stores, by `kernels` kernels on at
+    most `threads` cores.
 
-    memory_seconds is linear at cache rate up to fit_bytes and at memory rate beyond. If the cache
-    rate is the faster (convex), K kernels take at least K times one kernel of nbytes / K; if it is
-    the slower (concave), they take at least one kernel of all the bytes.
+    memory_seconds is linear at cache rate up to fit_bytes of loads and at memory rate beyond, and
+    linear in the stores. If the cache rate is the faster (convex), K kernels take at least K times
+    one kernel of nbytes / K; if it is the slower (concave), they take at least one kernel of all
+    the bytes.
     """
     cache_rate = model.cache_bandwidth_gbs * 1e9 * threads / model.threads
     if cache_rate <= model.bandwidth_gbs * 1e9:
-        return model.memory_seconds(nbytes, threads)
-    return kernels * model.memory_seconds(nbytes / kernels, threads)
+        return model.memory_seconds(nbytes, threads, written)
+    return kernels * model.memory_seconds(nbytes / kernels, threads, written / kernels)

@@ -4,16 +4,25 @@ Two kinds of measurement:
 
 * The runtime's generated C probes (fusec.runtime.probes): a STREAM triad over arrays far larger
   than the caches and independent fma chains give the bandwidth and the peak (timed inside C).
-* Probe kernels (`PROBES`): small .fg graphs compiled by fusec itself into one kernel each and timed
-  the way bench/bench_traps.py times a plan's kernels (fusec.kernel_timing: the call from Python
-  included). Each probe fits one constant of the cost model (cost.py), in order: the call cost of
-  a one-core kernel, the fork of a parallel one, cache and memory bandwidth, the ns per element of
-  each transcendental op, strided loads in and out of cache, how much slower arithmetic runs in a
-  strided loop, and the BLAS rate and epilogue call of a matmul. A constant is fitted by solving
-  "the model predicts the probe's measured time" for it (bisection: the prediction is monotone in
-  each constant), with the constants fitted before it held; the sequence runs twice because the
-  call cost appears in every probe. The fit is exact on the probes, so what the model gets wrong
-  on other kernels is what it leaves out, not a constant measured elsewhere.
+* Probe kernels (`probes()`): small .fg graphs compiled by fusec itself into one kernel each and
+  timed the way bench/bench_traps.py times a plan's kernels (fusec.kernel_timing: the call from
+  Python included). Each probe fits one constant of the cost model (cost.py), in order: the call
+  cost of a one-core kernel, the fork of a parallel one, cache bandwidth, memory bandwidth (a
+  kernel that only reads), the cost of a store (one that writes as much as it reads), the ns per
+  element of each transcendental op, strided loads in and out of cache, how much slower arithmetic
+  runs in a strided loop, and the BLAS rate, its loss on a thin matmul and the epilogue call of a
+  matmul. A constant is fitted by solving "the model predicts the probe's measured time" for it
+  (bisection: the prediction is monotone in each constant), with the constants fitted before it
+  held; the sequence repeats until they settle, because the call cost appears in every probe. The
+  fit is exact on the probes, so what the model gets wrong on other kernels is what it leaves out,
+  not a constant measured elsewhere.
+* Each probe is timed in the state a kernel of a plan finds the machine in, not back to back: a
+  plan's kernel follows other kernels (the call and the fork are timed after reading 8 MiB of other
+  data), and an array as large as the examples' was evicted by the kernels between its writer and
+  its reader (the memory probes are timed after reading 1 GiB: this machine reports a 480 MiB
+  last-level cache, which kept a 64 MiB probe array and doubled the bandwidth it measured). The
+  op probes evaluate their op eight times per element on data in cache, so the op, not the fork,
+  sets their time.
 
 Running the probes needs the whole compiler (layer 7): `fusec.calibration.calibrate` passes the
 timer in. Without a C compiler, the bandwidth comes from a NumPy triad instead, and the result says
@@ -153,6 +162,10 @@ class Probe:
     source: str  # a .fg graph whose ops make one kernel
     param: str  # the MachineModel field it fits ("op_ns:exp": that op's entry)
     repeats: int = 15
+    # what the probe finds in cache when it starts: "" its own arrays (run back to back), "kernel"
+    # what another kernel read just before (the call and the fork: a plan's kernels follow others),
+    # "memory" nothing (its arrays are read from and written to memory, as in a plan of large arrays)
+    cold: str = ""
 
     def graph(self) -> Graph:
         from fusec.frontend import parse
@@ -161,49 +174,76 @@ class Probe:
         return prepare(parse(self.source, filename=f"<probe {self.name}>"))
 
 
+AT_LEAST_ONE = ("write_factor",)  # a store costs at least a load: the lower bound (fusion/bound.py) counts it as one
 ProbeTimer = Callable[[Probe], float]  # a probe -> the median seconds of its kernel
 
 QUICK_OPS = ("exp", "erf", "tanh")  # `--quick` measures these; the others get the fitted ns per flop
 
 
-def _stream(name: str, n: int, param: str) -> Probe:
-    return Probe(name, f"graph {name}(x: f32[{n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param)
+def _stream(name: str, n: int, param: str, cold: str = "") -> Probe:
+    return Probe(name, f"graph {name}(x: f32[{n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, cold=cold)
 
 
-def _op(op: str, n: int) -> Probe:
+def _op(op: str, n: int, terms: int = 8) -> Probe:
+    """`terms` evaluations of `op` per element, on shifted inputs (so none is a copy of another),
+    over data that stays in cache: the op's cost, not the fork or the memory, sets the time."""
+    shifts = [f"x + {i / terms:g}" if i else "x" for i in range(terms)]
     if OPS[op].arity == 2:
-        body, args = f"{op}(x, w)", f"x: f32[{n}] in [0.1, 4], w: f32[{n}] in [0.5, 2]"
+        calls, args = [f"{op}({x}, w)" for x in shifts], f"x: f32[{n}] in [0.1, 4], w: f32[{n}] in [0.5, 2]"
     else:
-        body, args = f"{op}(x)", f"x: f32[{n}] in [0.1, 4]"
-    return Probe(f"op_{op}", f"graph op_{op}({args}) {{\n  y = {body}\n  return y\n}}\n", f"op_ns:{op}")
+        calls, args = [f"{op}({x})" for x in shifts], f"x: f32[{n}] in [0.1, 4]"
+    return Probe(f"op_{op}", f"graph op_{op}({args}) {{\n  y = {' + '.join(calls)}\n  return y\n}}\n", f"op_ns:{op}")
+
+
+def _rows(name: str, n: int, param: str, rows: int = 0) -> Probe:
+    """A row sum over a [rows, n] array (rows = n unless given): a kernel that only reads. From
+    memory if it is as large as the examples' arrays, else from cache, run back to back."""
+    rows = rows or n
+    cold = "memory" if rows == n else ""
+    return Probe(name, f"graph {name}(x: f32[{rows}, {n}]) {{\n  s = sum(x, axis=1)\n  return s\n}}\n", param,
+                 9 if cold else 15, cold)
+
+
+def _stream2d(name: str, n: int, param: str) -> Probe:
+    """y = x * 2 + 1 over an [n, n] array, from memory: as many bytes written as read."""
+    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, 9, "memory")
 
 
 def _column(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
     return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  s = sum({expr}, axis=0)\n  return s\n}}\n", param, repeats)
 
 
-def _matmul(name: str, n: int, epilogue: bool, param: str) -> Probe:
+def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None, batch: int = 0) -> Probe:
+    """[batch,] n x k @ k x n (k = n unless given), plus a bias if `epilogue`."""
+    k = k or n
+    lead = f"{batch}, " if batch else ""
     bias = f", b: f32[{n}]" if epilogue else ""
     expr = "a @ w + b" if epilogue else "a @ w"
-    return Probe(name, f"graph {name}(a: f32[{n}, {n}], w: f32[{n}, {n}]{bias}) {{\n  y = {expr}\n  return y\n}}\n",
+    return Probe(name, f"graph {name}(a: f32[{lead}{n}, {k}], w: f32[{lead}{k}, {n}]{bias}) {{\n  y = {expr}\n  return y\n}}\n",
                  param, 31)
 
 
 def probes(quick: bool = False) -> list[Probe]:
     """The probe kernels, in the order the fit uses them (each fits one constant, given those before)."""
     ops = QUICK_OPS if quick else sorted(n for n, op in OPS.items() if op.transcendental and not op.is_composite)
-    big = 1 << (22 if quick else 23)
+    # memory probes as large as the examples' arrays (64 MiB; 16 MiB with `quick`): a smaller array
+    # stays in the last-level cache between runs and measures that cache, not memory
+    big = 2048 if quick else 4096
     return [
-        _stream("call", 1024, "kernel_overhead_us"),  # one tile: no fork, next to no data
-        _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
-        _stream("cached", 1 << 17, "cache_bandwidth_gbs"),  # 1 MiB moved: in cache
-        _stream("memory", big, "bandwidth_gbs"),  # 32 or 64 MiB: from memory
+        # a kernel in a plan starts after others ran (its few arrays no longer in the nearest cache,
+        # the other core's thread asleep): the call and the fork are timed that way, not back to back
+        _stream("call", 1024, "kernel_overhead_us", cold="kernel"),  # one tile: no fork, next to no data
+        _stream("fork", 2 * 16384, "fork_us", cold="kernel"),  # two tiles: the fork, still little data
+        _rows("cached", 1024, "cache_bandwidth_gbs", rows=512),  # 2 MiB read again and again: from cache
+        _rows("read", big, "bandwidth_gbs"),  # reads only
+        _stream2d("memory", big, "write_factor"),  # as many bytes written as read
         *(_op(op, 1 << 17) for op in ops),
         _column("column_cached", 256, "x", "strided_cache_ns"),
         _column("column_memory", 1024 if quick else 2048, "x", "strided_memory_ns", 7),
         _column("column_exp", 256, "exp(x)", "strided_compute_factor"),
         _matmul("matmul_call", 16, False, "matmul_call_us"),  # next to no arithmetic: the call
-        _matmul("matmul", 256, False, "matmul_gflops"),
+        _matmul("matmul", 256 if quick else 512, False, "matmul_gflops"),
+        _matmul("matmul_thin", 256 if quick else 512, False, "matmul_knee", k=64, batch=8),  # attention's shape: as many flops
         _matmul("matmul_bias", 16, True, "matmul_epilogue_us"),
     ]
 
@@ -247,7 +287,8 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
     for _ in range(20):  # the call cost, fitted first, depends a little on the constants after it
         before = [_value(model, pr.param) for pr in plist]
         for pr in plist:
-            value = solve(model, pr.param, graphs[pr.name], measured[pr.name])
+            lo = 1.0 if pr.param in AT_LEAST_ONE else 1e-3
+            value = solve(model, pr.param, graphs[pr.name], measured[pr.name], lo=lo)
             model = _with(model, pr.param, 0.0 if pr.param in MAY_BE_ZERO and value <= 1e-3 else value)
         if all(abs(_value(model, pr.param) - b) <= 1e-6 * max(b, 1e-3) for pr, b in zip(plist, before)):
             break

@@ -5,10 +5,11 @@ A kernel's time is a fixed cost plus its body:
     time = call + (fork if it runs in parallel) + body
     body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
          = strided accesses * strided_ns / threads + compute * strided_compute_factor   (strided)
-    memory  = bytes / bandwidth   (cache bandwidth when the bytes fit in `fit_bytes`)
+    memory  = (bytes read + write_factor * bytes written) / bandwidth
+              (cache bandwidth, stores as cheap as loads, for the bytes that fit in `fit_bytes`)
     compute = plain flops / peak + each transcendental op's points * its ns per element / threads
 
-and a matmul kernel adds its 2*M*N*K flops at the BLAS rate (plus a second call for an epilogue,
+and a matmul kernel adds its 2*M*N*K flops at the BLAS rate, lower on a thin matmul (plus a second call for an epilogue,
 which runs on one core). Every constant is fitted by `fusec calibrate` from generated probe kernels
 (fusion/calibrate.py); the defaults describe the development machine roughly.
 
@@ -88,15 +89,18 @@ class Work:
     # input value -> (its bytes, every reader takes a slice of it, bytes of the distinct slicing readers)
     reads: dict[str, tuple[int, bool, int]]
     transposed: bool  # a member reads through a transpose of its last axis
+    matmul_dim: int = 0  # the smallest of a matmul's M, N and K (BLAS is slower on a thin one); 0: none
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     mset = set(members)
     readers: dict[str, dict[str, None]] = {}  # input value -> the members that read it (in order, once)
-    flops = trans = mm = 0
+    flops = trans = mm = dim = 0
     op_points: dict[str, int] = {}
     for n in mset:
         node = graph.node(n)
+        if node.op == "matmul":
+            dim = min(graph.type_of(node.args[0]).shape[-2:] + graph.type_of(node.args[1]).shape[-1:])
         for a in node.args:
             if a not in mset and graph.node(a).op != "const":
                 readers.setdefault(a, {})[n] = None
@@ -113,7 +117,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         slices = all(r.op == "slice" for r in nodes)
         reads[a] = (graph.type_of(a).nbytes, slices, sum(r.type.nbytes for r in nodes) if slices else 0)
     # a matmul reads a transposed operand through BLAS's strides, not a strided loop
-    return Work(flops, trans, mm, op_points, reads, shape.kind != "matmul" and _reads_transposed(graph, mset))
+    return Work(flops, trans, mm, op_points, reads, shape.kind != "matmul" and _reads_transposed(graph, mset), dim)
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
@@ -123,6 +127,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
     op_points: dict[str, int] = {}
     reads: dict[str, tuple[int, bool, int]] = {}
     transposed = False
+    dims = []
     for w in parts:
         flops += w.flops
         trans += w.transcendentals
@@ -130,6 +135,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
         for op, pts in w.op_points.items():
             op_points[op] = op_points.get(op, 0) + pts
         transposed = transposed or w.transposed
+        dims += [w.matmul_dim] if w.matmul_dim else []
         for a, (full, slices, sliced) in w.reads.items():
             if a in mset:
                 continue  # now made inside the kernel
@@ -138,7 +144,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
                 reads[a] = (full, s0 and slices, b0 + sliced)
             else:
                 reads[a] = (full, slices, sliced)
-    return Work(flops, trans, mm, op_points, reads, transposed)
+    return Work(flops, trans, mm, op_points, reads, transposed, min(dims, default=0))
 
 
 def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShape, model: MachineModel) -> KernelCost:
@@ -156,7 +162,7 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     plain = work.flops - work.transcendentals - work.matmul_flops
     comp = model.compute_seconds(plain, threads_ew) + sum(
         model.op_seconds(op, pts, OPS[op].flops, threads_ew) for op, pts in sorted(work.op_points.items()))
-    mem = model.memory_seconds(nbytes, threads)
+    mem = model.memory_seconds(nbytes, threads, written)
     if strided:
         accesses = _strided_accesses(graph, work, outputs, shape)
         comp *= model.strided_compute_factor
@@ -164,10 +170,10 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     else:
         body = max(mem, comp) + model.overlap_loss * min(mem, comp)
     if shape.kind == "matmul":  # BLAS has its own threads: the kernel pays its call, not a fork
-        body = model.matmul_call_us * 1e-6 + max(work.matmul_flops / (model.matmul_gflops * 1e9), mem)
+        body = model.matmul_call_us * 1e-6 + max(model.matmul_seconds(work.matmul_flops, work.matmul_dim), mem)
         if epilogue:  # a second call after BLAS's, over the result, forking if it runs in parallel
             fork = model.fork_us * 1e-6 if threads_ew > 1 else 0.0
-            body += model.matmul_epilogue_us * 1e-6 + fork + max(comp, model.memory_seconds(written, threads_ew))
+            body += model.matmul_epilogue_us * 1e-6 + fork + max(comp, model.memory_seconds(written, threads_ew, written))
         seconds = model.overhead_seconds(1) + body
     else:
         seconds = model.overhead_seconds(threads) + body

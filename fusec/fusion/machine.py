@@ -23,12 +23,19 @@ MODEL_FILE = "machine.json"
 @dataclass(frozen=True)
 class MachineModel:
     bandwidth_gbs: float = 20.0  # sustained memory bandwidth, GB/s, of a kernel whose data is in memory
+    # a byte written to memory costs this many bytes read: a store first reads its cache line (the
+    # write-allocate), then writes it back, so a kernel that only reads moves its bytes faster
+    write_factor: float = 1.0
     # the bandwidth of a kernel whose bytes fit in `fit_bytes` (all cores): data the previous kernel
     # left in cache, or an input it reads again; a single-threaded kernel gets its share of it
     cache_bandwidth_gbs: float = 30.0
     fit_bytes: int = 4 * 1024 * 1024  # bytes a kernel may move and still run at cache bandwidth (L2 of all cores)
     peak_gflops: float = 64.0  # sustained arithmetic rate, GFLOP/s (f32, all cores)
     matmul_gflops: float = 64.0  # the BLAS call's rate on a matmul kernel's 2*M*N*K flops (all cores)
+    # BLAS packs its operands into tiles, a cost per element it amortises over the smallest of M, N
+    # and K (d): it reaches matmul_gflops * d / (d + matmul_knee), so a thin matmul (attention's
+    # K = 64 head dimension) runs slower than a square one
+    matmul_knee: float = 0.0
     kernel_overhead_us: float = 20.0  # fixed cost of calling one kernel (from Python, through ctypes)
     fork_us: float = 0.0  # the extra cost of a kernel whose loop runs in parallel (OpenMP fork and join)
     matmul_call_us: float = 0.0  # the BLAS call of a matmul kernel (NumPy's matmul on its tiles)
@@ -63,17 +70,27 @@ class MachineModel:
         """Cores a kernel over `points` elements runs on: one per parallel tile, at most `threads`."""
         return max(1, min(self.threads, -(-points // self.parallel_grain)))
 
-    def memory_seconds(self, nbytes: float, threads: int | None = None) -> float:
-        """Moving `nbytes`: as much as fits in cache at cache bandwidth (a share of it on fewer
-        cores), the rest at memory bandwidth (so a kernel a byte larger costs a byte more, no cliff)."""
+    def memory_seconds(self, nbytes: float, threads: int | None = None, written: float = 0.0) -> float:
+        """Moving `nbytes`, `written` of them stores. Loads: as many as fit in `fit_bytes` at cache
+        bandwidth (a value the previous kernel just wrote; a share of it on fewer cores), the rest at
+        memory bandwidth (so a kernel a byte larger costs a byte more, no cliff). Stores go to memory,
+        `write_factor` times dearer than loads: a kernel's output buffer was last touched a whole
+        program run ago, so its lines come from memory first."""
         share = (threads or self.threads) / self.threads
-        cached = min(nbytes, self.fit_bytes)
-        return cached / (self.cache_bandwidth_gbs * 1e9 * share) + (nbytes - cached) / (self.bandwidth_gbs * 1e9)
+        loads = nbytes - written
+        cached = min(loads, self.fit_bytes)
+        return (cached / (self.cache_bandwidth_gbs * 1e9 * share)
+                + (loads - cached + self.write_factor * written) / (self.bandwidth_gbs * 1e9))
 
     def op_seconds(self, op: str, points: int, flops_per_point: int, threads: int | None = None) -> float:
         """`points` evaluations of the transcendental `op` on `threads` cores."""
         ns = self.op_ns.get(op, self.transcendental_ns * flops_per_point)
         return points * ns * 1e-9 / (threads or self.threads)
+
+    def matmul_seconds(self, flops: float, dim: int = 0) -> float:
+        """A BLAS call's `flops` when the smallest of its M, N and K is `dim` (0: unknown, no penalty)."""
+        thin = (dim + self.matmul_knee) / dim if dim else 1.0
+        return flops * thin / (self.matmul_gflops * 1e9)
 
     def compute_seconds(self, flops: float, threads: int | None = None) -> float:
         """Plain arithmetic (not transcendental, not BLAS) on `threads` cores."""
@@ -109,7 +126,7 @@ class MachineModel:
         return cls(**values)
 
 
-MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_call_us", "matmul_epilogue_us")
+MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee")
 INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "threads", "parallel_grain")
 
 
