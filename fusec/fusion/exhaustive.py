@@ -58,7 +58,7 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
     needs = [sum(bit[p] for p in part.predecessors(gid)) for gid in atoms]  # the atoms each one reads from
     members = [frozenset(part.members[gid]) for gid in atoms]
     full = (1 << len(atoms)) - 1
-    listed = _steps(needs, full, budget) if len(atoms) <= MAX_ATOMS else None
+    listed = _steps(needs, full, budget, _apart(part, members)) if len(atoms) <= MAX_ATOMS else None
     if listed is None:
         return None
     steps, parents = listed
@@ -88,11 +88,32 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
     return Enumerated(groups, best[0][1], best[0][0], sum(map(len, steps.values())))
 
 
-def _steps(needs: list[int], full: int, budget: int) -> tuple[dict[int, list[int]], dict[int, tuple[int, int]]] | None:
+def _apart(part: Partition, members: list[frozenset[str]]) -> tuple[int, int]:
+    """(atoms holding a matmul, atoms holding another opaque op), as masks. The group contract
+    (fusion/legality.py) allows one matmul per kernel, and another opaque op only as a kernel of its
+    own, whatever else a set holds; so no set with two of the first, or one of the second and
+    anything else, is a kernel, nor is any set that contains one, and the search need not list them."""
+    matmuls = solos = 0
+    for i, ops in enumerate(members):
+        nodes = [part.graph.node(n) for n in ops]
+        matmuls |= any(n.op == "matmul" for n in nodes) << i
+        solos |= any(n.kind == "opaque" and n.op != "matmul" for n in nodes) << i
+    return matmuls, solos
+
+
+def _steps(needs: list[int], full: int, budget: int, apart: tuple[int, int] = (0, 0)
+           ) -> tuple[dict[int, list[int]], dict[int, tuple[int, int]]] | None:
     """Every downset reachable from none (all of them) -> the kernels that can run next from it:
-    each non-empty set of the remaining atoms whose producers are done or in the set; and for each
-    kernel, a smaller one and the atom it was grown from. None if more than `budget` distinct
-    kernels, or PAIRS_PER_KERNEL times as many (downset, kernel) pairs, would be searched."""
+    each non-empty set of the remaining atoms whose producers are done or in the set, without the
+    sets `apart` rules out (see _apart); and for each kernel, a smaller one and the atom it was
+    grown from. None if more than `budget` distinct kernels, or PAIRS_PER_KERNEL times as many
+    (downset, kernel) pairs, would be searched."""
+    matmuls, solos = apart
+
+    def possible(k: int) -> bool:
+        mm = k & matmuls
+        return mm & (mm - 1) == 0 and not (k & solos and k & (k - 1))
+
     steps: dict[int, list[int]] = {}
     parents: dict[int, tuple[int, int]] = {}
     todo, pairs = [0], 0
@@ -103,7 +124,7 @@ def _steps(needs: list[int], full: int, budget: int) -> tuple[dict[int, list[int
         out = [0]
         for i, need in enumerate(needs):  # producers first: whether atom i may join is decided by then
             if not done >> i & 1:
-                grown = [k for k in out if need & ~(done | k) == 0]
+                grown = [k for k in out if need & ~(done | k) == 0 and possible(k | 1 << i)]
                 for k in grown:
                     parents.setdefault(k | 1 << i, (k, i))
                 out += [k | 1 << i for k in grown]
