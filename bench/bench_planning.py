@@ -12,7 +12,8 @@ from files, so their size is a parameter.
 Each row is the median of a few runs of plan(graph, "auto") in this process: wall seconds, and the
 process's CPU seconds, which other work on a shared machine inflates far less (planning runs on
 one core). `solver` says whether auto ran the optimal policy's integer program ("bound": the
-heuristics' plan met the lower bound, so it did not; "-": the graph is above its op limit).
+heuristics' plan met the lower bound, so it did not; "enum": a search of every plan found the
+optimum, so it did not; "-": the graph is above its op limit).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def time_plan(g: Graph, repeats: int = 3) -> tuple[float, float, int, str]:
         p = plan(g, "auto", MODEL)
         cpus.append(time.process_time() - cpu)
         walls.append(time.perf_counter() - wall)
-    solver = "-" if "optimal" not in p.candidates else ("bound" if p.gap_by == "lower bound" else "ran")
+    solver = "-" if "optimal" not in p.candidates else {"lower bound": "bound", "enumeration": "enum"}.get(p.gap_by, "ran")
     return statistics.median(walls), statistics.median(cpus), p.kernels, solver
 
 

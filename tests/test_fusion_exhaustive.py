@@ -27,6 +27,7 @@ from fusec.fusion.partition import Partition
 from fusec.fusion.planner import prepare
 from fusec.fusion.postdom import fuse_postdom
 from fusec.fusion.table import fuse_table
+from fusec.pipeline import compile_stages
 
 DEFAULT = MachineModel()
 EXAMPLES = sorted((ROOT / "examples").glob("*.fg"))
@@ -132,10 +133,14 @@ def test_fusec_check_of_a_small_graph_imports_no_scipy():
     assert json.loads(out.stdout.splitlines()[-1]) == {"status": 0, "scipy": []}
 
 
-def test_a_graph_over_the_budget_goes_to_the_solver():
+def test_a_graph_over_the_budget_goes_to_the_solver(monkeypatch):
+    import fusec.fusion.exhaustive as exhaustive
+
     block = ROOT / "examples" / "09_transformer_block.fg"
-    g = fusec.load(block, sizes=small_sizes(block))
+    g = compile_stages(block, sizes=small_sizes(block), stop_after="rules").rewritten.graph  # as compile plans it
+    assert plan(g, "auto", DEFAULT).gap_by == "enumeration"  # 3,652 kernels: within the budget
     assert cheapest(Partition(prepare(g), DEFAULT), budget=100) is None
+    monkeypatch.setattr(exhaustive, "BUDGET", 100)
     p = plan(g, "auto", DEFAULT)
     assert p.gap_by == "solver" and "optimal" in p.candidates
 

@@ -30,14 +30,14 @@ import time
 from dataclasses import dataclass
 
 from fusec.fusion.cost import KernelCost, Work, combine, risk_seconds, work_cost
-from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape
+from fusec.fusion.legality import MAX_GROUP_OPS, OPERAND_VIEW_OPS, ContractViolation, GroupShape
 from fusec.fusion.optimal import Solution
 from fusec.fusion.partition import Partition
 
-# auto enumerates a graph when at most this many kernels need costing (20-60 us each: 2,500 take less
-# time than importing scipy.optimize alone, about 240 ms, before the solver has done anything)
-BUDGET = 2_500
-PAIRS_PER_KERNEL = 4  # and listing the (downset, kernel) pairs (about 2 us each) stays within this
+# auto enumerates a graph when at most this many kernels need costing (20-70 us each: 4,000 take about
+# as long as importing scipy.optimize alone, about 240 ms, before the solver has done anything)
+BUDGET = 4_000
+PAIRS_PER_KERNEL = 8  # and listing the (downset, kernel) pairs (about 2 us each) stays within this
 MAX_ATOMS = 64  # and the graph has at most this many ops (groups): listing a state scans them all
 
 
@@ -88,31 +88,36 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
     return Enumerated(groups, best[0][1], best[0][0], sum(map(len, steps.values())))
 
 
-def _apart(part: Partition, members: list[frozenset[str]]) -> tuple[int, int]:
-    """(atoms holding a matmul, atoms holding another opaque op), as masks. The group contract
-    (fusion/legality.py) allows one matmul per kernel, and another opaque op only as a kernel of its
-    own, whatever else a set holds; so no set with two of the first, or one of the second and
-    anything else, is a kernel, nor is any set that contains one, and the search need not list them."""
-    matmuls = solos = 0
+def _apart(part: Partition, members: list[frozenset[str]]) -> tuple[int, int, int]:
+    """(atoms holding a matmul, atoms holding an op no matmul kernel holds, atoms holding another
+    opaque op), as masks. The group contract (fusion/legality.py) allows one matmul per kernel, with
+    elementwise ops, views of its operands and values computed from indices only (so never with a
+    reduction or a broadcast), and another opaque op only as a kernel of its own, whatever else a
+    set holds. So no set with two matmuls, a matmul and an op of the second kind, or an op of the
+    third kind and anything else, is a kernel, nor is any set that contains one, and the search
+    need not list them."""
+    matmuls = foreign = solos = 0
     for i, ops in enumerate(members):
         nodes = [part.graph.node(n) for n in ops]
         matmuls |= any(n.op == "matmul" for n in nodes) << i
+        foreign |= any(n.kind not in ("elementwise", "opaque") and n.op not in OPERAND_VIEW_OPS and n.op != "iota"
+                       for n in nodes) << i
         solos |= any(n.kind == "opaque" and n.op != "matmul" for n in nodes) << i
-    return matmuls, solos
+    return matmuls, foreign, solos
 
 
-def _steps(needs: list[int], full: int, budget: int, apart: tuple[int, int] = (0, 0)
+def _steps(needs: list[int], full: int, budget: int, apart: tuple[int, int, int] = (0, 0, 0)
            ) -> tuple[dict[int, list[int]], dict[int, tuple[int, int]]] | None:
     """Every downset reachable from none (all of them) -> the kernels that can run next from it:
     each non-empty set of the remaining atoms whose producers are done or in the set, without the
     sets `apart` rules out (see _apart); and for each kernel, a smaller one and the atom it was
     grown from. None if more than `budget` distinct kernels, or PAIRS_PER_KERNEL times as many
     (downset, kernel) pairs, would be searched."""
-    matmuls, solos = apart
+    matmuls, foreign, solos = apart
 
     def possible(k: int) -> bool:
         mm = k & matmuls
-        return mm & (mm - 1) == 0 and not (k & solos and k & (k - 1))
+        return mm & (mm - 1) == 0 and not (mm and k & foreign) and not (k & solos and k & (k - 1))
 
     steps: dict[int, list[int]] = {}
     parents: dict[int, tuple[int, int]] = {}
@@ -196,11 +201,11 @@ class _Kernels:
         return shape, work, work_cost(part.graph, work, outputs, shape, part.model)
 
 
-def fuse_exhaustive(part: Partition, budget: int = BUDGET) -> bool:
+def fuse_exhaustive(part: Partition, budget: int | None = None) -> bool:
     """Apply the cheapest plan to `part` (part.solution keeps it, "optimal by enumeration", gap 0).
     False, leaving `part` as it was, if the graph is over the budget."""
     start = time.perf_counter()
-    found = cheapest(part, budget)
+    found = cheapest(part, BUDGET if budget is None else budget)
     if found is None:
         return False
     for members in found.groups:
