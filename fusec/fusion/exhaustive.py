@@ -88,36 +88,59 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
     return Enumerated(groups, best[0][1], best[0][0], sum(map(len, steps.values())))
 
 
-def _apart(part: Partition, members: list[frozenset[str]]) -> tuple[int, int, int]:
-    """(atoms holding a matmul, atoms holding an op no matmul kernel holds, atoms holding another
-    opaque op), as masks. The group contract (fusion/legality.py) allows one matmul per kernel, with
-    elementwise ops, views of its operands and values computed from indices only (so never with a
-    reduction or a broadcast), and another opaque op only as a kernel of its own, whatever else a
-    set holds. So no set with two matmuls, a matmul and an op of the second kind, or an op of the
-    third kind and anything else, is a kernel, nor is any set that contains one, and the search
-    need not list them."""
-    matmuls = foreign = solos = 0
+def _apart(part: Partition, members: list[frozenset[str]]) -> tuple[int, dict[int, int], int]:
+    """(atoms holding a matmul; for each of them, the atoms no kernel with it can hold; atoms
+    holding another opaque op), as masks. The group contract (fusion/legality.py) allows one matmul
+    per kernel, with elementwise ops, values computed from indices only, and transposes or reshapes
+    that lead to its operands (never a reduction, a broadcast, or another layout op), and another
+    opaque op only as a kernel of its own, whatever else a set holds. So no set with two matmuls, a
+    matmul and an op it cannot hold, or an op of the last kind and anything else, is a kernel, nor
+    is any set that contains one, and the search need not list them."""
+    g = part.graph
+    matmuls = solos = 0
+    never: dict[int, int] = {}
     for i, ops in enumerate(members):
-        nodes = [part.graph.node(n) for n in ops]
-        matmuls |= any(n.op == "matmul" for n in nodes) << i
-        foreign |= any(n.kind not in ("elementwise", "opaque") and n.op not in OPERAND_VIEW_OPS and n.op != "iota"
-                       for n in nodes) << i
-        solos |= any(n.kind == "opaque" and n.op != "matmul" for n in nodes) << i
-    return matmuls, foreign, solos
+        for n in ops:
+            node = g.node(n)
+            if node.op == "matmul":
+                matmuls |= 1 << i
+                never[i] = _never_with(part, members, i, n)
+            elif node.kind == "opaque":
+                solos |= 1 << i
+    return matmuls, never, solos
 
 
-def _steps(needs: list[int], full: int, budget: int, apart: tuple[int, int, int] = (0, 0, 0)
+def _never_with(part: Partition, members: list[frozenset[str]], atom: int, mm: str) -> int:
+    """The atoms (but `atom`) holding an op no kernel with the matmul `mm` can hold."""
+    g = part.graph
+    chain, todo = set(), [a for a in g.node(mm).args if a in part.group_of]
+    while todo:  # the layout ops that could lead to an operand: transposes and reshapes up from it
+        n = todo.pop()
+        if n not in chain and g.node(n).op in OPERAND_VIEW_OPS:
+            chain.add(n)
+            todo += [a for a in g.node(n).args if a in part.group_of]
+    mask = 0
+    for i, ops in enumerate(members):
+        if i != atom and any(g.node(n).kind not in ("elementwise", "opaque") and g.node(n).op != "iota"
+                             and n not in chain for n in ops):
+            mask |= 1 << i
+    return mask
+
+
+def _steps(needs: list[int], full: int, budget: int, apart: tuple[int, dict[int, int], int] = (0, {}, 0)
            ) -> tuple[dict[int, list[int]], dict[int, tuple[int, int]]] | None:
     """Every downset reachable from none (all of them) -> the kernels that can run next from it:
     each non-empty set of the remaining atoms whose producers are done or in the set, without the
     sets `apart` rules out (see _apart); and for each kernel, a smaller one and the atom it was
     grown from. None if more than `budget` distinct kernels, or PAIRS_PER_KERNEL times as many
     (downset, kernel) pairs, would be searched."""
-    matmuls, foreign, solos = apart
+    matmuls, never, solos = apart
 
     def possible(k: int) -> bool:
         mm = k & matmuls
-        return mm & (mm - 1) == 0 and not (mm and k & foreign) and not (k & solos and k & (k - 1))
+        if mm and (mm & (mm - 1) or k & never[mm.bit_length() - 1]):
+            return False
+        return not (k & solos and k & (k - 1))
 
     steps: dict[int, list[int]] = {}
     parents: dict[int, tuple[int, int]] = {}
