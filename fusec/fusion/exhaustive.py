@@ -88,30 +88,37 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
     return Enumerated(groups, best[0][1], best[0][0], sum(map(len, steps.values())))
 
 
-def _apart(part: Partition, members: list[frozenset[str]]) -> tuple[int, dict[int, int], int]:
-    """(atoms holding a matmul; for each of them, the atoms no kernel with it can hold; atoms
-    holding another opaque op), as masks. The group contract (fusion/legality.py) allows one matmul
-    per kernel, with elementwise ops, values computed from indices only, and transposes or reshapes
-    that lead to its operands (never a reduction, a broadcast, or another layout op), and another
-    opaque op only as a kernel of its own, whatever else a set holds. So no set with two matmuls, a
-    matmul and an op it cannot hold, or an op of the last kind and anything else, is a kernel, nor
-    is any set that contains one, and the search need not list them."""
+def _apart(part: Partition, members: list[frozenset[str]]) -> list[int]:
+    """For each atom, the atoms no kernel holding it can also hold (a mask; the relation is
+    symmetric). The group contract (fusion/legality.py) allows one matmul per kernel, with
+    elementwise ops, values computed from indices only, and the transposes or reshapes that lead to
+    its operands (never a reduction, a broadcast or another layout op); and another opaque op only
+    as a kernel of its own; whatever else a set holds. So a set holding two such atoms is no kernel,
+    nor is any set that contains it, and the search need not list them."""
     g = part.graph
-    matmuls = solos = 0
-    never: dict[int, int] = {}
+    never = [0] * len(members)
+
+    def apart(i: int, j: int) -> None:
+        never[i] |= 1 << j
+        never[j] |= 1 << i
+
     for i, ops in enumerate(members):
-        for n in ops:
+        for n in sorted(ops):
             node = g.node(n)
             if node.op == "matmul":
-                matmuls |= 1 << i
-                never[i] = _never_with(part, members, i, n)
+                for j in _not_with(part, members, n):
+                    if j != i:
+                        apart(i, j)
             elif node.kind == "opaque":
-                solos |= 1 << i
-    return matmuls, never, solos
+                for j in range(len(members)):
+                    if j != i:
+                        apart(i, j)
+    return never
 
 
-def _never_with(part: Partition, members: list[frozenset[str]], atom: int, mm: str) -> int:
-    """The atoms (but `atom`) holding an op no kernel with the matmul `mm` can hold."""
+def _not_with(part: Partition, members: list[frozenset[str]], mm: str) -> list[int]:
+    """The atoms holding an op no kernel with the matmul `mm` can hold: another matmul, or an op
+    that is neither elementwise, nor an iota, nor a transpose or reshape on the way to an operand."""
     g = part.graph
     chain, todo = set(), [a for a in g.node(mm).args if a in part.group_of]
     while todo:  # the layout ops that could lead to an operand: transposes and reshapes up from it
@@ -119,29 +126,19 @@ def _never_with(part: Partition, members: list[frozenset[str]], atom: int, mm: s
         if n not in chain and g.node(n).op in OPERAND_VIEW_OPS:
             chain.add(n)
             todo += [a for a in g.node(n).args if a in part.group_of]
-    mask = 0
-    for i, ops in enumerate(members):
-        if i != atom and any(g.node(n).kind not in ("elementwise", "opaque") and g.node(n).op != "iota"
-                             and n not in chain for n in ops):
-            mask |= 1 << i
-    return mask
+    return [i for i, ops in enumerate(members)
+            if any(n != mm and (g.node(n).op == "matmul" or g.node(n).kind not in ("elementwise", "opaque")
+                                and g.node(n).op != "iota" and n not in chain) for n in ops)]
 
 
-def _steps(needs: list[int], full: int, budget: int, apart: tuple[int, dict[int, int], int] = (0, {}, 0)
+def _steps(needs: list[int], full: int, budget: int, never: list[int] | None = None
            ) -> tuple[dict[int, list[int]], dict[int, tuple[int, int]]] | None:
     """Every downset reachable from none (all of them) -> the kernels that can run next from it:
-    each non-empty set of the remaining atoms whose producers are done or in the set, without the
-    sets `apart` rules out (see _apart); and for each kernel, a smaller one and the atom it was
-    grown from. None if more than `budget` distinct kernels, or PAIRS_PER_KERNEL times as many
+    each non-empty set of the remaining atoms whose producers are done or in the set and no two of
+    which are `never` together (see _apart); and for each kernel, a smaller one and the atom it
+    was grown from. None if more than `budget` distinct kernels, or PAIRS_PER_KERNEL times as many
     (downset, kernel) pairs, would be searched."""
-    matmuls, never, solos = apart
-
-    def possible(k: int) -> bool:
-        mm = k & matmuls
-        if mm and (mm & (mm - 1) or k & never[mm.bit_length() - 1]):
-            return False
-        return not (k & solos and k & (k - 1))
-
+    never = never or [0] * len(needs)
     steps: dict[int, list[int]] = {}
     parents: dict[int, tuple[int, int]] = {}
     todo, pairs = [0], 0
@@ -152,7 +149,7 @@ def _steps(needs: list[int], full: int, budget: int, apart: tuple[int, dict[int,
         out = [0]
         for i, need in enumerate(needs):  # producers first: whether atom i may join is decided by then
             if not done >> i & 1:
-                grown = [k for k in out if need & ~(done | k) == 0 and possible(k | 1 << i)]
+                grown = [k for k in out if need & ~(done | k) == 0 and not k & never[i]]
                 for k in grown:
                     parents.setdefault(k | 1 << i, (k, i))
                 out += [k | 1 << i for k in grown]
