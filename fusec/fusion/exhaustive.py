@@ -176,9 +176,18 @@ class _Kernels:
         self.part, self.members, self.parents = part, members, parents
         # mask -> (shape, its work if known, cost), or None if the ops are not one kernel
         self.known: dict[int, tuple[GroupShape, Work | None, KernelCost] | None] = {}
+        self._ops: dict[int, frozenset[str]] = {}  # mask -> the ops it holds
 
     def ops(self, mask: int) -> frozenset[str]:
-        return frozenset().union(*(m for i, m in enumerate(self.members) if mask >> i & 1))
+        ops = self._ops.get(mask)
+        if ops is None:
+            if mask in self.parents:  # every kernel listed: one atom more than a smaller one
+                smaller, atom = self.parents[mask]
+                ops = (self.ops(smaller) if smaller else frozenset()) | self.members[atom]
+            else:
+                ops = frozenset().union(*(m for i, m in enumerate(self.members) if mask >> i & 1))
+            self._ops[mask] = ops
+        return ops
 
     def weight(self, mask: int) -> tuple[float, float] | None:
         """(predicted time plus the guard's margin, predicted time), or None if it is no kernel."""
