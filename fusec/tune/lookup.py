@@ -19,7 +19,6 @@ from fusec.loops.ir import LoopNest
 from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule
 from fusec.tune.db import TuneDB
 from fusec.tune.signature import record_key
-from fusec.tune.space import schedule_from_dict
 
 BUSY_LOAD = 0.75  # load average per core above which a run counts as busy
 _INDEX: dict[Path, tuple[tuple[int, int], dict[str, list[dict]]]] = {}
@@ -60,6 +59,8 @@ def best_record(nest: LoopNest, backend: Backend, db: TuneDB | str | Path | None
     index = _index(db)
     if not index:  # nothing stored (no database yet): no key to compute (it hashes fusec's code generator)
         return None
+    from fusec.tune.space import schedule_from_dict  # the search space: only where there are records
+
     candidates = index.get(record_key(nest, backend), [])
     for rec in sorted(candidates, key=lambda r: (_busy(r), r["best"]["median_s"])):
         try:
@@ -73,4 +74,8 @@ def best_record(nest: LoopNest, backend: Backend, db: TuneDB | str | Path | None
 def best_schedule(nest: LoopNest, backend: Backend, db: TuneDB | str | Path | None = None) -> Schedule | None:
     """The best tuned Schedule for `nest` built by `backend` on this machine, or None."""
     rec = best_record(nest, backend, db)
-    return schedule_from_dict(rec["best"]["schedule"]) if rec else None
+    if rec is None:
+        return None
+    from fusec.tune.space import schedule_from_dict
+
+    return schedule_from_dict(rec["best"]["schedule"])
