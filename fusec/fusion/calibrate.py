@@ -16,11 +16,11 @@ Two kinds of measurement:
   held; the sequence repeats until they settle, because the call cost appears in every probe. The
   fit is exact on the probes, so what the model gets wrong on other kernels is what it leaves out,
   not a constant measured elsewhere.
-* Each probe is timed in the state a kernel of a plan finds the machine in, not back to back: a
-  plan's kernel follows other kernels (the call and the fork are timed after reading 8 MiB of other
-  data), and an array as large as the examples' was evicted by the kernels between its writer and
-  its reader (the memory probes are timed after reading 1 GiB: this machine reports a 480 MiB
-  last-level cache, which kept a 64 MiB probe array and doubled the bandwidth it measured). The
+* Each probe is timed in the state a kernel of a plan finds the machine in. A plan's kernels run back
+  to back, and so do the probes; but an array as large as the examples' was evicted by the kernels
+  between its writer and its reader, so the memory probes are timed after reading 1 GiB of other
+  data (this machine reports a 480 MiB last-level cache, which kept a 64 MiB probe array between
+  runs and doubled the bandwidth it measured). The
   op probes evaluate their op eight times per element on data in cache, so the op, not the fork,
   sets their time.
 
@@ -162,9 +162,8 @@ class Probe:
     source: str  # a .fg graph whose ops make one kernel
     param: str  # the MachineModel field it fits ("op_ns:exp": that op's entry)
     repeats: int = 15
-    # what the probe finds in cache when it starts: "" its own arrays (run back to back), "kernel"
-    # what another kernel read just before (the call and the fork: a plan's kernels follow others),
-    # "memory" nothing (its arrays are read from and written to memory, as in a plan of large arrays)
+    # what the probe finds in cache when it starts: "" its own arrays (run back to back), "memory"
+    # nothing (its arrays are read from and written to memory, as in a plan of large arrays)
     cold: str = ""
 
     def graph(self) -> Graph:
@@ -180,8 +179,8 @@ ProbeTimer = Callable[[Probe], float]  # a probe -> the median seconds of its ke
 QUICK_OPS = ("exp", "erf", "tanh")  # `--quick` measures these; the others get the fitted ns per flop
 
 
-def _stream(name: str, n: int, param: str, cold: str = "") -> Probe:
-    return Probe(name, f"graph {name}(x: f32[{n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, cold=cold)
+def _stream(name: str, n: int, param: str) -> Probe:
+    return Probe(name, f"graph {name}(x: f32[{n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param)
 
 
 def _op(op: str, n: int, terms: int = 8) -> Probe:
@@ -230,10 +229,10 @@ def probes(quick: bool = False) -> list[Probe]:
     # stays in the last-level cache between runs and measures that cache, not memory
     big = 2048 if quick else 4096
     return [
-        # a kernel in a plan starts after others ran (its few arrays no longer in the nearest cache,
-        # the other core's thread asleep): the call and the fork are timed that way, not back to back
-        _stream("call", 1024, "kernel_overhead_us", cold="kernel"),  # one tile: no fork, next to no data
-        _stream("fork", 2 * 16384, "fork_us", cold="kernel"),  # two tiles: the fork, still little data
+        # back to back, as a plan's kernels run: waking the other core's thread costs 7 us then, and
+        # up to 70 us after half a millisecond of rest on an idle machine (the virtual CPU halts)
+        _stream("call", 1024, "kernel_overhead_us"),  # one tile: no fork, next to no data
+        _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
         _rows("cached", 1024, "cache_bandwidth_gbs", rows=512),  # 2 MiB read again and again: from cache
         _rows("read", big, "bandwidth_gbs"),  # reads only
         _stream2d("memory", big, "write_factor"),  # as many bytes written as read
