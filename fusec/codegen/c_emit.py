@@ -42,7 +42,6 @@ import re
 
 import numpy as np
 
-from fusec.codegen.c_passes import RowArray
 from fusec.codegen.c_prefetch import BlockPrefetch, plan_prefetches
 from fusec.codegen.c_reciprocal import invariant_divisors, is_reciprocal_candidate
 from fusec.codegen.c_width import simd_width_clause
@@ -59,6 +58,7 @@ from fusec.loops.ir import (
     Let,
     LetIndex,
     Load,
+    LocalArray,
     Loop,
     LoopNest,
     Min,
@@ -230,7 +230,7 @@ class CEmitter:
         self.acc_types: dict[str, tuple[str, DType]] = {}  # accumulator -> (its op, its dtype)
         self.vector_depth = 0  # > 0 inside an `omp simd` loop
         self.temp_count = 0
-        self.row_arrays: dict[str, int] = {}  # local row arrays (c_passes.RowArray) and their sizes
+        self.row_arrays: dict[str, int] = {}  # local arrays (LocalArray) and their sizes
         # float max/min accumulators updated inside a vector loop keep a separate NaN flag
         # (only those declared outside that loop: the loop's reduction clause combines the lanes)
         self.flagged = {
@@ -382,9 +382,11 @@ class CEmitter:
                 self.emit(f"int {self.cname(s.name)}_nan = 0;", depth)  # int: a bool reduction does not vectorize
         elif isinstance(s, AccUpdate):
             self.acc_update(s, depth)
-        elif isinstance(s, RowArray):
+        elif isinstance(s, LocalArray):
             self.row_arrays[s.name] = s.size
-            self.emit(f"{s.dtype.c_type} {self.cname(s.name)}[{s.size}];  /* {s.comment} */", depth)
+            ctype = "uint8_t" if s.dtype == BOOL else s.dtype.c_type  # as bool buffers: see the module docstring
+            comment = f"  /* {s.comment} */" if s.comment else ""
+            self.emit(f"{ctype} {self.cname(s.name)}[{s.size}];{comment}", depth)
         else:  # pragma: no cover - every statement type is listed above
             raise AssertionError(type(s))
 

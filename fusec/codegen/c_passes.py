@@ -17,9 +17,8 @@ L1/L2), and makes the second loop read it back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from fusec.ir.dtypes import DType
 from fusec.ir.ops import OPS
 from fusec.loops.ir import (
     AccUpdate,
@@ -29,6 +28,7 @@ from fusec.loops.ir import (
     Let,
     LetIndex,
     Load,
+    LocalArray,
     Loop,
     LoopNest,
     Op,
@@ -46,14 +46,9 @@ from fusec.loops.visit import map_expr, transform
 ROW_ARRAY_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class RowArray:
-    """Declares a local array `name[size]` (C: on the stack of the thread that runs this block)."""
-
-    name: str
-    dtype: DType
-    size: int
-    comment: str = "a row of values computed once, reused below"
+# a local array `name[size]` (C: on the stack of the thread that runs this block); the IR's LocalArray
+RowArray = LocalArray
+ROW_COMMENT = "a row of values computed once, reused below"
 
 
 def _rename_var(e: Expr, old: str, new: str) -> Expr:
@@ -149,7 +144,7 @@ def _reuse_in_block(stmts: tuple[Stmt, ...], counter: list[int]) -> tuple[Stmt, 
             renamed = _rename_var(e, row1, row2)
             second = replace(second, body=_replace_in_stmts(second.body, renamed, Load(name, Index.of(row2), e.dtype)))
             out[a], out[b] = first, second
-            out.insert(a, RowArray(name, e.dtype, length))
+            out.insert(a, RowArray(name, e.dtype, length, ROW_COMMENT))
             return _reuse_in_block(tuple(out), counter)  # look for more in the rewritten block
     return tuple(out)
 

@@ -54,6 +54,16 @@ from fusec.loops.visit import transform
 # 512: 1.17x, 1024: 1.36x, because each SIMD lane then sums more values in f32)
 REDUCE_BLOCK = 256
 BLOCKED_OPS = ("sum", "prod")
+# A column reduction (interchange.py) adds each accumulator element's values one after another, where
+# a row reduction's vector loop spreads a block over its SIMD lanes (8 on AVX2): its blocks hold
+# reduce_block // COLUMN_LANES values per element, so each f32 partial adds as many values as a
+# lane of a row reduction's block does (32 for the default), and the error bound is the same.
+COLUMN_LANES = 8
+
+
+def column_block(block: int) -> int:
+    """Values per block for each accumulator element of a column reduction (0: no blocks)."""
+    return max(1, block // COLUMN_LANES) if block > 0 else 0
 
 
 def wide_dtype(dtype: DType) -> DType:

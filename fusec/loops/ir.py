@@ -41,6 +41,12 @@ Values
     integer `pow` truncates toward zero as the interpreter does.
     `Let(name, value)` binds a scalar temporary; `Ref(name)` reads a temporary or an accumulator.
 
+Local arrays
+    `LocalArray(name, dtype, size)` declares a small array local to the block it is in (C: on the
+    stack of the thread running it; its contents undefined until stored), read and written with
+    ordinary Load/Store: a column reduction's accumulator row (interchange.py), a row of values
+    computed once (the C backend's passes).
+
 Reductions
     `AccInit(name, op, dtype)` declares an accumulator set to the op's identity (sum 0, prod 1,
     max -inf / the type's minimum / false, min +inf / maximum / true); `AccUpdate(name, op, value)`
@@ -150,7 +156,15 @@ class AccUpdate:
     value: Expr
 
 
-Stmt = Loop | LetIndex | Let | Store | AccInit | AccUpdate
+@dataclass(frozen=True)
+class LocalArray:
+    name: str
+    dtype: DType
+    size: int
+    comment: str = ""
+
+
+Stmt = Loop | LetIndex | Let | Store | AccInit | AccUpdate | LocalArray
 
 
 def identity(op: str, dtype: DType) -> bool | int | float:
@@ -274,7 +288,7 @@ def stmt_exprs(s: Stmt) -> list[Expr]:
 # the IR's names, wherever they are defined: passes and backends import them from here
 __all__ = [
     "AccInit", "AccUpdate", "Atom", "Buffer", "Const", "Dim", "Div", "Expr", "Index", "IndexValue", "LOOP_KINDS",
-    "Let", "LetIndex", "Load", "Loop", "LoopNest", "MatmulInfo", "Min", "Mod", "Op", "Piecewise", "REDUCE_OPS", "Ref",
+    "Let", "LetIndex", "Load", "LocalArray", "Loop", "LoopNest", "MatmulInfo", "Min", "Mod", "Op", "Piecewise", "REDUCE_OPS", "Ref",
     "SplitInfo", "Stmt", "Store", "bounds", "evaluate_index", "expr_refs", "expr_str", "expr_variables", "find_loop",
     "floordiv", "identity", "infix", "loops", "mod", "stmt_exprs", "substitute", "walk", "walk_expr",
 ]  # fmt: skip

@@ -8,6 +8,7 @@ from fusec.loops.ir import (
     Const,
     Let,
     LetIndex,
+    LocalArray,
     Loop,
     LoopNest,
     Stmt,
@@ -58,5 +59,7 @@ def _stmts(stmts: tuple[Stmt, ...], depth: int, out: list[str]) -> None:
                 out.append(f"{pad}{s.name} {_UPDATE[s.op]} {expr_str(s.value)}")
             else:
                 out.append(f"{pad}{s.name} = {s.op}({s.name}, {expr_str(s.value)})")
+        elif isinstance(s, LocalArray):
+            out.append(f"{pad}{s.dtype.name} {s.name}[{s.size}]" + (f"  # {s.comment}" if s.comment else ""))
         else:  # pragma: no cover - every statement type is listed above
             raise AssertionError(type(s))

@@ -19,6 +19,7 @@ from fusec.loops.ir import (
     Let,
     LetIndex,
     Load,
+    LocalArray,
     Loop,
     LoopNest,
     Op,
@@ -56,6 +57,8 @@ def _run(stmts: tuple[Stmt, ...], env: dict, scalars: dict, bufs: dict) -> None:
             scalars[s.name] = np.asarray(_COMBINE[s.op](acc, _eval(s.value, env, scalars, bufs))).astype(acc.dtype)
         elif isinstance(s, Store):
             bufs[s.buffer][int(evaluate_index(s.index, env))] = _eval(s.value, env, scalars, bufs)
+        elif isinstance(s, LocalArray):  # contents undefined until stored: NaN where that can show
+            bufs[s.name] = np.full(s.size, np.nan if s.dtype.is_float else 0, dtype=s.dtype.numpy)
         else:  # pragma: no cover
             raise AssertionError(type(s))
 

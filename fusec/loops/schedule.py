@@ -12,6 +12,10 @@ Primitives (each returns a new LoopNest and raises ScheduleError when the change
     block_reduction(nest, var, f)   split a loop that carries a float sum or product into blocks of
                                     f iterations, each summed into a partial added to an f64 total
                                     (blocked.py: as accurate as NumPy's pairwise sum)
+    interchange_reduction(nest, var, w)
+                                    a column reduction in tiles of w kept points with an accumulator
+                                    row each, the reduced loops outside, `var` inside and vector
+                                    (interchange.py: the inner loop walks memory contiguously)
 
 A `Schedule` is a small frozen record of parameters (what the tuner searches over);
 `apply_schedule(nest, schedule)` turns it into primitive calls. `default_schedule` picks one per
@@ -23,12 +27,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from fusec.loops.blocked import REDUCE_BLOCK, block_loops, blocked_loop
+from fusec.loops.blocked import REDUCE_BLOCK, block_loops, blocked_loop, column_block
+from fusec.loops import interchange
+from fusec.loops.interchange import column_var, default_acc_row
 from fusec.loops.ir import (
     AccInit,
     AccUpdate,
     Index,
     LetIndex,
+    LocalArray,
     Loop,
     LoopNest,
     Min,
@@ -206,8 +213,9 @@ def parallel(nest: LoopNest, var: str) -> LoopNest:
         if _is_reduction_loop(lp):
             raise ScheduleError(f"'{var}' carries a reduction and cannot run in parallel")
         derived = {var} | {s.var for s in walk(lp.body) if isinstance(s, LetIndex) and var in s.value.variables()}
+        local = {s.name for s in walk(lp.body) if isinstance(s, LocalArray)}  # each iteration has its own
         for s in walk(lp.body):
-            if isinstance(s, Store) and not (s.index.variables() & derived):
+            if isinstance(s, Store) and s.buffer not in local and not (s.index.variables() & derived):
                 raise ScheduleError(f"iterations of '{var}' all write {s.buffer}[{s.index}]; they are not independent")
         if lp.kind in ("vector", "unrolled"):
             raise ScheduleError(f"'{var}' is already {lp.kind}")
@@ -226,6 +234,16 @@ def block_reduction(nest: LoopNest, var: str, factor: int) -> LoopNest:
     if blocked is None:
         raise ScheduleError(f"{nest.name}: no loop over '{var}' carries a float sum or product")
     return blocked
+
+
+def interchange_reduction(nest: LoopNest, var: str, width: int) -> LoopNest:
+    """The reduce nest's innermost kept loop `var` in tiles of `width` points, each with an
+    accumulator row, the reduced loops outside and `var` inside as vector loops (interchange.py)."""
+    if width < 1:
+        raise ScheduleError(f"an accumulator row must hold at least 1 point, got {width}")
+    if column_var(nest) != var:
+        raise ScheduleError(f"{nest.name}: '{var}' is not the innermost kept loop of a column reduction")
+    return interchange.interchange_reduction(nest, var, width)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,6 +280,12 @@ class Schedule:
                NumPy backend, whose np.sum is already pairwise along a contiguous axis, accumulates
                in f64 where NumPy would otherwise add more than this many values one by one.
                0 keeps every accumulator whole (one value after another: inaccurate beyond ~1e4 values).
+    acc_row:   a column reduction (a reduce kernel that keeps its innermost axis, interchange.py): the
+               kept points per tile of the innermost kept loop, each tile with one accumulator per point,
+               the reduced loops outside and the kept loop inside, vectorized; `tiles`, `unroll` and
+               `vectorize` do not apply then (its inner loops are vector loops). 0: the reduced loops
+               inside, one accumulator at a time. The C backend's default sets it; the NumPy backend
+               ignores it (its reductions are whole-array calls).
     """
 
     tiles: tuple[int, ...] = ()
@@ -274,6 +298,7 @@ class Schedule:
     simdlen: int = 0
     stream: bool = False
     reduce_block: int = REDUCE_BLOCK
+    acc_row: int = 0
 
     def __str__(self) -> str:
         text = (f"tiles={list(self.tiles)} parallel={self.parallel} vectorize={self.vectorize} "
@@ -283,6 +308,7 @@ class Schedule:
         text += f" threads={self.threads}" if self.threads else ""
         text += f" simdlen={self.simdlen}" if self.simdlen else ""
         text += " stream=True" if self.stream else ""
+        text += f" acc_row={self.acc_row}" if self.acc_row else ""
         return text + (f" reduce_block={self.reduce_block}" if self.reduce_block != REDUCE_BLOCK else "")
 
     @property
@@ -320,6 +346,19 @@ def apply_schedule(nest: LoopNest, schedule: Schedule, trace: list | None = None
         loop_order = [kept[i] for i in schedule.order]
         if loop_order != kept:
             nest = step(reorder, loop_order)
+    if schedule.acc_row:
+        # a column reduction: blocks for long float sums first (the partial and the total become rows
+        # too), then the interchange; the band's outermost loop (the tile loop, if alone) is parallel
+        var = column_var(nest)
+        if var is None:
+            raise ScheduleError(f"{nest.name}: acc_row applies to a reduction that keeps its innermost axis only")
+        blocking = blocked_loop(nest, column_block(schedule.reduce_block))
+        if blocking is not None:
+            nest = step(block_reduction, *blocking)
+        nest = step(interchange_reduction, var, schedule.acc_row)
+        if schedule.parallel:
+            nest = step(parallel, nest.body[0].var)
+        return replace(nest, meta={**nest.meta, **schedule.hints}) if schedule.hints else nest
     tiled = [(v, t) for v, t in zip(kept, schedule.tiles) if t > 0]
     tiled.sort(key=lambda vt: loop_order.index(vt[0]))  # tile loops in the chosen loop order
     for v, t in tiled:
@@ -368,7 +407,7 @@ def loop_schedule(schedule: Schedule, backend: str) -> Schedule:
     backend reads `reduce_block` itself to accumulate in f64 where NumPy would add one by one).
     """
     if backend == "numpy":
-        return replace(schedule, vectorize=False, unroll=1, reduce_block=0)
+        return replace(schedule, vectorize=False, unroll=1, reduce_block=0, acc_row=0)
     return schedule
 
 
@@ -439,6 +478,8 @@ def default_schedule(nest: LoopNest, backend: str = "numpy") -> Schedule:
                 tiles[outer] = 1
             break
         inner *= ext
+    if backend == "c" and column_var(nest) is not None:
+        return Schedule((), parallel=True, vectorize=True, acc_row=default_acc_row(nest))
     if backend == "c":
         rows = default_matmul_rows(nest) if nest.matmul is not None else 0
         return Schedule(tuple(tiles), parallel=bool(kept), vectorize=True, matmul_rows=rows)
