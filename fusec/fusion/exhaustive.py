@@ -80,6 +80,8 @@ def cheapest(part: Partition, budget: int = BUDGET) -> Enumerated | None:
             if w is not None and (cand := (w[0] + rest[0], w[1] + rest[1], rest[2] + 1, k))[:3] < result[:3]:
                 result = cand
         best[done] = result
+    if best[0][0] == math.inf:  # no plan at all (cannot happen with the partition's groups legal)
+        return None
     groups, done = [], 0
     while done != full:
         k = best[done][3]
