@@ -19,25 +19,38 @@ from pathlib import Path
 
 import numpy as np
 
+import fusec
 from fusec.codegen.c_backend import CBackend
 from fusec.loops.schedule import Schedule, default_schedule
 from fusec.pipeline import compile_stages
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = [  # (name, graph file or text, sizes)
-    ("col sum 2048x2048", "graph cs(x: f32[2048, 2048]) { s = sum(x, axis=0) return s }", {}),
-    ("col sum 4096x4096", "graph cs(x: f32[4096, 4096]) { s = sum(x, axis=0) return s }", {}),
-    ("col max [16, 1024, 256] axis 1", "graph cm(x: f32[16, 1024, 256]) { m = max(x, axis=1) return m }", {}),
-    ("trap col_sum_broadcast", str(ROOT / "bench/traps/col_sum_broadcast.fg"), {}),
-    ("trap erf_row_col", str(ROOT / "bench/traps/erf_row_col.fg"), {}),
-    ("trap sibling_spaces", str(ROOT / "bench/traps/sibling_spaces.fg"), {}),
-    ("layernorm over axis 0 (8192x1024)", """graph layernorm_cols<N=8192, D=1024>(x: f32[N, D], gamma: f32[D], beta: f32[D]) {
+LN_COLS = """graph layernorm_cols<N=8192, D=1024>(x: f32[N, D], gamma: f32[D], beta: f32[D]) {
   mean = mean(x, axis=0, keepdims=true)
   d = x - mean
   var = mean(d * d, axis=0, keepdims=true)
   y = d * rsqrt(var + 1e-5) * gamma + beta
   return y
-}""", {}),
+}"""
+LN_CHAIN = ["mean", "d", "var_mul", "var", "y_add", "y_rsqrt", "y_mul", "y_mul_2", "y"]
+SOFTMAX_COLS = """graph softmax_cols(x: f32[4096, 4096]) {
+  m = max(x, axis=0, keepdims=true)
+  e = exp(x - m)
+  s = sum(e, axis=0, keepdims=true)
+  y = e / s
+  return y
+}"""
+SOFTMAX_CHAIN = ["m", "e_sub", "e", "s", "y"]
+CASES = [  # (name, graph file or text, ops forced into one kernel)
+    ("col sum 2048x2048", "graph cs(x: f32[2048, 2048]) { s = sum(x, axis=0) return s }", []),
+    ("col sum 4096x4096", "graph cs(x: f32[4096, 4096]) { s = sum(x, axis=0) return s }", []),
+    ("col max [16, 1024, 256] axis 1", "graph cm(x: f32[16, 1024, 256]) { m = max(x, axis=1) return m }", []),
+    ("trap col_sum_broadcast", str(ROOT / "bench/traps/col_sum_broadcast.fg"), []),
+    ("trap erf_row_col", str(ROOT / "bench/traps/erf_row_col.fg"), []),
+    ("trap sibling_spaces", str(ROOT / "bench/traps/sibling_spaces.fg"), []),
+    ("example 04 over axis 0 (8192x1024)", LN_COLS, []),
+    ("example 04 over axis 0, one kernel", LN_COLS, LN_CHAIN),
+    ("softmax over axis 0 4096x4096, one kernel", SOFTMAX_COLS, SOFTMAX_CHAIN),
 ]
 
 
@@ -82,12 +95,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("files", nargs="*")
     args = ap.parse_args()
-    cases = [(f, f, {}) for f in args.files] or CASES
+    cases = [(f, f, []) for f in args.files] or CASES
     backend = CBackend()
     rng = np.random.default_rng(0)
     print(f"load average at start: {os.getloadavg()}")
-    for name, source, sizes in cases:
-        st = compile_stages(source, backend="c", sizes=sizes, stop_after="loops", tune_db=False)
+    for name, source, chain in cases:
+        graph = source if source.endswith(".fg") else fusec.parse(source)
+        st = compile_stages(graph, backend="c", stop_after="loops", tune_db=False, force_fuse=list(zip(chain, chain[1:])))
         for group, nest in zip(st.plan.groups, st.nests):
             new_schedule = default_schedule(nest, "c")
             if not new_schedule.acc_row:

@@ -10,6 +10,7 @@
     lower_dims.py    size-1 axes dropped, contiguous axes merged; the in-place check
     schedule.py      split, tile, reorder, vectorize, unroll, parallel, block_reduction; the Schedule record
     blocked.py       long float sums and products in blocks (Schedule.reduce_block): as accurate as NumPy's pairwise sum
+    interchange.py   column reductions inside out: the reduced loops outside, accumulator rows (Schedule.acc_row)
     printer.py       the Halide-like text form
     visit.py         the one traversal every loop-IR pass uses (transform), and named passes (Pass)
     simplify.py      the simplifier: folded split loops, no one-trip loops, hoisted index lets, no identity stores
