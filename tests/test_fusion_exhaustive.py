@@ -20,8 +20,8 @@ import fusec
 from fusec.fusion import MachineModel, plan
 from fusec.fusion.brute import legal_partitions
 from fusec.fusion.exhaustive import _apart, _Kernels, _steps, cheapest
-from fusec.fusion.legality import ContractViolation
 from fusec.fusion.greedy import fuse_greedy
+from fusec.fusion.legality import ContractViolation
 from fusec.fusion.optimal import guarded_seconds, kernel_dag, solve
 from fusec.fusion.partition import Partition
 from fusec.fusion.planner import prepare

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from fusec.errors import FusecError
-from fusec.fusion.greedy import fuse_greedy
-from fusec.fusion.machine import MachineModel, load_model
 from fusec.fusion.bound import TOLERANCE
 from fusec.fusion.exhaustive import fuse_exhaustive
+from fusec.fusion.greedy import fuse_greedy
+from fusec.fusion.machine import MachineModel, load_model
 from fusec.fusion.optimal import MAX_OPS, fuse_optimal, guarded_seconds, proven_by_bound
 from fusec.fusion.partition import Partition
 from fusec.fusion.plan import NotFused, Plan, group_kind, make_group

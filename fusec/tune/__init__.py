@@ -29,7 +29,10 @@ _LAZY = {
     "STRATEGIES": "fusec.tune.strategies",
     "KernelResult": "fusec.tune.tuner", "TuneSettings": "fusec.tune.tuner", "tune_graph": "fusec.tune.tuner",
 }
-__all__ = sorted(_LAZY, key=str.lower)
+__all__ = [
+    "FAILURES", "STRATEGIES", "KernelResult", "Space", "Trial", "TuneDB", "TuneSettings", "best_record",
+    "best_schedule", "default_db_path", "search_space", "tune_graph",
+]
 
 
 def __getattr__(name: str):
