@@ -73,7 +73,13 @@ from fusec.loops.visit import map_expr
 ACC_ROW_BYTES = 32768
 MIN_PARALLEL_TILE = 1024  # kept points per tile at least, for tiles side by side on two threads
 MIN_ACC_ROW = 16  # kept points per tile at least: one AVX-512 vector of f32
-MIN_VECTOR = 8  # a tile narrower than this runs its inner loops as plain loops (too short for a vector)
+# A kept axis shorter than this keeps the strided form: its inner loops would be too short for a
+# vector, and gcc 12.2 at -O3 -march=native, left to vectorize such short plain loops itself
+# (no `omp simd`), computes wrong values: an i32 column product over [36, 7] (or 3, 5, 6, 9, 15
+# columns) read back in a later pass gave 180 of 252 outputs wrong, right at -O2, with
+# -fno-tree-loop-vectorize or with `omp simd` on the inner loops (tests/test_c_columns.py keeps the
+# case). Every inner loop of this form is therefore a vector loop.
+MIN_VECTOR = 8
 _COMBINE = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
 _COMBINE_BOOL = {"sum": "maximum", "max": "maximum", "prod": "minimum", "min": "minimum"}  # | and &
 
@@ -97,7 +103,7 @@ def column_var(nest: LoopNest) -> str | None:
         return None
     band = kept_band(nest)
     reduced = [d.var for d in nest.dims if d.reduced]
-    if not band or not reduced or not band[-1].extent.is_const or band[-1].extent.const < 2:
+    if not band or not reduced or not band[-1].extent.is_const or band[-1].extent.const < MIN_VECTOR:
         return None
     var, inner_reduced = band[-1].var, reduced[-1]
     loads = [e for s in walk(band[-1].body) for top in stmt_exprs(s) for e in walk_expr(top) if isinstance(e, Load)]
@@ -174,8 +180,7 @@ def interchange_reduction(nest: LoopNest, var: str, width: int) -> LoopNest:
             if run:
                 body = tuple(point(s) for s in run)
                 uses_var = var in used_index_vars(body)
-                kind = "vector" if width >= MIN_VECTOR else "serial"
-                out.append(Loop(inner, extent, ((define,) if uses_var else ()) + body, kind, SplitInfo(var, width, "inner")))
+                out.append(Loop(inner, extent, ((define,) if uses_var else ()) + body, "vector", SplitInfo(var, width, "inner")))
                 run.clear()
 
         for s in stmts:
