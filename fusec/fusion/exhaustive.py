@@ -30,9 +30,10 @@ import time
 from dataclasses import dataclass
 
 from fusec.fusion.cost import KernelCost, Work, combine, risk_seconds, work_cost
-from fusec.fusion.legality import MAX_GROUP_OPS, OPERAND_VIEW_OPS, ContractViolation, GroupShape
+from fusec.fusion.legality import MAX_GROUP_OPS, OPERAND_VIEW_OPS, ContractViolation, GroupShape, broadcasts_to
 from fusec.fusion.optimal import Solution
 from fusec.fusion.partition import Partition
+from fusec.ir.ops import reduce_axes
 
 # auto enumerates a graph when at most this many kernels need costing (20-70 us each: 4,000 take about
 # as long as importing scipy.optimize alone, about 240 ms, before the solver has done anything)
@@ -108,13 +109,16 @@ def _apart(part: Partition, members: list[frozenset[str]]) -> list[int]:
         for n in sorted(ops):
             node = g.node(n)
             if node.op == "matmul":
-                for j in _not_with(part, members, n):
-                    if j != i:
-                        apart(i, j)
+                others = _not_with(part, members, n)
             elif node.kind == "opaque":
-                for j in range(len(members)):
-                    if j != i:
-                        apart(i, j)
+                others = range(len(members))
+            elif node.kind == "reduce":
+                others = _not_with_reduction(part, members, n)
+            else:
+                continue
+            for j in others:
+                if j != i:
+                    apart(i, j)
     return never
 
 
@@ -131,6 +135,27 @@ def _not_with(part: Partition, members: list[frozenset[str]], mm: str) -> list[i
     return [i for i, ops in enumerate(members)
             if any(n != mm and (g.node(n).op == "matmul" or g.node(n).kind not in ("elementwise", "opaque")
                                 and g.node(n).op != "iota" and n not in chain) for n in ops)]
+
+
+def _not_with_reduction(part: Partition, members: list[frozenset[str]], r: str) -> list[int]:
+    """The atoms holding an op no kernel with the reduction `r` can hold: a reduction of another
+    space or over other axes; an op that is neither elementwise nor an iota (a layout or broadcast
+    op); or an op whose shape neither broadcasts to the reduced space nor is the reduced shape."""
+    g = part.graph
+    space = g.type_of(g.node(r).args[0]).shape
+    axes = reduce_axes(g.node(r).attrs["axis"], len(space))
+    kept = tuple(d for i, d in enumerate(space) if i not in axes)
+
+    def clashes(n: str) -> bool:
+        node = g.node(n)
+        if node.kind == "reduce":
+            other = g.type_of(node.args[0]).shape
+            return other != space or reduce_axes(node.attrs["axis"], len(other)) != axes
+        if node.kind not in ("elementwise", "opaque") and node.op != "iota":
+            return True
+        return node.kind != "opaque" and not broadcasts_to(node.type.shape, space) and tuple(node.type.shape) != kept
+
+    return [i for i, ops in enumerate(members) if any(n != r and clashes(n) for n in ops)]
 
 
 def _steps(needs: list[int], full: int, budget: int, never: list[int] | None = None
