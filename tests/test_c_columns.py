@@ -307,3 +307,14 @@ def test_column_kernels_run_clean_under_asan_and_ubsan(tmp_path):
     proc = subprocess.run([sys.executable, "-c", SANITIZED_COLUMNS], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sanitized column kernels ok" in proc.stdout
+
+
+def test_the_tuner_stores_and_measures_the_column_form():
+    """Schedules travel to the tuner's worker and the database as dicts: acc_row must survive, or a
+    tuned column kernel would come back strided."""
+    from fusec.tune.space_knobs import schedule_from_dict, schedule_to_dict
+
+    nest = nest_of("graph cs(x: f32[512, 512]) { s = sum(x, axis=0) return s }")
+    default = default_schedule(nest, "c")
+    assert default.acc_row and schedule_from_dict(schedule_to_dict(default)) == default
+    assert schedule_from_dict({"tiles": [8]}).acc_row == 0  # records from before the knob

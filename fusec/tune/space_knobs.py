@@ -42,7 +42,7 @@ MIN_PARALLEL_WORK = 32768  # as c_emit: a smaller nest runs its parallel loop se
 def schedule_to_dict(s: Schedule) -> dict:
     return {"tiles": list(s.tiles), "parallel": s.parallel, "vectorize": s.vectorize, "unroll": s.unroll,
             "order": list(s.order), "matmul_rows": s.matmul_rows, "threads": s.threads, "simdlen": s.simdlen,
-            "stream": s.stream, "reduce_block": s.reduce_block}
+            "stream": s.stream, "reduce_block": s.reduce_block, "acc_row": s.acc_row}
 
 
 def schedule_from_dict(d: dict) -> Schedule:
@@ -54,13 +54,14 @@ def schedule_from_dict(d: dict) -> Schedule:
         matmul_rows = int(d.get("matmul_rows", 0))
         threads, simdlen = int(d.get("threads", 0)), int(d.get("simdlen", 0))
         reduce_block = int(d.get("reduce_block", REDUCE_BLOCK))  # records from before it was a knob
+        acc_row = int(d.get("acc_row", 0))  # a column reduction's accumulator row (loops/interchange.py)
         par, vec, stream = d.get("parallel", False), d.get("vectorize", False), d.get("stream", False)
     except (TypeError, ValueError, AttributeError) as err:
         raise FusecError(f"malformed schedule {d!r}: {err}") from None
     if (not all(isinstance(b, bool) for b in (par, vec, stream)) or unroll < 1 or any(t < 0 for t in tiles)
-            or min(matmul_rows, threads, simdlen, reduce_block) < 0):
+            or min(matmul_rows, threads, simdlen, reduce_block, acc_row) < 0):
         raise FusecError(f"malformed schedule {d!r}")
-    return Schedule(tiles, par, vec, unroll, order, matmul_rows, threads, simdlen, stream, reduce_block)
+    return Schedule(tiles, par, vec, unroll, order, matmul_rows, threads, simdlen, stream, reduce_block, acc_row)
 
 
 # ----------------------------------------------------------------------------------------------
