@@ -149,6 +149,16 @@ def test_nan_propagates_per_column(backend):
     assert a[20] == -np.inf and a[21] == np.inf
 
 
+@needs_c
+def test_argmax_and_argmin_per_column(backend):
+    """argmax/argmin are two passes (the max, then the first index holding it or a NaN): ties, NaN."""
+    x = np.random.default_rng(10).integers(-3, 4, (300, 77)).astype(np.float32)  # many ties
+    x[150, 5] = np.nan
+    x[0, 6] = np.nan
+    text = "graph g(x: f32[300, 77]) { a = argmax(x, axis=0) b = argmin(x, axis=0, keepdims=true) return a, b }"
+    check(backend, text, [x])
+
+
 SOFTMAX = "graph sm(x: f32[{n}, {m}]) {{ m = max(x, axis=0, keepdims=true) e = exp(x - m) s = sum(e, axis=0, keepdims=true) y = e / s return y }}"
 SOFTMAX_FUSED = [("m", "e_sub"), ("e_sub", "e"), ("e", "s"), ("s", "y")]
 
