@@ -8,7 +8,7 @@ variable `var` inside out, as a BLAS column sum or XLA's column reduction emitte
 `width` kept points keeps one accumulator per point (an accumulator row, a `LocalArray`), every
 pass over the reduced axes walks the tile's rows, and the innermost loop runs along the row:
 
-    for i1_o in [0, 8):                                  (parallel: each tile its own points)
+    parallel for i1_o in [0, 8):                         (each tile its own points)
       f32 acc_s[256]
       vector for i1_i in [0, 256):
         i1 = i1_o*256 + i1_i
@@ -33,8 +33,10 @@ f32 partial and the f64 total are both rows. An update becomes a store of the co
 max (NaN-propagating, ties keep the accumulator, as the scalar form), `|` / `&` for bool.
 
 `column_var(nest)` says when it pays: a reduce nest whose loads run along its innermost kept
-variable with unit stride more often than along its innermost reduced one. A nest with a donated
-(inout) buffer keeps the old lowering (its loads and stores would be reordered across points).
+variable with unit stride more often than along its innermost reduced one. Two kinds of nest keep
+the strided lowering: one with a donated (inout) buffer (its loads and stores would be reordered
+across points), and one whose kept axis is shorter than a vector (MIN_VECTOR, below). The tile
+loop is left serial here; the schedule makes the band's outermost loop parallel (schedule.py).
 """
 
 from __future__ import annotations
