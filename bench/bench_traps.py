@@ -56,6 +56,7 @@ QUICK = {  # small sizes for --quick (the examples' too, with --examples)
     "matmul_operand": {"B": 64, "K": 64, "F": 64},
     "row_value_broadcast": {"N": 256, "M": 256},
     "sibling_spaces": {"N": 256, "M": 256},
+    "transpose_erf": {"N": 256, "M": 256},
 }
 TIE = 0.10  # plans measured closer than this are ranked either way (the noise of a shared machine)
 WITHIN = 0.30  # the issue's target: predicted within +-30% of measured for 90% of kernels

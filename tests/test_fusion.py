@@ -121,14 +121,23 @@ def test_a_reduction_and_an_elementwise_sibling_share_one_pass():
     assert p.kernels == 1 and p.groups[0].kind == "reduce"
 
 
-def test_a_column_reduction_does_not_take_an_expensive_sibling():
-    # a column sum walks memory with a stride; exp inside it would run at the strided rate
-    g = fusec.parse("graph s(x: f32[1024, 1024]) { a = exp(x)\n b = sum(x, axis=0)\n return a, b }")
+def test_a_narrow_column_reduction_does_not_take_an_expensive_sibling():
+    # a sum down 4 columns walks memory with a stride; exp inside it would run at the strided rate
+    g = fusec.parse("graph s(x: f32[65536, 4]) { a = exp(x)\n b = sum(x, axis=0)\n return a, b }")
     p = plan(g)
     check_plan(p)
     assert p.kernels == 2
     (col,) = [grp for grp in p.groups if grp.kind == "reduce"]
     assert col.nodes == ["b"]
+
+
+def test_a_wide_column_reduction_takes_its_sibling():
+    # a sum down 1024 columns streams its rows into accumulators (loops/interchange.py): exp joins
+    # it contiguously, and x is read once for both
+    g = fusec.parse("graph s(x: f32[1024, 1024]) { a = exp(x)\n b = sum(x, axis=0)\n return a, b }")
+    p = plan(g)
+    check_plan(p)
+    assert p.kernels == 1
 
 
 def test_reduce_diamond_is_one_kernel():

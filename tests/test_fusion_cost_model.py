@@ -74,10 +74,15 @@ def test_memory_time_grows_without_a_cliff_at_the_cache_size():
     assert 0 < above - below <= 64 / (m.bandwidth_gbs * 1e9) * 1.0001
 
 
-def test_a_column_sum_is_strided_and_costs_more_than_a_row_sum():
+def test_a_narrow_column_sum_is_strided_and_a_wide_one_streams():
+    narrow = _cost("graph s(x: f32[65536, 4]) { s = sum(exp(x), axis=0)\n return s }")
+    rows = _cost("graph s(x: f32[4, 65536]) { s = sum(exp(x), axis=1)\n return s }")
+    assert narrow.strided and not rows.strided and narrow.seconds > 2 * rows.seconds
     col = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=0)\n return s }")
     row = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=1)\n return s }")
-    assert col.strided and not row.strided and col.seconds > 2 * row.seconds
+    assert not col.strided and col.seconds == pytest.approx(row.seconds, rel=0.01)  # an accumulator row
+    read_t = _cost("graph s(x: f32[512, 512]) { y = exp(transpose(x, perm=[1, 0]))\n return y }")
+    assert read_t.strided
 
 
 def test_a_matmul_epilogue_costs_its_call():
@@ -142,3 +147,10 @@ def test_a_thin_matmul_runs_below_the_blas_rate():
     assert square.seconds == pytest.approx(TRUE.matmul_call_us * 1e-6 + TRUE.kernel_overhead_us * 1e-6
                                            + square.flops * (512 + TRUE.matmul_knee) / 512 / rate, rel=1e-6)
     assert thin.seconds > square.seconds * (64 + TRUE.matmul_knee) / 64 / ((512 + TRUE.matmul_knee) / 512) * 0.99
+
+
+def test_the_column_limit_is_the_interchanges():
+    from fusec.fusion.cost import COLUMN_MIN_POINTS
+    from fusec.loops.interchange import MIN_VECTOR
+
+    assert COLUMN_MIN_POINTS == MIN_VECTOR

@@ -22,6 +22,7 @@ SMALL = {  # the trap's dimensions at test size
     "matmul_operand": {"B": 32, "K": 48, "F": 40},
     "row_value_broadcast": {"N": 64, "M": 96},
     "sibling_spaces": {"N": 64, "M": 96},
+    "transpose_erf": {"N": 64, "M": 96},
 }
 MODEL = MachineModel()  # the defaults: the test does not depend on a calibration
 # the figures `fusec calibrate` fitted on the 2-core development machine (2026-11-30, load 5-7):
@@ -63,6 +64,13 @@ def test_the_chosen_plan_is_the_best_legal_plan_and_never_slower_than_unfused(pa
     # the plan chosen is also the one the guard ranks first (a tie only if equally good)
     assert plans[0].predicted_s == pytest.approx(chosen, rel=1e-9)
     assert {tuple(grp.nodes) for grp in p.groups} in [set(c.groups) for c in plans]
+
+
+@pytest.mark.parametrize("model", [MODEL, MEASURED], ids=["defaults", "measured"])
+def test_erf_read_through_a_transpose_stays_out_of_the_strided_loop(model):
+    g = fusec.load(ROOT / "bench" / "traps" / "transpose_erf.fg")
+    p = plan(g, model=model)
+    assert p.group_of("e").nodes == ["e"]  # erf runs contiguously, in a kernel of its own
 
 
 def test_brute_force_refuses_a_graph_too_big_to_enumerate():

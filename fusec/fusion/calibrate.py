@@ -9,9 +9,9 @@ Two kinds of measurement:
   Python included). Each probe fits one constant of the cost model (cost.py), in order: the call
   cost of a one-core kernel, the fork of a parallel one, cache bandwidth, memory bandwidth (a
   kernel that only reads), the cost of a store (one that writes as much as it reads), the ns per
-  element of each transcendental op, strided loads in and out of cache, how much slower arithmetic
-  runs in a strided loop, and the BLAS rate, its loss on a thin matmul and the epilogue call of a
-  matmul. A constant is fitted by solving "the model predicts the probe's measured time" for it
+  element of each transcendental op, strided loads in and out of cache (a read through a
+  transpose), how much slower arithmetic runs in a strided loop, and the BLAS rate, its loss on a
+  thin matmul and the epilogue call of a matmul. A constant is fitted by solving "the model predicts the probe's measured time" for it
   (bisection: the prediction is monotone in each constant), with the constants fitted before it
   held; the sequence repeats until they settle, because the call cost appears in every probe. The
   fit is exact on the probes, so what the model gets wrong on other kernels is what it leaves out,
@@ -208,8 +208,11 @@ def _stream2d(name: str, n: int, param: str) -> Probe:
     return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, 9, "memory")
 
 
-def _column(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
-    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  s = sum({expr}, axis=0)\n  return s\n}}\n", param, repeats)
+def _transposed(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
+    """An elementwise kernel reading x through a transpose: its inner loop walks x with a stride of
+    n elements (a column reduction no longer does: it streams rows into accumulators)."""
+    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  t = transpose(x, perm=[1, 0])\n  y = {expr}\n  return y\n}}\n",
+                 param, repeats)
 
 
 def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None, batch: int = 0) -> Probe:
@@ -237,9 +240,9 @@ def probes(quick: bool = False) -> list[Probe]:
         _rows("read", big, "bandwidth_gbs"),  # reads only
         _stream2d("memory", big, "write_factor"),  # as many bytes written as read
         *(_op(op, 1 << 17) for op in ops),
-        _column("column_cached", 256, "x", "strided_cache_ns"),
-        _column("column_memory", 1024 if quick else 2048, "x", "strided_memory_ns", 7),
-        _column("column_exp", 256, "exp(x)", "strided_compute_factor"),
+        _transposed("transposed_cached", 256, "t * 2.0", "strided_cache_ns"),
+        _transposed("transposed_memory", 1024 if quick else 2048, "t * 2.0", "strided_memory_ns", 7),
+        _transposed("transposed_exp", 256, "exp(t)", "strided_compute_factor"),
         _matmul("matmul_call", 16, False, "matmul_call_us"),  # next to no arithmetic: the call
         _matmul("matmul", 256 if quick else 512, False, "matmul_gflops"),
         _matmul("matmul_thin", 256 if quick else 512, False, "matmul_knee", k=64, batch=8),  # attention's shape: as many flops

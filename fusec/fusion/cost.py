@@ -27,11 +27,12 @@ which runs on one core). Every constant is fitted by `fusec calibrate` from gene
 * Transcendentals: ops whose row says `transcendental` (exp, erf, tanh, pow, gelu, ...) cost their
   measured ns per element (`op_ns`), because a vector exp costs far more than plain arithmetic;
   recomputing one per point is what makes some fusions slower than none.
-* Strided: a reduction over a leading axis (a column sum) walks memory with a stride in its inner
-  loop, as does a kernel that reads through a transpose; each element it loads or stores with a
-  stride costs `strided_cache_ns` or `strided_memory_ns`, and its arithmetic runs
-  `strided_compute_factor` times slower than in a contiguous loop (the vector function on gathered
-  lanes, without overlap with the loads).
+* Strided: a kernel that reads through a transpose walks memory with a stride in its inner loop,
+  as does a reduction that keeps an innermost axis shorter than a vector (a column sum over a
+  wider one streams its rows into a row of accumulators: loops/interchange.py); each element it
+  loads or stores with a stride costs `strided_cache_ns` or `strided_memory_ns`, and its arithmetic
+  runs `strided_compute_factor` times slower than in a contiguous loop (the vector function on
+  gathered lanes, without overlap with the loads).
 """
 
 from __future__ import annotations
@@ -200,14 +201,22 @@ def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape:
 
 
 def is_strided(graph: Graph, members: Iterable[str], shape: GroupShape) -> bool:
-    """Whether the kernel's inner loop walks memory with a stride: a reduction that keeps the last
-    axis (it reduces down columns), or a kernel that reads through a transpose of its last axis."""
+    """Whether the kernel's inner loop walks memory with a stride: a reduction that keeps a last axis
+    shorter than a vector (it reduces down narrow columns), or a kernel that reads through a
+    transpose of its last axis."""
     return _strided_loop(shape) or _reads_transposed(graph, members)
+
+
+# a reduction that keeps the innermost axis runs that axis in its inner loop, contiguously, with a
+# row of accumulators, when the axis is at least this long (loops/interchange.py MIN_VECTOR;
+# tests/test_fusion_cost_model.py checks that the two agree); a shorter one walks the reduced
+# axis with a stride
+COLUMN_MIN_POINTS = 8
 
 
 def _strided_loop(shape: GroupShape) -> bool:
     return bool(shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes
-                and shape.space[-1] > 1)
+                and 1 < shape.space[-1] < COLUMN_MIN_POINTS)
 
 
 def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
