@@ -59,10 +59,12 @@ def float_power(x, y) -> np.ndarray:
     dtype = np.result_type(x, y)
     wide = np.float64 if dtype == np.float32 else dtype
     shape = np.broadcast_shapes(x.shape, y.shape)
-    base = np.array(np.broadcast_to(x.astype(wide, copy=False), shape))  # np.array copies: no stride 0
-    exponent = np.array(np.broadcast_to(y.astype(wide, copy=False), shape))
+    # np.array copies: no stride 0; and at least 1-d: on 0-d operands (one scalar at a time, as the loop
+    # IR's reference executor evaluates) NumPy takes the same shortcut
+    base = np.array(np.broadcast_to(x.astype(wide, copy=False), shape), ndmin=1)
+    exponent = np.array(np.broadcast_to(y.astype(wide, copy=False), shape), ndmin=1)
     with np.errstate(all="ignore"):
-        return np.power(base, exponent).astype(dtype, copy=False)
+        return np.power(base, exponent).astype(dtype, copy=False).reshape(shape)
 
 
 def int_power(x, y) -> np.ndarray:
