@@ -154,3 +154,11 @@ def test_the_column_limit_is_the_interchanges():
     from fusec.loops.interchange import MIN_VECTOR
 
     assert COLUMN_MIN_POINTS == MIN_VECTOR
+
+
+def test_a_column_reduction_computes_its_transcendental_member_in_each_pass():
+    # erf feeds the sum (first pass) and is an output (second pass): the accumulator-row form keeps
+    # no row array, so it computes erf twice; the row form keeps erf's row and computes it once
+    col = _cost("graph s(x: f32[512, 512]) { e = erf(x)\n c = sum(e, axis=0)\n return e, c }")
+    row = _cost("graph s(x: f32[512, 512]) { e = erf(x)\n c = sum(e, axis=1)\n return e, c }")
+    assert col.transcendentals == 2 * row.transcendentals == 2 * 512 * 512 * OPS["erf"].flops

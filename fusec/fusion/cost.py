@@ -112,6 +112,13 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
             mm += f
         elif t:
             op_points[node.op] = op_points.get(node.op, 0) + t // node.opdef.flops
+    if _column_form(shape):  # no row array keeps a value between the passes: computed in each
+        for n in mset:
+            node = graph.node(n)
+            if node.opdef.transcendental and n not in shape.row:
+                again = (_column_passes(graph, n, mset) - 1) * node.opdef.flops * _size(shape.space)
+                flops, trans = flops + again, trans + again
+                op_points[node.op] += again // node.opdef.flops
     reads = {}
     for a, rs in readers.items():
         nodes = [graph.node(r) for r in rs]
@@ -212,6 +219,36 @@ def is_strided(graph: Graph, members: Iterable[str], shape: GroupShape) -> bool:
 # tests/test_fusion_cost_model.py checks that the two agree); a shorter one walks the reduced
 # axis with a stride
 COLUMN_MIN_POINTS = 8
+
+
+def _column_form(shape: GroupShape) -> bool:
+    """A reduce kernel the C backend runs with accumulator rows: each pass walks a tile of whole
+    rows, too much to keep in a row array, so a value every pass reads is computed in each."""
+    return bool(shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes
+                and shape.space[-1] >= COLUMN_MIN_POINTS)
+
+
+def _column_passes(graph: Graph, name: str, mset: set[str]) -> int:
+    """The passes of a column-form reduce kernel that compute member `name`: one per level of the
+    reductions that read it, and the output pass if a value the kernel writes needs it."""
+    levels: dict[str, int] = {}
+
+    def level(n: str) -> int:  # reductions on the way to n, n included
+        if n not in levels:
+            node = graph.node(n)
+            levels[n] = max((level(a) for a in node.args if a in mset), default=0) + (node.kind == "reduce")
+        return levels[n]
+
+    needs, stack = set(), [name]
+    while stack:  # the members that read `name`, directly or through others
+        for c in graph.consumers(stack.pop()):
+            if c in mset and c not in needs:
+                needs.add(c)
+                stack.append(c)
+    reduce_levels = {level(n) for n in needs if graph.node(n).kind == "reduce"}
+    outputs = set(group_outputs(graph, mset))
+    written = any(n in outputs and graph.node(n).kind != "reduce" for n in needs | {name})
+    return max(1, len(reduce_levels) + written)
 
 
 def _strided_loop(shape: GroupShape) -> bool:
