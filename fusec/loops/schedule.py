@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from fusec.loops.blocked import REDUCE_BLOCK, block_loops, blocked_loop, column_block
 from fusec.loops import interchange
+from fusec.loops.blocked import REDUCE_BLOCK, block_loops, blocked_loop, column_block
 from fusec.loops.interchange import column_var, default_acc_row
 from fusec.loops.ir import (
     AccInit,
