@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from fusec.fusion.calibrate import Calibration, Probe
 from fusec.fusion.calibrate import calibrate as _calibrate
-from fusec.kernel_timing import MEMORY, plan_for, time_plan
+from fusec.kernel_timing import AFTER_A_KERNEL, MEMORY, plan_for, time_plan
 
-EVICT = {"": 0, "memory": MEMORY}  # a probe's `cold`: what it finds in cache
+EVICT = {"": 0, "kernel": AFTER_A_KERNEL, "memory": MEMORY}  # a probe's `cold`: bytes of other data read first
 
 
 def time_probe(probe: Probe, stat: str = "median") -> float:

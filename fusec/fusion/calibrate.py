@@ -7,20 +7,23 @@ Two kinds of measurement:
 * Probe kernels (`probes()`): small .fg graphs compiled by fusec itself into one kernel each and
   timed the way bench/bench_traps.py times a plan's kernels (fusec.kernel_timing: the call from
   Python included). Each probe fits one constant of the cost model (cost.py), in order: the call
-  cost of a one-core kernel, the fork of a parallel one, cache bandwidth, memory bandwidth (a
-  kernel that only reads), the cost of a store (one that writes as much as it reads), the ns per
-  element of each transcendental op, strided loads in and out of cache (a read through a
-  transpose), how much slower arithmetic runs in a strided loop, and the BLAS rate, its loss on a
-  thin matmul and the epilogue call of a matmul. A constant is fitted by solving "the model predicts the probe's measured time" for it
+  cost of a one-core kernel, the fork of a parallel one, cache bandwidth, memory bandwidth (a kernel
+  that only reads), the cost of a store (one that writes as much as it reads), the last-level
+  cache's bandwidth (the same kernel a quarter the size), the ns per element of each transcendental
+  op, strided loads in and out of cache (a read through a transpose), how much slower arithmetic
+  runs in a strided loop, and the BLAS rate, its loss on a thin matmul and the epilogue call of a
+  matmul. A constant is fitted by solving "the model predicts the probe's measured time" for it
   (bisection: the prediction is monotone in each constant), with the constants fitted before it
   held; the sequence repeats until they settle, because the call cost appears in every probe. The
   fit is exact on the probes, so what the model gets wrong on other kernels is what it leaves out,
   not a constant measured elsewhere.
-* Each probe is timed in the state a kernel of a plan finds the machine in. A plan's kernels run back
-  to back, and so do the probes; but an array as large as the examples' was evicted by the kernels
-  between its writer and its reader, so the memory probes are timed after reading 1 GiB of other
-  data (this machine reports a 480 MiB last-level cache, which kept a 64 MiB probe array between
-  runs and doubled the bandwidth it measured). The
+* Each probe is timed in the state a kernel of a plan finds the machine in, not back to back: a
+  plan's kernel follows another kernel, so each probe run follows reading 2 MiB of other data (its
+  few arrays are then out of the nearest cache, and the other core's thread has slept a little:
+  a small parallel kernel takes 27 us so, against 8 us back to back); and an array as large as the
+  examples' was evicted by the kernels between its writer and its reader, so the memory probes
+  follow reading 1 GiB (this machine reports a 480 MiB last-level cache, which kept a 64 MiB probe
+  array between runs and doubled the bandwidth it measured). The
   op probes evaluate their op eight times per element on data in cache, so the op, not the fork,
   sets their time.
 
@@ -162,9 +165,11 @@ class Probe:
     source: str  # a .fg graph whose ops make one kernel
     param: str  # the MachineModel field it fits ("op_ns:exp": that op's entry)
     repeats: int = 15
-    # what the probe finds in cache when it starts: "" its own arrays (run back to back), "memory"
-    # nothing (its arrays are read from and written to memory, as in a plan of large arrays)
-    cold: str = ""
+    # what the probe finds when it starts: "kernel" what another kernel left (2 MiB of other data
+    # read just before, as a plan's kernel follows another: its few arrays out of the nearest
+    # cache, the other core's thread asleep but not for long), "memory" nothing (its arrays in
+    # memory, as in a plan of large arrays), "" its own arrays, run back to back
+    cold: str = "kernel"
 
     def graph(self) -> Graph:
         from fusec.frontend import parse
@@ -196,16 +201,17 @@ def _op(op: str, n: int, terms: int = 8) -> Probe:
 
 def _rows(name: str, n: int, param: str, rows: int = 0) -> Probe:
     """A row sum over a [rows, n] array (rows = n unless given): a kernel that only reads. From
-    memory if it is as large as the examples' arrays, else from cache, run back to back."""
+    memory if it is as large as the examples' arrays, else from the caches, after another kernel."""
     rows = rows or n
-    cold = "memory" if rows == n else ""
+    memory = rows == n
     return Probe(name, f"graph {name}(x: f32[{rows}, {n}]) {{\n  s = sum(x, axis=1)\n  return s\n}}\n", param,
-                 9 if cold else 15, cold)
+                 9 if memory else 15, "memory" if memory else "kernel")
 
 
-def _stream2d(name: str, n: int, param: str) -> Probe:
-    """y = x * 2 + 1 over an [n, n] array, from memory: as many bytes written as read."""
-    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, 9, "memory")
+def _stream2d(name: str, n: int, param: str, cold: str = "memory") -> Probe:
+    """y = x * 2 + 1 over an [n, n] array: as many bytes written as read (from memory unless `cold`
+    says otherwise)."""
+    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, 9, cold)
 
 
 def _transposed(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
@@ -228,17 +234,19 @@ def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None,
 def probes(quick: bool = False) -> list[Probe]:
     """The probe kernels, in the order the fit uses them (each fits one constant, given those before)."""
     ops = QUICK_OPS if quick else sorted(n for n, op in OPS.items() if op.transcendental and not op.is_composite)
-    # memory probes as large as the examples' arrays (64 MiB; 16 MiB with `quick`): a smaller array
-    # stays in the last-level cache between runs and measures that cache, not memory
-    big = 2048 if quick else 4096
+    # memory probes as large as the examples' arrays (64 MiB): a smaller array stays in the
+    # last-level cache between runs and measures that cache, not memory
+    big = 4096  # with `quick` too: smaller arrays would stay within the last-level cache tier
     return [
-        # back to back, as a plan's kernels run: waking the other core's thread costs 7 us then, and
-        # up to 70 us after half a millisecond of rest on an idle machine (the virtual CPU halts)
+        # after another kernel, as in a plan: measured at load 2.4, a two-tile kernel took 28 us
+        # after a 16 MiB kernel and 27 us after reading 2 MiB, 8 us back to back; a one-tile
+        # kernel 16, 12 and 1.8 us
         _stream("call", 1024, "kernel_overhead_us"),  # one tile: no fork, next to no data
         _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
-        _rows("cached", 1024, "cache_bandwidth_gbs", rows=512),  # 2 MiB read again and again: from cache
+        _rows("cached", 1024, "cache_bandwidth_gbs", rows=512),  # 2 MiB: from the caches
         _rows("read", big, "bandwidth_gbs"),  # reads only
         _stream2d("memory", big, "write_factor"),  # as many bytes written as read
+        _stream2d("llc", big // 2, "llc_bandwidth_gbs", cold="kernel"),  # a quarter of that: kept in the L3
         *(_op(op, 1 << 17) for op in ops),
         _transposed("transposed_cached", 256, "t * 2.0", "strided_cache_ns"),
         _transposed("transposed_memory", 1024 if quick else 2048, "t * 2.0", "strided_memory_ns", 7),
