@@ -109,16 +109,12 @@ def _memory_seconds(model, nbytes: int, written: int, kernels: int, threads: int
     """The least memory time of `nbytes` moved, `written` of them stores, by `kernels` kernels on at
     most `threads` cores.
 
-    memory_seconds is linear in tiers: loads at cache rate up to fit_bytes, then at last-level
-    cache rate up to llc_bytes, then at memory rate (stores dearer there). If each tier is slower
-    than the one before (convex), K kernels take at least K times one kernel of nbytes / K; if each
-    is faster (concave), they take at least one kernel of all the bytes. Otherwise each byte takes
-    at least the time of the fastest tier.
+    memory_seconds is linear at cache rate up to fit_bytes of loads and at memory rate beyond, and
+    linear in the stores. If the cache rate is the faster (convex), K kernels take at least K times
+    one kernel of nbytes / K; if it is the slower (concave), they take at least one kernel of all
+    the bytes.
     """
     cache_rate = model.cache_bandwidth_gbs * 1e9 * threads / model.threads
-    rates = [cache_rate] + ([model.llc_bandwidth_gbs * 1e9] if model.llc_bandwidth_gbs else []) + [model.bandwidth_gbs * 1e9]
-    if all(a >= b for a, b in zip(rates, rates[1:])):
-        return kernels * model.memory_seconds(nbytes / kernels, threads, written / kernels)
-    if all(a <= b for a, b in zip(rates, rates[1:])):
+    if cache_rate <= model.bandwidth_gbs * 1e9:
         return model.memory_seconds(nbytes, threads, written)
-    return nbytes / max(rates)
+    return kernels * model.memory_seconds(nbytes / kernels, threads, written / kernels)

@@ -8,15 +8,14 @@ Two kinds of measurement:
   timed the way bench/bench_traps.py times a plan's kernels (fusec.kernel_timing: the call from
   Python included). Each probe fits one constant of the cost model (cost.py), in order: the call
   cost of a one-core kernel, the fork of a parallel one, cache bandwidth, memory bandwidth (a kernel
-  that only reads), the cost of a store (one that writes as much as it reads), the last-level
-  cache's bandwidth (the same kernel a quarter the size), the ns per element of each transcendental
-  op, strided loads in and out of cache (a read through a transpose), how much slower arithmetic
-  runs in a strided loop, and the BLAS rate, its loss on a thin matmul and the epilogue call of a
-  matmul. A constant is fitted by solving "the model predicts the probe's measured time" for it
-  (bisection: the prediction is monotone in each constant), with the constants fitted before it
-  held; the sequence repeats until they settle, because the call cost appears in every probe. The
-  fit is exact on the probes, so what the model gets wrong on other kernels is what it leaves out,
-  not a constant measured elsewhere.
+  that only reads), the cost of a store (one that writes as much as it reads), the ns per element of
+  each transcendental op, strided loads in and out of cache (a read through a transpose), how much
+  slower arithmetic runs in a strided loop, and the BLAS rate, its loss on a thin matmul and the
+  epilogue call of a matmul. A constant is fitted by solving "the model predicts the probe's
+  measured time" for it (bisection: the prediction is monotone in each constant), with the constants
+  fitted before it held; the sequence repeats until they settle, because the call cost appears in
+  every probe. The fit is exact on the probes, so what the model gets wrong on other kernels is what
+  it leaves out, not a constant measured elsewhere.
 * Each probe is timed in the state a kernel of a plan finds the machine in, not back to back: a
   plan's kernel follows another kernel, so each probe run follows reading 2 MiB of other data (its
   few arrays are then out of the nearest cache, and the other core's thread has slept a little:
@@ -208,10 +207,9 @@ def _rows(name: str, n: int, param: str, rows: int = 0) -> Probe:
                  9 if memory else 15, "memory" if memory else "kernel")
 
 
-def _stream2d(name: str, n: int, param: str, cold: str = "memory") -> Probe:
-    """y = x * 2 + 1 over an [n, n] array: as many bytes written as read (from memory unless `cold`
-    says otherwise)."""
-    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, 9, cold)
+def _stream2d(name: str, n: int, param: str) -> Probe:
+    """y = x * 2 + 1 over an [n, n] array, from memory: as many bytes written as read."""
+    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, 9, "memory")
 
 
 def _transposed(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
@@ -246,7 +244,6 @@ def probes(quick: bool = False) -> list[Probe]:
         _rows("cached", 1024, "cache_bandwidth_gbs", rows=512),  # 2 MiB: from the caches
         _rows("read", big, "bandwidth_gbs"),  # reads only
         _stream2d("memory", big, "write_factor"),  # as many bytes written as read
-        _stream2d("llc", big // 2, "llc_bandwidth_gbs", cold="kernel"),  # a quarter of that: kept in the L3
         *(_op(op, 1 << 17) for op in ops),
         _transposed("transposed_cached", 256, "t * 2.0", "strided_cache_ns"),
         _transposed("transposed_memory", 1024 if quick else 2048, "t * 2.0", "strided_memory_ns", 7),

@@ -30,12 +30,6 @@ class MachineModel:
     # left in cache, or an input it reads again; a single-threaded kernel gets its share of it
     cache_bandwidth_gbs: float = 30.0
     fit_bytes: int = 4 * 1024 * 1024  # bytes a kernel may move and still run at cache bandwidth (L2 of all cores)
-    # the last-level cache: a kernel's bytes beyond fit_bytes, up to llc_bytes in all, move at
-    # llc_bandwidth_gbs (0: no such tier, every byte beyond fit_bytes from memory). This machine
-    # reports a 480 MiB L3 shared with the other virtual machines of its host; measured, kernels
-    # moving 32 MiB ran near L3 speed and kernels moving 64 MiB at memory speed
-    llc_bandwidth_gbs: float = 0.0
-    llc_bytes: int = 32 * 1024 * 1024
     peak_gflops: float = 64.0  # sustained arithmetic rate, GFLOP/s (f32, all cores)
     matmul_gflops: float = 64.0  # the BLAS call's rate on a matmul kernel's 2*M*N*K flops (all cores)
     # BLAS packs its operands into tiles, a cost per element it amortises over the smallest of M, N
@@ -78,21 +72,15 @@ class MachineModel:
 
     def memory_seconds(self, nbytes: float, threads: int | None = None, written: float = 0.0) -> float:
         """Moving `nbytes`, `written` of them stores. Loads: as many as fit in `fit_bytes` at cache
-        bandwidth (a value the previous kernel just wrote; a share of it on fewer cores). The rest,
-        loads and stores: up to `llc_bytes` in all at last-level cache bandwidth, beyond that at
-        memory bandwidth, where a store costs `write_factor` loads (a kernel's output buffer was last
-        touched a whole program run ago, so its lines come from memory first). Each tier's bytes
-        add to the time, so a kernel a byte larger costs a byte more: no cliff."""
+        bandwidth (a value the previous kernel just wrote; a share of it on fewer cores), the rest at
+        memory bandwidth (so a kernel a byte larger costs a byte more, no cliff). Stores go to memory,
+        `write_factor` times dearer than loads: a kernel's output buffer was last touched a whole
+        program run ago, so its lines come from memory first."""
         share = (threads or self.threads) / self.threads
         loads = nbytes - written
         cached = min(loads, self.fit_bytes)
-        rest = nbytes - cached
-        in_llc = min(rest, max(self.llc_bytes - cached, 0)) if self.llc_bandwidth_gbs else 0.0
-        in_memory = rest - in_llc
-        stores = in_memory * written / rest if rest else 0.0  # the stores' share of the bytes from memory
         return (cached / (self.cache_bandwidth_gbs * 1e9 * share)
-                + (in_llc / (self.llc_bandwidth_gbs * 1e9) if in_llc else 0.0)
-                + (in_memory + (self.write_factor - 1.0) * stores) / (self.bandwidth_gbs * 1e9))
+                + (loads - cached + self.write_factor * written) / (self.bandwidth_gbs * 1e9))
 
     def op_seconds(self, op: str, points: int, flops_per_point: int, threads: int | None = None) -> float:
         """`points` evaluations of the transcendental `op` on `threads` cores."""
@@ -138,8 +126,8 @@ class MachineModel:
         return cls(**values)
 
 
-MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee", "llc_bandwidth_gbs")
-INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "llc_bytes", "threads", "parallel_grain")
+MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee")
+INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "threads", "parallel_grain")
 
 
 def _op_ns(value, origin: str) -> dict[str, float]:
