@@ -141,6 +141,9 @@ def interchange_reduction(nest: LoopNest, var: str, width: int) -> LoopNest:
     n = band[-1].extent.const
     width = max(1, min(width, n))
     outer, inner = f"{var}_o", f"{var}_i"
+    single = width == n
+    if single:
+        inner = var
     row = band[-1].body
     groups = _groups(row, var)
     expanded = _crossing(groups)
@@ -173,6 +176,9 @@ def interchange_reduction(nest: LoopNest, var: str, width: int) -> LoopNest:
     else:  # the last tile is shorter, as in schedule.split
         extent = Index(((Min(Index.of(width), Index.of(n) - Index.of(outer) * width), 1),))
     define = LetIndex(var, Index.of(outer) * width + local)
+    split: SplitInfo | None = SplitInfo(var, width, "inner")
+    if single:  # one tile: its loops run over `var` itself, and the rows are indexed by it
+        extent, split = Index.of(n), None
 
     def build(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
         out: list[Stmt] = []
@@ -181,8 +187,8 @@ def interchange_reduction(nest: LoopNest, var: str, width: int) -> LoopNest:
         def close() -> None:
             if run:
                 body = tuple(point(s) for s in run)
-                uses_var = var in used_index_vars(body)
-                out.append(Loop(inner, extent, ((define,) if uses_var else ()) + body, "vector", SplitInfo(var, width, "inner")))
+                uses_var = not single and var in used_index_vars(body)
+                out.append(Loop(inner, extent, ((define,) if uses_var else ()) + body, "vector", split))
                 run.clear()
 
         for s in stmts:
@@ -199,14 +205,16 @@ def interchange_reduction(nest: LoopNest, var: str, width: int) -> LoopNest:
 
     arrays = tuple(LocalArray(name, dtypes[name], width, "accumulator row" if _is_acc(row, name) else "row values")
                    for name in dtypes)
-    tiles = Loop(outer, Index.of(-(-n // width)), arrays + build(row), "serial", SplitInfo(var, width, "outer"))
+    tiles = arrays + build(row)
+    if not single:
+        tiles = (Loop(outer, Index.of(-(-n // width)), tiles, "serial", SplitInfo(var, width, "outer")),)
 
-    def rebuild(loops: list[Loop]) -> Stmt:
+    def rebuild(loops: list[Loop]) -> tuple[Stmt, ...]:
         if len(loops) == 1:
             return tiles
-        return replace(loops[0], body=(rebuild(loops[1:]),))
+        return (replace(loops[0], body=rebuild(loops[1:])),)
 
-    return nest.with_body((rebuild(band),))
+    return nest.with_body(rebuild(band))
 
 
 def _is_acc(stmts: tuple[Stmt, ...], name: str) -> bool:

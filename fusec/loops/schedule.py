@@ -356,7 +356,7 @@ def apply_schedule(nest: LoopNest, schedule: Schedule, trace: list | None = None
         if blocking is not None:
             nest = step(block_reduction, *blocking)
         nest = step(interchange_reduction, var, schedule.acc_row)
-        if schedule.parallel:
+        if schedule.parallel and len(nest.body) == 1 and isinstance(nest.body[0], Loop):  # else one tile, alone
             nest = step(parallel, nest.body[0].var)
         return replace(nest, meta={**nest.meta, **schedule.hints}) if schedule.hints else nest
     tiled = [(v, t) for v, t in zip(kept, schedule.tiles) if t > 0]
