@@ -163,3 +163,14 @@ def test_a_column_reduction_computes_its_transcendental_member_in_each_pass():
     col = _cost("graph s(x: f32[512, 512]) { e = erf(x)\n c = sum(e, axis=0)\n return e, c }")
     row = _cost("graph s(x: f32[512, 512]) { e = erf(x)\n c = sum(e, axis=1)\n return e, c }")
     assert col.transcendentals == 2 * row.transcendentals == 2 * 512 * 512 * OPS["erf"].flops
+
+
+def test_a_large_value_that_varies_along_few_axes_is_costed_as_its_table():
+    # rotary's inverse frequencies: pow over [8, 1024, 32] that varies along its last axis only, so
+    # the C backend computes its 32 values once into a table (codegen/c_passes.py)
+    src = ("graph r(x: f32[8, 1024, 32]) {\n  i = iota(shape=[8, 1024, 32], axis=2, dtype=f32)\n"
+           "  y = x * 10000 ** (-2 * i / 64)\n  return y\n}")
+    c = _cost(src)
+    assert c.transcendentals == 32 * OPS["pow"].flops
+    varying = _cost("graph r(x: f32[8, 1024, 32], e: f32[8, 1024, 32]) { y = x * 10000 ** e\n return y }")
+    assert varying.transcendentals == 8 * 1024 * 32 * OPS["pow"].flops  # an input varies everywhere

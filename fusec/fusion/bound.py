@@ -12,7 +12,9 @@ Every kernel's predicted time (fusion/cost.py) is a fixed cost plus a body of at
 and over a plan's kernels:
 
 * compute: every op is computed at least once at its own points (an elementwise kernel's iteration
-  space is at least as large as each member), at most `threads_for(largest value)` cores;
+  space is at least as large as each member), a transcendental one at least once per distinct
+  value (the C backend tabulates one that varies along few axes), on at most
+  `threads_for(largest value)` cores;
 * bytes: each graph input read once (the slices of it, if only slices read it) and each graph output
   written once; and each kernel that writes no graph output writes a value another kernel reads,
   so K kernels store at least (K - outputs) * (smallest value) bytes more, and load them back;
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+from fusec.fusion.cost import table_size
 from fusec.fusion.legality import MAX_GROUP_OPS
 from fusec.fusion.partition import Partition
 from fusec.ir.ops import OPS
@@ -60,8 +63,9 @@ def lower_bound(part: Partition) -> float | None:
             compute += node.opdef.flops * g.type_of(node.args[0]).shape[-1] * node.type.size / (model.matmul_gflops * 1e9)
         elif node.kind == "reduce":
             compute += model.compute_seconds(g.type_of(node.args[0]).size, threads)
-        elif node.opdef.flops and node.opdef.transcendental:
-            compute += model.op_seconds(node.op, node.type.size, OPS[node.op].flops, threads)
+        elif node.opdef.flops and node.opdef.transcendental:  # at least once per distinct value (a table)
+            distinct = table_size(g, n, node.type.shape)
+            compute += model.op_seconds(node.op, distinct, OPS[node.op].flops, threads)
         elif node.opdef.flops:
             compute += model.compute_seconds(node.opdef.flops * node.type.size, threads)
     loaded = _input_bytes(part)

@@ -306,6 +306,38 @@ def _tabulated(graph: Graph, name: str, points: int) -> bool:
     return bool(consumers) and all(graph.type_of(c).size <= size for c in consumers)
 
 
+VARIATION_DEPTH = 12  # producers followed to find what a value varies along; deeper: every axis
+
+
+def _variation(graph: Graph, name: str, depth: int = 0) -> frozenset[int]:
+    """The axes of `name`'s own shape along which its value can change: an input's axes longer
+    than one, an iota's own axis, a constant none, an elementwise op's arguments' (aligned to the
+    right, as they broadcast), anything else every axis longer than one. Rotary's
+    `10000 ** (-2 * i / Dh)` over [H, S, Dh / 2] varies along its last axis only."""
+    node = graph.node(name)
+    shape = graph.type_of(name).shape
+    every = frozenset(a for a, n in enumerate(shape) if n > 1)
+    if node.op == "const":
+        return frozenset()
+    if node.op == "iota":
+        axis = node.attrs["axis"] % len(shape)
+        return frozenset({axis}) & every
+    if node.kind != "elementwise" or depth >= VARIATION_DEPTH:
+        return every
+    axes: set[int] = set()
+    for a in node.args:
+        lead = len(shape) - len(graph.type_of(a).shape)
+        axes |= {lead + ax for ax in _variation(graph, a, depth + 1)}
+    return frozenset(axes) & every
+
+
+def table_size(graph: Graph, name: str, space: tuple[int, ...]) -> int:
+    """The elements of the table the C backend's tabulate_invariants would compute `name` into, in a
+    kernel over `space`: the product of the space's extents along the axes the value varies along."""
+    lead = len(space) - len(graph.type_of(name).shape)
+    return math.prod(space[lead + a] for a in _variation(graph, name))
+
+
 def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
     """(flops, of which transcendental) of one member, at every point it is computed."""
     node = graph.node(name)
@@ -322,6 +354,10 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
         points = _size(shape.space)  # recomputed at every point of the iteration space
         if _tabulated(graph, name, points):
             points = node.type.size  # computed once before the loops (the C backend's tabulate_invariants)
+        elif node.opdef.transcendental and node.type.size > TABLE_ELEMENTS:
+            table = table_size(graph, name, shape.space)  # a large value that varies along few axes
+            if table <= TABLE_ELEMENTS and points >= 2 * table:
+                points = table
     else:
         points = node.type.size
     flops = node.opdef.flops * points
