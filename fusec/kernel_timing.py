@@ -78,18 +78,15 @@ def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c", read
 
 MEMORY = 1 << 30  # evict this much to leave a kernel's arrays in memory only: more than the 480 MiB L3 here
 AFTER_A_KERNEL = 2 << 20  # or this much (the L2 of one core), as the kernel before it would have
-_evict_buffer: list[np.ndarray] = []
 
 
-def evict_caches(nbytes: int) -> None:
-    """Read `nbytes` of other data, so the caches hold it (clean: the kernel timed next pays no
-    write-back of it) instead of the kernel's arrays: after MEMORY bytes, a kernel finds its arrays in
-    memory, as in a plan whose other kernels ran in between; after AFTER_A_KERNEL bytes, its small
+def evict_caches(other: np.ndarray) -> None:
+    """Read `other`, an array of other data, so the caches hold it (clean: the kernel timed next pays
+    no write-back of it) instead of the kernel's arrays: after MEMORY bytes, a kernel finds its arrays
+    in memory, as in a plan whose other kernels ran in between; after AFTER_A_KERNEL bytes, its small
     arrays are out of the nearest cache, as after another kernel. The thread budget's load sample
     is then taken afresh, so the timed run does not pay for reading /proc."""
-    if not _evict_buffer or _evict_buffer[0].nbytes < nbytes:
-        _evict_buffer[:] = [np.ones(nbytes // 4, np.float32)]
-    float(_evict_buffer[0][: nbytes // 4].sum())
+    float(other.sum())
     budget = thread_budget()
     if budget is not None:
         budget.free_cores()
@@ -118,14 +115,15 @@ def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str 
                     t = g.type_of(o)
                     values[o] = np.empty(t.shape, t.dtype.numpy)
             k.run(*(values[v] for v in k.params))  # warm up, and compute the next kernels' inputs
+    other = np.ones(evict // 4, np.float32) if evict else None  # freed when the timing ends
     load = os.getloadavg()[0] if read_load else None
     samples: list[list[list[float]]] = [[[] for _ in kernels] for kernels in built]
     for _ in range(repeats):
         for kernels, plan_samples in zip(built, samples):
             for k, ks in zip(kernels, plan_samples):
                 args = [values[v] for v in k.params]
-                if evict:
-                    evict_caches(evict)
+                if other is not None:
+                    evict_caches(other)
                 start = time.perf_counter()
                 k.run(*args)
                 ks.append(time.perf_counter() - start)

@@ -130,6 +130,21 @@ def test_time_plans_times_several_plans_of_one_graph_alternately():
     assert all(k > 0 for k in t_apart.kernels + t_fused.kernels) and t_apart.load is not None
 
 
+def test_time_plans_can_evict_the_caches_before_each_run(monkeypatch):
+    import fusec.kernel_timing as kt
+    from fusec.runtime.build import NoCompilerError, find_compiler
+
+    try:
+        find_compiler()
+    except NoCompilerError:
+        pytest.skip("no C compiler")
+    read = []
+    monkeypatch.setattr(kt, "evict_caches", lambda other: read.append(other.nbytes))
+    g = prepare(fusec.parse("graph t(x: f32[64, 32]) { y = exp(x)\n return y }"))
+    t = kt.time_plan(kt.plan_for(g, [[n.name for n in g.ops()]]), repeats=3, evict=kt.AFTER_A_KERNEL)
+    assert read == [kt.AFTER_A_KERNEL] * 3 and t.kernels[0] > 0  # before each timed run, not the warm-up
+
+
 def test_stores_to_memory_cost_write_factor_times_loads():
     model = TRUE
     reads = _cost("graph s(x: f32[4096, 4096], z: f32[4096, 4096]) { s = sum(x * z, axis=1)\n return s }", model=model)
