@@ -115,10 +115,10 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     if _column_form(shape):  # no row array keeps a value between the passes: computed in each
         for n in mset:
             node = graph.node(n)
-            if node.opdef.transcendental and n not in shape.row:
-                again = (_column_passes(graph, n, mset) - 1) * node.opdef.flops * _size(shape.space)
-                flops, trans = flops + again, trans + again
-                op_points[node.op] += again // node.opdef.flops
+            if node.opdef.transcendental and node.opdef.flops and n not in shape.row:
+                again = (_column_passes(graph, n, mset) - 1) * _size(shape.space)  # points computed again
+                flops, trans = flops + again * node.opdef.flops, trans + again * node.opdef.flops
+                op_points[node.op] = op_points.get(node.op, 0) + again
     reads = {}
     for a, rs in readers.items():
         nodes = [graph.node(r) for r in rs]
