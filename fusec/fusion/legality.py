@@ -240,6 +240,13 @@ def operand_views(graph: Graph, mm: str, mset: set[str]) -> set[str]:
             continue
         views.add(n)
         todo += [a for a in node.args if a in mset]
+    # a chain must start in memory: a view of a value the kernel computes (transpose(iota)) is no
+    # view (BLAS has nothing to read it from), so neither is anything that reads one
+    changed = True
+    while changed:
+        computed = {n for n in views if any(a in mset and a not in views for a in graph.node(n).args)}
+        changed = bool(computed)
+        views -= computed
     return views
 
 
