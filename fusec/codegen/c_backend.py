@@ -17,12 +17,11 @@ that into one warning and the NumPy backend.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import threading
 
 import numpy as np
 

@@ -47,10 +47,10 @@ from fusec.loops.ir import (
     Mod,
     Stmt,
     Store,
-    stmt_exprs,
     bounds,
     floordiv,
     mod,
+    stmt_exprs,
     walk,
     walk_expr,
 )
