@@ -18,13 +18,12 @@ Two kinds of measurement:
   it leaves out, not a constant measured elsewhere.
 * Each probe is timed in the state a kernel of a plan finds the machine in, not back to back: a
   plan's kernel follows another kernel, so each probe run follows reading 2 MiB of other data (its
-  few arrays are then out of the nearest cache, and the other core's thread has slept a little:
-  a small parallel kernel takes 27 us so, against 8 us back to back); and an array as large as the
+  few arrays are then out of the nearest cache, and the other core's thread has slept a little: a
+  small parallel kernel takes 27 us so, against 8 us back to back); and an array as large as the
   examples' was evicted by the kernels between its writer and its reader, so the memory probes
   follow reading 1 GiB (this machine reports a 480 MiB last-level cache, which kept a 64 MiB probe
-  array between runs and doubled the bandwidth it measured). The
-  op probes evaluate their op eight times per element on data in cache, so the op, not the fork,
-  sets their time.
+  array between runs and doubled the bandwidth it measured). The op probes evaluate their op eight
+  times per element on data in cache, so the op, not the fork, sets their time.
 
 Running the probes needs the whole compiler (layer 7): `fusec.calibration.calibrate` passes the
 timer in. Without a C compiler, the bandwidth comes from a NumPy triad instead, and the result says
@@ -232,9 +231,9 @@ def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None,
 def probes(quick: bool = False) -> list[Probe]:
     """The probe kernels, in the order the fit uses them (each fits one constant, given those before)."""
     ops = QUICK_OPS if quick else sorted(n for n, op in OPS.items() if op.transcendental and not op.is_composite)
-    # memory probes as large as the examples' arrays (64 MiB): a smaller array stays in the
-    # last-level cache between runs and measures that cache, not memory
-    big = 4096  # with `quick` too: smaller arrays would stay within the last-level cache tier
+    # memory probes as large as the examples' arrays (64 MiB), with `quick` too: a 16 MiB array
+    # stays in the last-level cache between runs and measures that cache, not memory
+    big = 4096
     return [
         # after another kernel, as in a plan: measured at load 2.4, a two-tile kernel took 28 us
         # after a 16 MiB kernel and 27 us after reading 2 MiB, 8 us back to back; a one-tile
@@ -250,7 +249,7 @@ def probes(quick: bool = False) -> list[Probe]:
         _transposed("transposed_exp", 256, "exp(t)", "strided_compute_factor"),
         _matmul("matmul_call", 16, False, "matmul_call_us"),  # next to no arithmetic: the call
         _matmul("matmul", 256 if quick else 512, False, "matmul_gflops"),
-        _matmul("matmul_thin", 256 if quick else 512, False, "matmul_knee", k=64, batch=8),  # attention's shape: as many flops
+        _matmul("matmul_thin", 256 if quick else 512, False, "matmul_knee", k=64, batch=8),  # attention's K = 64
         _matmul("matmul_bias", 16, True, "matmul_epilogue_us"),
     ]
 
