@@ -176,7 +176,7 @@ class Probe:
         return prepare(parse(self.source, filename=f"<probe {self.name}>"))
 
 
-AT_LEAST_ONE = ("write_factor",)  # a store costs at least a load: the lower bound (fusion/bound.py) counts it as one
+AT_LEAST_ONE = ("write_factor",)  # a store to memory costs at least a load: it reads its line first
 ProbeTimer = Callable[[Probe], float]  # a probe -> the median seconds of its kernel
 
 QUICK_OPS = ("exp", "erf", "tanh")  # `--quick` measures these; the others get the fitted ns per flop
