@@ -10,13 +10,13 @@ timed kernel by kernel (fusec.kernel_timing.time_plans: medians, every kernel of
 round, so load bursts land on all the plans alike). The report gives, per trap, every plan with its
 predicted and measured time, the chosen plan (policy auto) against the best measured plan and
 against the unfused plan (and, when the two differ, the chosen and the best timed again alone),
-whether the model ranks the plans in the measured order; then, over
-all kernels, how many the model predicts within +-30%. The load average is printed before and after:
-on a busy machine the figures are upper bounds and the ratios, measured in one run, are what to
-compare. `--calibrate` fits the machine model with `fusec calibrate`'s probe kernels first, in the
-same run (so under the same load), and predicts with it; its memory probes are timed again before
-each graph (the host's memory bandwidth, shared with other machines, drifts). `--kernels` lists
-every distinct kernel with its prediction, worst first.
+whether the model ranks the plans in the measured order; then, over all kernels, how many the model
+predicts within +-30%. The load average is printed before and after: on a busy machine the figures
+are upper bounds and the ratios, measured in one run, are what to compare. `--calibrate` fits the
+machine model with `fusec calibrate`'s probe kernels first, in the same run (so under the same
+load), and predicts with it; its memory probes are timed again before each graph (the host's memory
+bandwidth, shared with other machines, drifts). `--kernels` lists every distinct kernel with its
+prediction, worst first.
 """
 
 from __future__ import annotations
