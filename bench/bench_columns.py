@@ -20,7 +20,8 @@ import numpy as np
 
 import fusec
 from fusec.codegen.c_backend import CBackend
-from fusec.loops.schedule import Schedule, default_schedule
+from fusec.loops.defaults import default_schedule
+from fusec.loops.schedule import Schedule
 from fusec.pipeline import compile_stages
 
 ROOT = Path(__file__).resolve().parent.parent

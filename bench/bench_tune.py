@@ -22,7 +22,7 @@ from c_harness import example
 import fusec
 from fusec.inputs import random_inputs
 from fusec.interp import evaluate
-from fusec.loops.schedule import default_schedule
+from fusec.loops.defaults import default_schedule
 from fusec.pipeline import lower_all
 from fusec.runtime.probes import measure_triad
 from fusec.tune import TuneDB, TuneSettings, tune_graph

@@ -15,11 +15,12 @@ import fusec
 from fusec.codegen.c_backend import CBackend, c_source
 from fusec.fusion.planner import plan
 from fusec.interp import interpret
+from fusec.loops.defaults import default_schedule
 from fusec.loops.interchange import column_var
 from fusec.loops.ir import Load, LocalArray, Loop, stmt_exprs, walk, walk_expr
 from fusec.loops.lower import lower_group
 from fusec.loops.reference import run_nest
-from fusec.loops.schedule import Schedule, apply_schedule, default_schedule, schedule_or_fallback
+from fusec.loops.schedule import Schedule, apply_schedule, schedule_or_fallback
 from fusec.loops.simplify import simplify
 from fusec.runtime.build import find_compiler
 from fusec.tolerance import compare

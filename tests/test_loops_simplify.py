@@ -19,9 +19,10 @@ import pytest
 from conftest import EXAMPLES, small_sizes
 
 from fusec.inputs import random_inputs
+from fusec.loops.defaults import default_schedule
 from fusec.loops.ir import Let, LetIndex, Load, Loop, Ref, Store, walk
 from fusec.loops.reference import run_nest
-from fusec.loops.schedule import Schedule, default_schedule
+from fusec.loops.schedule import Schedule
 from fusec.loops.show import scheduled_nests
 from fusec.loops.simplify import SIMPLIFY_PASSES, simplify
 from fusec.pipeline import compile_stages, lower_all

@@ -13,9 +13,10 @@ from conftest import EXAMPLES, small_sizes
 import fusec
 from fusec.inputs import random_inputs
 from fusec.interp import evaluate
+from fusec.loops.defaults import default_schedule
 from fusec.loops.printer import print_nest
 from fusec.loops.reference import run_nest
-from fusec.loops.schedule import Schedule, apply_schedule, default_schedule
+from fusec.loops.schedule import Schedule, apply_schedule
 from fusec.pipeline import lower_all
 from fusec.tolerance import compare
 from fusec.tune import search_space

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
+from fusec.loops.defaults import default_schedule
 from fusec.loops.ir import LoopNest
-from fusec.loops.schedule import Schedule, default_schedule
+from fusec.loops.schedule import Schedule
 
 
 @dataclass

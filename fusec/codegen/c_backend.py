@@ -30,6 +30,7 @@ from fusec.codegen.c_emit import PRELUDE, CEmitter
 from fusec.codegen.c_passes import reuse_row_values, tabulate_invariants
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
+from fusec.loops.defaults import default_schedule
 from fusec.loops.ir import (
     Buffer,
     Div,
@@ -41,7 +42,7 @@ from fusec.loops.ir import (
 )
 from fusec.loops.masks import MatmulMasks, matmul_masks
 from fusec.loops.matmul import MatmulTiles, matmul_tiles, split_quotients
-from fusec.loops.schedule import Schedule, ScheduleError, default_schedule, schedule_or_fallback
+from fusec.loops.schedule import Schedule, ScheduleError, schedule_or_fallback
 from fusec.loops.simplify import simplify
 from fusec.runtime.build import compiler_flags, find_compiler, sanitize_requested
 from fusec.runtime.cache import KernelCache, default_cache

@@ -9,6 +9,7 @@
     lower_matmul.py  a matmul group's scalar loops and its MatmulInfo
     lower_dims.py    size-1 axes dropped, contiguous axes merged; the in-place check
     schedule.py      split, tile, reorder, vectorize, unroll, parallel, block_reduction; the Schedule record
+    defaults.py      the default schedule of each kernel kind (default_schedule) and the sizes measured for it
     blocked.py       long float sums and products in blocks (Schedule.reduce_block): as accurate as NumPy's pairwise sum
     interchange.py   column reductions inside out: the reduced loops outside, accumulator rows (Schedule.acc_row)
     printer.py       the Halide-like text form

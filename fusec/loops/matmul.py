@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from fusec.loops.defaults import default_matmul_rows, default_schedule
 from fusec.loops.ir import (
     AccInit,
     Buffer,
@@ -55,7 +56,7 @@ from fusec.loops.ir import (
     walk_expr,
 )
 from fusec.loops.masks import Band, MatmulMasks
-from fusec.loops.schedule import Schedule, ScheduleError, default_matmul_rows, default_schedule, schedule_or_fallback
+from fusec.loops.schedule import Schedule, ScheduleError, schedule_or_fallback
 from fusec.loops.simplify import simplify
 from fusec.loops.visit import transform
 

@@ -24,12 +24,11 @@ group kind and backend.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from fusec.loops import interchange
 from fusec.loops.blocked import REDUCE_BLOCK, block_loops, blocked_loop, column_block
-from fusec.loops.interchange import column_var, default_acc_row
+from fusec.loops.interchange import column_var
 from fusec.loops.ir import (
     AccInit,
     AccUpdate,
@@ -427,63 +426,3 @@ def schedule_or_fallback(nest: LoopNest, schedule: Schedule, trace: list | None 
             trace.extend(steps)
         return result
     return nest
-
-
-# elements per block the NumPy backend aims for: big enough to amortise Python's per-call cost,
-# small enough that a block's temporaries stay in the L2 cache
-NUMPY_BLOCK_ELEMENTS = 32768  # measured on the 2-core machine: 8K-128K blocks, 32K best overall
-NUMPY_MATMUL_TILE_ELEMENTS = 1 << 18
-NUMPY_MIN_PARALLEL_TILES = 4  # fewer tiles than this run on the calling thread
-# the C backend's parallel tile loop: 16K elements (64 KiB of f32) per iteration of the parallel loop
-C_BLOCK_ELEMENTS = 16384
-# bytes of matmul result per BLAS call. Measured on 2 cores: tiles of 4 MiB (BLAS, then the epilogue on the
-# hot tile) were 1.5-2x slower than one BLAS call followed by one epilogue pass, because every switch
-# between OpenBLAS's threads and OpenMP's spinning threads costs more than the cache reuse saves.
-# So tiles are large: typical outputs run as one BLAS call and one epilogue, in place in the output.
-MATMUL_TILE_BYTES = 64 << 20
-
-
-def default_matmul_rows(nest: LoopNest) -> int:
-    """Output rows per BLAS call: as many as fit MATMUL_TILE_BYTES of result (at least one)."""
-    assert nest.matmul is not None
-    info = nest.matmul
-    extents = {d.var: d.extent for d in nest.dims}
-    out_vars = tuple(info.batch) + (info.i, info.j)
-    acc = next(s for s in walk(nest.body) if isinstance(s, AccInit) and s.name == info.acc)
-    row_bytes = max(math.prod(extents[v] for v in out_vars[1:]) * acc.dtype.itemsize, 1)
-    return max(1, min(extents[out_vars[0]], MATMUL_TILE_BYTES // row_bytes))
-
-
-def default_schedule(nest: LoopNest, backend: str = "numpy") -> Schedule:
-    """A sensible schedule for each group kind.
-
-    NumPy: tile the kept dimensions so that one block holds about NUMPY_BLOCK_ELEMENTS elements
-    (reductions: whole rows, as many rows as fit; matmul: row tiles of the output). C: tiles of
-    C_BLOCK_ELEMENTS as a parallel outer loop, with the innermost loops vectorized.
-    """
-    kept = [d for d in nest.dims if not d.reduced]
-    row = math.prod(d.extent for d in nest.dims if d.reduced)
-    block = C_BLOCK_ELEMENTS if backend == "c" else NUMPY_BLOCK_ELEMENTS
-    target = NUMPY_MATMUL_TILE_ELEMENTS if nest.kind == "matmul" else block
-    if nest.kind == "matmul":
-        row = 1  # the k dimension is not part of the output tile
-    tiles = [0] * len(kept)
-    inner = max(row, 1)
-    # walk from the innermost kept dim outwards; the first dim whose rows overflow the target is tiled
-    for pos in range(len(kept) - 1, -1, -1):
-        ext = kept[pos].extent
-        if inner * ext > target or pos == 0:
-            tiles[pos] = max(1, min(ext, target // max(inner, 1)))
-            for outer in range(pos):
-                tiles[outer] = 1
-            break
-        inner *= ext
-    if backend == "c" and column_var(nest) is not None:
-        return Schedule((), parallel=True, vectorize=True, acc_row=default_acc_row(nest))
-    if backend == "c":
-        rows = default_matmul_rows(nest) if nest.matmul is not None else 0
-        return Schedule(tuple(tiles), parallel=bool(kept), vectorize=True, matmul_rows=rows)
-    # NumPy: tiles on a thread pool when there are enough of them (not for matmul: BLAS has its own threads)
-    first = next((k for k, t in enumerate(tiles) if t > 0), None)
-    trips = -(-kept[first].extent // tiles[first]) if first is not None else 0
-    return Schedule(tuple(tiles), parallel=nest.kind != "matmul" and trips >= NUMPY_MIN_PARALLEL_TILES)

@@ -44,10 +44,11 @@ from dataclasses import dataclass, field, replace
 
 from fusec.codegen.base import Backend
 from fusec.errors import FusecError
+from fusec.loops.defaults import default_schedule
 from fusec.loops.ir import Loop, LoopNest, Store, walk
 from fusec.loops.matmul import matmul_tiles
 from fusec.loops.printer import print_nest
-from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule, default_schedule
+from fusec.loops.schedule import Schedule, ScheduleError, apply_schedule
 from fusec.tune.space_knobs import (  # noqa: F401  (schedule_to_dict, schedule_from_dict: re-exported)
     BLOCK_TILES,
     KNOBS,
