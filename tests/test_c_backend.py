@@ -18,7 +18,8 @@ from conftest import EXAMPLES, small_sizes
 from hypothesis import HealthCheck, given, settings
 
 from fusec.codegen.c_backend import CBackend
-from fusec.codegen.c_emit import c_literal, generate_c
+from fusec.codegen.c_emit import generate_c
+from fusec.codegen.c_spelling import c_literal
 from fusec.frontend import load, parse
 from fusec.fusion.planner import plan
 from fusec.inputs import random_inputs

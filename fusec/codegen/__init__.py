@@ -4,7 +4,10 @@
     numpy_backend.py  readable tiled NumPy source (works everywhere): the tile loops and the function,
                       over numpy_blocks.py (a block's statements), numpy_exprs.py (expressions on a
                       tile) and numpy_spelling.py (ops, literals, constants as NumPy text)
-    c_backend.py      C99 + OpenMP, compiled with the system compiler and loaded with ctypes
+    c_backend.py      C99 + OpenMP, compiled with the system compiler and loaded with ctypes, over
+                      c_emit.py (a nest's statements and loops as C), c_spelling.py (literals, op
+                      templates, the prelude) and the passes c_passes.py, c_prefetch.py,
+                      c_reciprocal.py, c_width.py
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from fusec.codegen.base import Backend, Kernel, kernel_signature
-from fusec.codegen.c_emit import PRELUDE, CEmitter
+from fusec.codegen.c_emit import CEmitter
 from fusec.codegen.c_passes import reuse_row_values, tabulate_invariants
+from fusec.codegen.c_spelling import PRELUDE
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
 from fusec.loops.defaults import default_schedule
