@@ -329,3 +329,13 @@ def test_float_to_int_casts_of_special_values_match_numpy(backend):
     y = np.array([np.nan, np.inf, -np.inf, 1e19, -2.0**63, 2.0**62, -0.75, 1e-310])
     with np.errstate(invalid="ignore"):
         check_against_interpreter(backend, graph, [x, y])
+
+
+def test_a_negative_operand_after_a_minus_is_parenthesized():
+    # found by hypothesis (test_random_graphs): neg of a folded -inf constant emitted `--INFINITY`,
+    # which C reads as a decrement and gcc refused
+    from fusec.codegen.c_spelling import fill_c_template
+
+    assert fill_c_template("-{0}", [c_literal(float("-inf"), F32)], F32) == "-(-INFINITY)"
+    assert fill_c_template("({0} - {1})", ["a", c_literal(-1.5, F32)], F32) == "(a - (-1.5f))"
+    assert fill_c_template("expf({0})", ["-x"], F32) == "expf(-x)"  # a whole call argument needs none

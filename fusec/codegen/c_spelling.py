@@ -155,6 +155,8 @@ def fill_c_template(template: str, args: list[str], dtype: DType) -> str:
         if not key.isdigit():
             return names[key]
         text = args[int(key)]
-        return bare_expr(text) if _whole_call_argument(template, m.start(), m.end()) else text
+        if _whole_call_argument(template, m.start(), m.end()):
+            return bare_expr(text)
+        return f"({text})" if text.startswith("-") else text  # `-(-INFINITY)`, never `--INFINITY`
 
     return _PLACEHOLDER.sub(fill, template)
