@@ -21,7 +21,7 @@ import numpy as np
 
 from fusec.errors import FusecError, FusecInputError
 from fusec.ir.dtypes import DType
-from fusec.runtime.threads import ThreadBudget, gomp_env, omp_set_num_threads
+from fusec.runtime.threads import ThreadBudget, gomp_env, omp_set_num_threads, quiet_blas_threads
 
 _LOADED: dict[str, ctypes.CDLL] = {}
 _THREADS: list[ThreadBudget] = []  # one per process, made when the first OpenMP kernel library loads
@@ -104,6 +104,7 @@ def load_library(path: str | Path) -> ctypes.CDLL:
         setter = omp_set_num_threads(lib)
         if setter is not None:
             _THREADS.append(ThreadBudget(setter))
+            quiet_blas_threads()  # no spinning BLAS threads in the way of the kernels' own
     return lib
 
 

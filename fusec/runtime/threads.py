@@ -8,6 +8,9 @@ Two problems on a small shared machine (2 cores here):
   `gomp_env()` loads the kernel libraries with `OMP_WAIT_POLICY=PASSIVE` (threads sleep at once),
   unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, and only for the load itself: the process
   environment, seen by child processes and by other libraries' OpenMP runtimes, is restored.
+  OpenBLAS's idle threads spin the other way round, a tenth of a second after every BLAS call,
+  through the kernels that follow it: `quiet_blas_threads()` restarts its pool with short spins
+  when the first kernel library loads.
 * **Contention.** A parallel region with static scheduling is as slow as its slowest thread; when
   another process keeps a core busy, the thread sharing that core is descheduled for whole time
   slices (4 ms) and a 50 µs kernel takes 4, 8 or 16 ms. `ThreadBudget` runs a kernel on fewer
@@ -131,9 +134,8 @@ def omp_set_num_threads(library: ctypes.CDLL):
     return fn
 
 
-def _openblas_set_local():
-    """openblas_set_num_threads_local of the OpenBLAS NumPy loaded (None for another BLAS, or an older
-    OpenBLAS): it sets the calling thread's BLAS threads and returns the previous count."""
+def _openblas(symbol: str):
+    """`symbol` of the OpenBLAS library NumPy loaded (None for another BLAS, or an OpenBLAS without it)."""
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
@@ -141,13 +143,58 @@ def _openblas_set_local():
         return None
     for path in paths:
         try:
-            fn = ctypes.CDLL(path)["openblas_set_num_threads_local"]
+            return ctypes.CDLL(path)[symbol]
         except (OSError, AttributeError):
             continue
+    return None
+
+
+def _openblas_set_local():
+    """openblas_set_num_threads_local of the OpenBLAS NumPy loaded (None for another BLAS, or an older
+    OpenBLAS): it sets the calling thread's BLAS threads and returns the previous count."""
+    fn = _openblas("openblas_set_num_threads_local")
+    if fn is not None:
         fn.argtypes = [ctypes.c_int]
         fn.restype = ctypes.c_int
-        return fn
-    return None
+    return fn
+
+
+# OpenBLAS's idle threads spin for 2**OPENBLAS_THREAD_TIMEOUT cycles after each call before they
+# sleep; its default, 2**28 cycles, is a tenth of a second here. In a program that calls BLAS and
+# fused kernels in turn, they spin through every kernel, holding a core its OpenMP threads need: a
+# 32 MiB elementwise kernel took 3.6 ms in a process that had called np.matmul and 1.55 ms with
+# the pool restarted with short spins (alternated, quiet, 2026-11-30). 2**14 cycles (6 us) still
+# lets the BLAS calls of one tile's blocks, made back to back, find the threads awake.
+BLAS_SPIN_LOG2 = 14
+
+
+def quiet_blas_threads() -> bool:
+    """Restart NumPy's OpenBLAS thread pool with short spins (BLAS_SPIN_LOG2), once per process,
+    unless the user chose a timeout (OPENBLAS_THREAD_TIMEOUT or GOTO_THREAD_TIMEOUT). OpenBLAS reads
+    the timeout when its pool starts, so the environment is set, re-read, the pool shut down and
+    started again, and the environment restored. Called when the first kernel library loads, before
+    any kernel runs; a BLAS call running in another thread at that moment would be cut short, so a
+    program that calls BLAS from several threads should set OPENBLAS_THREAD_TIMEOUT itself. Returns
+    whether the pool was restarted."""
+    if _QUIETED or "OPENBLAS_THREAD_TIMEOUT" in os.environ or "GOTO_THREAD_TIMEOUT" in os.environ:
+        return False
+    steps = [_openblas(name) for name in ("openblas_read_env", "blas_thread_shutdown_", "blas_thread_init")]
+    if any(fn is None for fn in steps):
+        return False
+    read_env, shutdown, start = steps
+    _QUIETED.append(True)
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(BLAS_SPIN_LOG2)
+    try:
+        read_env()
+        shutdown()
+        start()
+    finally:
+        os.environ.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        read_env()  # the library's copy of the environment as it was (the pool keeps its timeout)
+    return True
+
+
+_QUIETED: list[bool] = []
 
 
 class BlasLimit:
