@@ -15,6 +15,7 @@ from fusec.fusion.plan import make_group
 from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.ir import F32, Graph
+from fusec.loops.defaults import default_schedule
 from fusec.loops.ir import AccInit, AccUpdate, Index, Let, Loop, Min, Store, bounds, floordiv, loops, mod, walk
 from fusec.loops.lower import LoweringError, lower_group
 from fusec.loops.printer import print_nest
@@ -23,7 +24,6 @@ from fusec.loops.schedule import (
     Schedule,
     ScheduleError,
     apply_schedule,
-    default_schedule,
     parallel,
     reorder,
     split,
