@@ -309,26 +309,32 @@ def _tabulated(graph: Graph, name: str, points: int) -> bool:
 VARIATION_DEPTH = 12  # producers followed to find what a value varies along; deeper: every axis
 
 
-def _variation(graph: Graph, name: str, depth: int = 0) -> frozenset[int]:
+def _variation(graph: Graph, name: str, depth: int = 0, seen: dict | None = None) -> frozenset[int]:
     """The axes of `name`'s own shape along which its value can change: an input's axes longer
     than one, an iota's own axis, a constant none, an elementwise op's arguments' (aligned to the
     right, as they broadcast), anything else every axis longer than one. Rotary's
-    `10000 ** (-2 * i / Dh)` over [H, S, Dh / 2] varies along its last axis only."""
+    `10000 ** (-2 * i / Dh)` over [H, S, Dh / 2] varies along its last axis only. `seen` keeps each
+    value's answer, so a value many others read is looked at once."""
+    seen = {} if seen is None else seen
+    if name in seen:
+        return seen[name]
     node = graph.node(name)
     shape = graph.type_of(name).shape
     every = frozenset(a for a, n in enumerate(shape) if n > 1)
-    if node.op == "const":
-        return frozenset()
-    if node.op == "iota":
-        axis = node.attrs["axis"] % len(shape)
-        return frozenset({axis}) & every
-    if node.kind != "elementwise" or depth >= VARIATION_DEPTH:
-        return every
-    axes: set[int] = set()
-    for a in node.args:
-        lead = len(shape) - len(graph.type_of(a).shape)
-        axes |= {lead + ax for ax in _variation(graph, a, depth + 1)}
-    return frozenset(axes) & every
+    if node.op == "const" or not shape:
+        axes = frozenset()
+    elif node.op == "iota":
+        axes = frozenset({node.attrs["axis"] % len(shape)}) & every
+    elif node.kind != "elementwise" or depth >= VARIATION_DEPTH:
+        axes = every
+    else:
+        found: set[int] = set()
+        for a in node.args:
+            lead = len(shape) - len(graph.type_of(a).shape)
+            found |= {lead + ax for ax in _variation(graph, a, depth + 1, seen)}
+        axes = frozenset(found) & every
+    seen[name] = axes
+    return axes
 
 
 def table_size(graph: Graph, name: str, space: tuple[int, ...]) -> int:
