@@ -173,9 +173,9 @@ def quiet_blas_threads() -> bool:
     unless the user chose a timeout (OPENBLAS_THREAD_TIMEOUT or GOTO_THREAD_TIMEOUT). OpenBLAS reads
     the timeout when its pool starts, so the environment is set, re-read, the pool shut down and
     started again, and the environment restored. Called when the first kernel library loads, before
-    any kernel runs; a BLAS call running in another thread at that moment would be cut short, so a
-    program that calls BLAS from several threads should set OPENBLAS_THREAD_TIMEOUT itself. Returns
-    whether the pool was restarted."""
+    any kernel runs. Restarting the pool is not safe while another thread is inside a BLAS call, so a
+    program that calls BLAS from several threads should set OPENBLAS_THREAD_TIMEOUT itself (which
+    leaves the pool alone). Returns whether the pool was restarted."""
     if _QUIETED or "OPENBLAS_THREAD_TIMEOUT" in os.environ or "GOTO_THREAD_TIMEOUT" in os.environ:
         return False
     steps = [_openblas(name) for name in ("openblas_read_env", "blas_thread_shutdown_", "blas_thread_init")]
