@@ -5,25 +5,29 @@ A kernel's time is a fixed cost plus its body:
     time = call + (fork if it runs in parallel) + body
     body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
          = strided accesses * strided_ns / threads + compute * strided_compute_factor   (strided)
-    memory  = (bytes read + write_factor * bytes written) / bandwidth
-              (cache bandwidth, stores as cheap as loads, for the bytes that fit in `fit_bytes`)
+    memory  = loads that fit in `fit_bytes` / cache bandwidth
+              + (the other loads + write_factor * stores) / bandwidth
     compute = plain flops / peak + each transcendental op's points * its ns per element / threads
 
-and a matmul kernel adds its 2*M*N*K flops at the BLAS rate, lower on a thin matmul (plus a second call for an epilogue,
-which runs on one core). Every constant is fitted by `fusec calibrate` from generated probe kernels
-(fusion/calibrate.py); the defaults describe the development machine roughly.
+and a matmul kernel adds its 2*M*N*K flops at the BLAS rate, lower on a thin matmul (plus a
+second call for an epilogue, which runs on one core). Every constant is fitted by `fusec calibrate`
+from generated probe kernels (fusion/calibrate.py); the defaults describe the development machine
+roughly.
 
 * Bytes: every input is read once and every output written once. Intermediates inside a group live
   in registers or cache and cost nothing: that is the whole point of fusion (the memory wall).
-  A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row. A
-  kernel whose bytes fit in cache (an intermediate the previous kernel just wrote) moves them at
-  cache bandwidth.
+  A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row.
+  Loads that fit in cache (an intermediate the previous kernel just wrote) move at cache bandwidth;
+  stores go to memory (an output buffer was last touched a program run ago).
 * Threads: the C backend's parallel loop hands out tiles of `parallel_grain` elements, so a kernel
   over fewer points runs on fewer cores (and a one-tile kernel pays no fork).
 * Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py),
   times the points it is computed at: a member of an elementwise group smaller than the iteration
-  space is recomputed at every point (a broadcast value recomputed per element), per-row members of
-  a reduce group run once per row, a matmul costs 2*K per output element.
+  space is recomputed at every point (a broadcast value recomputed per element) unless the C
+  backend tabulates it (a transcendental value with at most TABLE_ELEMENTS distinct values),
+  per-row members of a reduce group run once per row (a transcendental member of a column-form
+  reduce kernel once per pass that needs it: no row array keeps it), a matmul costs 2*K per output
+  element.
 * Transcendentals: ops whose row says `transcendental` (exp, erf, tanh, pow, gelu, ...) cost their
   measured ns per element (`op_ns`), because a vector exp costs far more than plain arithmetic;
   recomputing one per point is what makes some fusions slower than none.
