@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from fusec.lazy import lazy_names
+
 __version__ = "0.1.0"
 __all__ = [
     "Compiled", "FusecError", "Graph", "Tensor", "compile", "fn", "from_onnx", "interpret", "jit", "load", "ops", "parse", "trace",
@@ -39,19 +41,13 @@ _LAZY = {
 _SUBMODULES = {"ops"}  # fusec.ops: one tracing function per op row
 
 
+_lazy_getattr, __dir__ = lazy_names(__name__, _LAZY, globals(), __all__)
+
+
 def __getattr__(name: str):
     if name in _SUBMODULES:
         return importlib.import_module(f"fusec.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fusec' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is an ordinary attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return _lazy_getattr(name)
 
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fusec"
 # Layer of each part of the package; a module may import its own layer or lower ones.
 LAYERS = {
     "fusec.errors": 0,
+    "fusec.lazy": 0,
     "fusec.ir": 0,
     "fusec.frontend": 1,
     "fusec.interp": 1,

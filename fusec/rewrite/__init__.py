@@ -10,9 +10,9 @@ The rules live in fusec/rewrite/rules/*.rules; docs/rewrites.md explains the lan
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from fusec.lazy import lazy_names
 from fusec.rewrite.driver import DEFAULT_CLASSES, RewriteResult, RewriteStep, rewrite
 from fusec.rewrite.library import load_rules, rule_named, standard_rules
 from fusec.rewrite.parse import load_rule_file, parse_rules
@@ -29,16 +29,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _VERIFY:
-        raise AttributeError(f"module 'fusec.rewrite' has no attribute '{name}'")
-    value = getattr(importlib.import_module("fusec.rewrite.verify"), name)
-    globals()[name] = value  # the next lookup is an ordinary attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, dict.fromkeys(_VERIFY, "fusec.rewrite.verify"), globals(), __all__)
 
 
 if TYPE_CHECKING:

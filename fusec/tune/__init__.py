@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from fusec.lazy import lazy_names
 
 # public name -> the module that defines it, imported on first use (PEP 562): `fusec.compile` asks
 # lookup.best_schedule for each kernel and should not load the tuner, its process pools and
@@ -35,17 +36,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fusec.tune' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is an ordinary attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals(), __all__)
 
 
 if TYPE_CHECKING:
