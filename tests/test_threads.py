@@ -13,10 +13,11 @@ import pytest
 QUIET_BLAS = """
 import numpy as np
 from fusec.runtime import threads
-timeout = threads._openblas("openblas_thread_timeout")
-if timeout is None:
+found = threads._openblas("openblas_thread_timeout")
+if found is None:
     print("no OpenBLAS")
     raise SystemExit(0)
+timeout = found[0]
 a = np.random.rand(300, 300)
 expected = a @ a
 print(threads.quiet_blas_threads(), threads.quiet_blas_threads(), timeout())

@@ -134,8 +134,9 @@ def omp_set_num_threads(library: ctypes.CDLL):
     return fn
 
 
-def _openblas(symbol: str):
-    """`symbol` of the OpenBLAS library NumPy loaded (None for another BLAS, or an OpenBLAS without it)."""
+def _openblas(*symbols: str) -> tuple | None:
+    """The functions `symbols` of the OpenBLAS library NumPy loaded, all from one library (None for
+    another BLAS, or an OpenBLAS without one of them)."""
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
@@ -143,7 +144,8 @@ def _openblas(symbol: str):
         return None
     for path in paths:
         try:
-            return ctypes.CDLL(path)[symbol]
+            lib = ctypes.CDLL(path)
+            return tuple(lib[name] for name in symbols)
         except (OSError, AttributeError):
             continue
     return None
@@ -152,10 +154,12 @@ def _openblas(symbol: str):
 def _openblas_set_local():
     """openblas_set_num_threads_local of the OpenBLAS NumPy loaded (None for another BLAS, or an older
     OpenBLAS): it sets the calling thread's BLAS threads and returns the previous count."""
-    fn = _openblas("openblas_set_num_threads_local")
-    if fn is not None:
-        fn.argtypes = [ctypes.c_int]
-        fn.restype = ctypes.c_int
+    found = _openblas("openblas_set_num_threads_local")
+    if found is None:
+        return None
+    fn = found[0]
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
     return fn
 
 
@@ -178,8 +182,8 @@ def quiet_blas_threads() -> bool:
     leaves the pool alone). Returns whether the pool was restarted."""
     if _QUIETED or "OPENBLAS_THREAD_TIMEOUT" in os.environ or "GOTO_THREAD_TIMEOUT" in os.environ:
         return False
-    steps = [_openblas(name) for name in ("openblas_read_env", "blas_thread_shutdown_", "blas_thread_init")]
-    if any(fn is None for fn in steps):
+    steps = _openblas("openblas_read_env", "blas_thread_shutdown_", "blas_thread_init")
+    if steps is None:
         return False
     read_env, shutdown, start = steps
     _QUIETED.append(True)
