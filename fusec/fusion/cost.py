@@ -225,11 +225,16 @@ def is_strided(graph: Graph, members: Iterable[str], shape: GroupShape) -> bool:
 COLUMN_MIN_POINTS = 8
 
 
+def _kept_last(shape: GroupShape) -> int:
+    """The length of the innermost axis a reduce kernel keeps (0: not a reduction that keeps it)."""
+    keeps = shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes
+    return shape.space[-1] if keeps else 0
+
+
 def _column_form(shape: GroupShape) -> bool:
     """A reduce kernel the C backend runs with accumulator rows: each pass walks a tile of whole
     rows, too much to keep in a row array, so a value every pass reads is computed in each."""
-    return bool(shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes
-                and shape.space[-1] >= COLUMN_MIN_POINTS)
+    return _kept_last(shape) >= COLUMN_MIN_POINTS
 
 
 def _column_passes(graph: Graph, name: str, mset: set[str]) -> int:
@@ -256,8 +261,7 @@ def _column_passes(graph: Graph, name: str, mset: set[str]) -> int:
 
 
 def _strided_loop(shape: GroupShape) -> bool:
-    return bool(shape.kind == "reduce" and shape.space and (len(shape.space) - 1) not in shape.axes
-                and 1 < shape.space[-1] < COLUMN_MIN_POINTS)
+    return 1 < _kept_last(shape) < COLUMN_MIN_POINTS
 
 
 def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
