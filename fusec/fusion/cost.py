@@ -117,10 +117,11 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         elif t:
             op_points[node.op] = op_points.get(node.op, 0) + t // node.opdef.flops
     if _column_form(shape):  # no row array keeps a value between the passes: computed in each
+        outputs = set(group_outputs(graph, mset))
         for n in mset:
             node = graph.node(n)
             if node.opdef.transcendental and node.opdef.flops and n not in shape.row:
-                again = (_column_passes(graph, n, mset) - 1) * _size(shape.space)  # points computed again
+                again = (_column_passes(graph, n, mset, outputs) - 1) * _size(shape.space)  # points computed again
                 flops, trans = flops + again * node.opdef.flops, trans + again * node.opdef.flops
                 op_points[node.op] = op_points.get(node.op, 0) + again
     reads = {}
@@ -237,7 +238,7 @@ def _column_form(shape: GroupShape) -> bool:
     return _kept_last(shape) >= COLUMN_MIN_POINTS
 
 
-def _column_passes(graph: Graph, name: str, mset: set[str]) -> int:
+def _column_passes(graph: Graph, name: str, mset: set[str], outputs: set[str]) -> int:
     """The passes of a column-form reduce kernel that compute member `name`: one per level of the
     reductions that read it, and the output pass if a value the kernel writes needs it."""
     levels: dict[str, int] = {}
@@ -255,7 +256,6 @@ def _column_passes(graph: Graph, name: str, mset: set[str]) -> int:
                 needs.add(c)
                 stack.append(c)
     reduce_levels = {level(n) for n in needs if graph.node(n).kind == "reduce"}
-    outputs = set(group_outputs(graph, mset))
     written = any(n in outputs and graph.node(n).kind != "reduce" for n in needs | {name})
     return max(1, len(reduce_levels) + written)
 
