@@ -18,8 +18,8 @@ Primitives (each returns a new LoopNest and raises ScheduleError when the change
                                     (interchange.py: the inner loop walks memory contiguously)
 
 A `Schedule` is a small frozen record of parameters (what the tuner searches over);
-`apply_schedule(nest, schedule)` turns it into primitive calls. `default_schedule` picks one per
-group kind and backend.
+`apply_schedule(nest, schedule)` turns it into primitive calls. `default_schedule` (defaults.py)
+picks one per group kind and backend.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ class Schedule:
     matmul_rows: a matmul computed by a library call (the C backend's BLAS, see matmul.py): the
                output rows (steps of the outermost output variable) per call, each followed by the
                fused epilogue on that tile, scheduled with the knobs above; 0: as many rows as fit
-               MATMUL_TILE_BYTES. A backend that runs the scalar loop form ignores it.
+               MATMUL_TILE_BYTES (defaults.py). A backend that runs the scalar loop form ignores it.
     threads:   threads of the parallel loop (0: all cores; OpenMP `num_threads`)
     simdlen:   the vector width in elements asked of vector loops (0: the compiler's choice; `simdlen`)
     stream:    non-temporal (streaming) stores of the output buffers in vector loops (`nontemporal`)
