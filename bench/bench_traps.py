@@ -104,7 +104,7 @@ def retime_memory(model: MachineModel, stat: str) -> MachineModel:
     from fusec.calibration import time_probe
     from fusec.fusion.calibrate import Calibration, fit, probes
 
-    memory = [pr for pr in probes() if pr.cold == "memory"]
+    memory = [pr for pr in probes() if pr.param in ("bandwidth_gbs", "write_factor")]
     cal = fit(Calibration(model, "generated C probes"), {pr.name: time_probe(pr, stat) for pr in memory})
     return replace(cal.model, source=model.source)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from fusec.fusion.calibrate import Calibration, Probe
 from fusec.fusion.calibrate import calibrate as _calibrate
-from fusec.kernel_timing import AFTER_A_KERNEL, MEMORY, plan_for, time_plan
+from fusec.kernel_timing import AFTER_A_KERNEL, AFTER_A_LARGE_KERNEL, AFTER_A_SMALL_KERNEL, MEMORY, plan_for, time_plan
 
-EVICT = {"": 0, "kernel": AFTER_A_KERNEL, "memory": MEMORY}  # a probe's `cold`: bytes of other data read first
+# a probe's `cold` -> bytes of other data read before each run
+EVICT = {"": 0, "large": 0, "kernel": AFTER_A_KERNEL, "small kernel": AFTER_A_SMALL_KERNEL,
+         "large kernel": AFTER_A_LARGE_KERNEL, "memory": MEMORY}
 
 
 def time_probe(probe: Probe, stat: str = "median") -> float:

@@ -126,7 +126,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"  {note}")
     m = result.model
     print(f"measured with {result.method}: {m.bandwidth_gbs:g} GB/s, {m.peak_gflops:g} GFLOP/s, "
-          f"{m.kernel_overhead_us:g} us per kernel")
+          f"{m.kernel_overhead_us:g} us per kernel"
+          + (f"; programs up to {m.resident_bytes / 2**20:.0f} MiB stay in the last-level cache "
+             f"({m.resident_bandwidth_gbs:g} GB/s)" if m.resident_bytes and m.resident_bandwidth_gbs else ""))
     why = busy(result)
     if why and not args.force:
         raise FusecError(f"not storing these figures: {why}. Measure again on a quieter machine, "

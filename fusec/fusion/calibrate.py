@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from fusec.errors import FusecError
-from fusec.fusion.machine import MAY_BE_ZERO, MachineModel
+from fusec.fusion.machine import INTEGER_FIELDS, MAY_BE_ZERO, MachineModel
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
 
@@ -165,8 +165,10 @@ class Probe:
     repeats: int = 15
     # what the probe finds when it starts: "kernel" what another kernel left (2 MiB of other data
     # read just before, as a plan's kernel follows another: its few arrays out of the nearest
-    # cache, the other core's thread asleep but not for long), "memory" nothing (its arrays in
-    # memory, as in a plan of large arrays), "" its own arrays, run back to back
+    # cache, the other core's thread asleep but not for long); "small kernel" / "large kernel"
+    # what a kernel of small arrays (512 KiB read) / of large ones (32 MiB) left; "memory" nothing
+    # (its arrays in memory, as in a plan of large arrays: 1 GiB read); "large" arrays too large
+    # for the last-level cache to keep, run back to back; "" its own arrays, run back to back
     cold: str = "kernel"
 
     def graph(self) -> Graph:
@@ -176,7 +178,6 @@ class Probe:
         return prepare(parse(self.source, filename=f"<probe {self.name}>"))
 
 
-AT_LEAST_ONE = ("write_factor",)  # a store to memory costs at least a load: it reads its line first
 ProbeTimer = Callable[[Probe], float]  # a probe -> the median seconds of its kernel
 
 QUICK_OPS = ("exp", "erf", "tanh")  # `--quick` measures these; the others get the fitted ns per flop
@@ -206,9 +207,15 @@ def _rows(name: str, n: int, param: str, rows: int = 0) -> Probe:
                  9 if memory else 15, "memory" if memory else "kernel")
 
 
-def _stream2d(name: str, n: int, param: str) -> Probe:
-    """y = x * 2 + 1 over an [n, n] array, from memory: as many bytes written as read."""
-    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param, 9, "memory")
+def _stream2d(name: str, n: int, param: str, rows: int = 0, cold: str = "memory") -> Probe:
+    """y = x * 2 + 1 over a [rows, n] array (rows = n unless given): as many bytes written as read."""
+    return Probe(name, f"graph {name}(x: f32[{rows or n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n",
+                 param, 9, cold)
+
+
+def _read(name: str, n: int, rows: int, param: str, cold: str) -> Probe:
+    """A row sum over a [rows, n] array, timed as `cold` says: a kernel that only reads."""
+    return Probe(name, f"graph {name}(x: f32[{rows}, {n}]) {{\n  s = sum(x, axis=1)\n  return s\n}}\n", param, 9, cold)
 
 
 def _transposed(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
@@ -231,18 +238,29 @@ def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None,
 def probes(quick: bool = False) -> list[Probe]:
     """The probe kernels, in the order the fit uses them (each fits one constant, given those before)."""
     ops = QUICK_OPS if quick else sorted(n for n, op in OPS.items() if op.transcendental and not op.is_composite)
-    # memory probes as large as the examples' arrays (64 MiB), with `quick` too: a 16 MiB array
-    # stays in the last-level cache between runs and measures that cache, not memory
-    big = 4096
+    # memory probes: arrays too large for the last-level cache to keep between runs (this
+    # machine's kept a 64 MiB array and doubled the bandwidth measured), run back to back, as a
+    # plan's kernels run; `quick`: 64 MiB arrays, after reading 1 GiB of other data (rougher)
+    n = 4096
+    if quick:
+        memory = [_rows("read", n, "bandwidth_gbs"), _stream2d("memory", n, "write_factor")]
+    else:
+        memory = [_read("read", n, 32768, "bandwidth_gbs", "large"),  # 512 MiB, reads only
+                  _stream2d("memory", n, "write_factor", rows=16384, cold="large")]  # 256 MiB in, 256 MiB out
+    # a program whose arrays fit in the last-level cache: a stream over 32 + 32 MiB, run back to
+    # back, gives its rate; a read of 128 MiB, which it keeps in part, how much it holds
+    resident = [] if quick else [_stream2d("resident", n, "resident_bandwidth_gbs", rows=2048, cold=""),
+                                 _read("resident_size", n, 8192, "resident_bytes", "")]
     return [
-        # after another kernel, as in a plan: measured at load 2.4, a two-tile kernel took 28 us
-        # after a 16 MiB kernel and 27 us after reading 2 MiB, 8 us back to back; a one-tile
-        # kernel 16, 12 and 1.8 us
-        _stream("call", 1024, "kernel_overhead_us"),  # one tile: no fork, next to no data
+        # after another kernel, as in a plan. Measured quiet, a one-tile kernel took 1.2 us back
+        # to back, 3.6 us after reading 512 KiB, 9.1 after 2 MiB and 12.7 after 32 MiB; a
+        # two-tile one 41, 76, 72 and 80 us
+        replace(_stream("call", 1024, "kernel_overhead_us"), cold="small kernel"),  # one tile: no fork
+        replace(_stream("call_cold", 1024, "cold_call_us"), cold="large kernel"),  # after a large kernel
         _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
         _rows("cached", 1024, "cache_bandwidth_gbs", rows=512),  # 2 MiB: from the caches
-        _rows("read", big, "bandwidth_gbs"),  # reads only
-        _stream2d("memory", big, "write_factor"),  # as many bytes written as read
+        *memory,
+        *resident,
         *(_op(op, 1 << 17) for op in ops),
         _transposed("transposed_cached", 256, "t * 2.0", "strided_cache_ns"),
         _transposed("transposed_memory", 1024 if quick else 2048, "t * 2.0", "strided_memory_ns", 7),
@@ -260,24 +278,35 @@ def _with(model: MachineModel, param: str, value: float) -> MachineModel:
     return replace(model, **{param: value})
 
 
-def predict(model: MachineModel, graph: Graph) -> float:
-    """The model's time for all of `graph`'s ops as one kernel (what a probe builds)."""
-    from fusec.fusion.cost import group_cost
+def predict(model: MachineModel, graph: Graph, cold: str = "kernel") -> float:
+    """The model's time for all of `graph`'s ops as one kernel (what a probe builds), in the state
+    the probe's `cold` describes: after a small kernel or a large one, and with its arrays in
+    memory or (a program as small as the probe's graph) in the last-level cache."""
+    from fusec.fusion.cost import group_cost, program_bytes
 
-    return group_cost(graph, [n.name for n in graph.ops()], model).seconds
+    in_memory = cold in ("memory", "large")
+    model = model.for_program(0 if in_memory else program_bytes(graph))
+    after = {"small kernel": False, "large kernel": True}.get(cold)  # else as the graph says
+    return group_cost(graph, [n.name for n in graph.ops()], model, cold=after).seconds
 
 
-def solve(model: MachineModel, param: str, graph: Graph, measured: float, lo: float = 1e-3, hi: float = 1e5) -> float:
+# the range each constant's fit searches, where it is not [1e-3, 1e5]
+RANGES = {"write_factor": (1.0, 1e5),  # a store to memory costs at least a load: it reads its line first
+          "resident_bytes": (1 << 20, 1 << 40)}
+
+
+def solve(model: MachineModel, param: str, graph: Graph, measured: float, lo: float = 1e-3, hi: float = 1e5,
+          cold: str = "kernel") -> float:
     """The value of `param` at which the model predicts `measured` for `graph` (bisection in log
     space; clamped to [lo, hi] when no value in between reaches it)."""
-    f_lo = predict(_with(model, param, lo), graph) - measured
-    f_hi = predict(_with(model, param, hi), graph) - measured
+    f_lo = predict(_with(model, param, lo), graph, cold) - measured
+    f_hi = predict(_with(model, param, hi), graph, cold) - measured
     if f_lo * f_hi > 0:  # out of reach: the end whose prediction is nearer
         return lo if abs(f_lo) < abs(f_hi) else hi
     a, b = math.log(lo), math.log(hi)
     for _ in range(60):
         mid = (a + b) / 2
-        f_mid = predict(_with(model, param, math.exp(mid)), graph) - measured
+        f_mid = predict(_with(model, param, math.exp(mid)), graph, cold) - measured
         if (f_mid > 0) == (f_lo > 0):
             a, f_lo = mid, f_mid
         else:
@@ -293,13 +322,14 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
     for _ in range(20):  # the call cost, fitted first, depends a little on the constants after it
         before = [_value(model, pr.param) for pr in plist]
         for pr in plist:
-            lo = 1.0 if pr.param in AT_LEAST_ONE else 1e-3
-            value = solve(model, pr.param, graphs[pr.name], measured[pr.name], lo=lo)
+            lo, hi = RANGES.get(pr.param, (1e-3, 1e5))
+            value = solve(model, pr.param, graphs[pr.name], measured[pr.name], lo, hi, pr.cold)
             model = _with(model, pr.param, 0.0 if pr.param in MAY_BE_ZERO and value <= 1e-3 else value)
         if all(abs(_value(model, pr.param) - b) <= 1e-6 * max(b, 1e-3) for pr, b in zip(plist, before)):
             break
     for pr in plist:
-        model = _with(model, pr.param, float(f"{_value(model, pr.param):.5g}"))
+        value = float(f"{_value(model, pr.param):.5g}")
+        model = _with(model, pr.param, int(value) if pr.param in INTEGER_FIELDS else value)
     per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
     if per_flop:
         model = replace(model, transcendental_ns=round(statistics.median(per_flop), 4))

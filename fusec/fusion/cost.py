@@ -160,8 +160,11 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
     return Work(flops, trans, mm, op_points, reads, transposed, min(dims, default=0))
 
 
-def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShape, model: MachineModel) -> KernelCost:
-    """A group's predicted cost from its work and the values it writes."""
+def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShape, model: MachineModel,
+              cold: bool | None = None) -> KernelCost:
+    """A group's predicted cost from its work and the values it writes. `cold`: whether the kernel
+    starts after one that moved more than the caches hold (None: as `starts_cold` judges)."""
+    cold = starts_cold(graph, work.reads, model) if cold is None else cold
     read = sum((min(full, sliced) if slices else full) * _passes(graph, a, shape, model) * _rereads(graph, a, shape, model)
                for a, (full, slices, sliced) in work.reads.items())
     outputs = list(outputs)
@@ -187,11 +190,29 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
         if epilogue:  # a second call after BLAS's, over the result, forking if it runs in parallel
             fork = model.fork_us * 1e-6 if threads_ew > 1 else 0.0
             body += model.matmul_epilogue_us * 1e-6 + fork + max(comp, model.memory_seconds(written, threads_ew, written))
-        seconds = model.overhead_seconds(1) + body
+        seconds = model.overhead_seconds(1, cold) + body
     else:
-        seconds = model.overhead_seconds(threads) + body
+        seconds = model.overhead_seconds(threads, cold) + body
     bound = "memory" if mem >= comp and not strided else "compute"
     return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp)
+
+
+def starts_cold(graph: Graph, inputs: Iterable[str], model: MachineModel) -> bool:
+    """Whether a kernel reading `inputs` most likely runs right after a kernel that moved more than
+    `fit_bytes` (and so pays `cold_call_us`). The kernel before it is, most likely, the one that
+    made one of its inputs: if every input is a small value made by an op whose arguments are small
+    too, that kernel was small, whatever else it held. A graph input was last touched a program
+    run ago, after the program's other kernels; a kernel with no input follows any kernel."""
+    inputs = list(inputs)
+    if not inputs:
+        return True
+    for a in inputs:
+        node = graph.node(a)
+        if node.op == "input" or node.type.nbytes > model.fit_bytes:
+            return True
+        if any(graph.type_of(x).nbytes > model.fit_bytes for x in node.args):
+            return True
+    return False
 
 
 def _strided_accesses(graph: Graph, work: Work, outputs: list[str], shape: GroupShape) -> int:
@@ -205,11 +226,13 @@ def _strided_accesses(graph: Graph, work: Work, outputs: list[str], shape: Group
     return loads * sweeps + stores
 
 
-def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape: GroupShape | None = None) -> KernelCost:
-    """The predicted cost of running `members` as one kernel (`shape`: their analysis, if known)."""
+def group_cost(graph: Graph, members: Iterable[str], model: MachineModel, shape: GroupShape | None = None,
+               cold: bool | None = None) -> KernelCost:
+    """The predicted cost of running `members` as one kernel (`shape`: their analysis, if known;
+    `cold`: see work_cost)."""
     mset = set(members)
     shape = shape or analyze(graph, mset)
-    return work_cost(graph, group_work(graph, mset, shape), group_outputs(graph, mset), shape, model)
+    return work_cost(graph, group_work(graph, mset, shape), group_outputs(graph, mset), shape, model, cold)
 
 
 def is_strided(graph: Graph, members: Iterable[str], shape: GroupShape) -> bool:
@@ -378,8 +401,18 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
     return flops, flops if node.opdef.transcendental else 0
 
 
+def program_bytes(graph: Graph) -> int:
+    """The working set the model assumes for a program of `graph`: every array of the graph, its
+    inputs and each op's value. That is what an unfused run keeps, and more than a fused plan's (its
+    intermediates live in registers), so for a fused plan whose arrays would fit in the last-level
+    cache when the graph's do not, the model errs slow. It is one figure per graph, not per plan,
+    so each kernel keeps a cost of its own and the planners can add kernels' costs up."""
+    return sum(graph.type_of(n).nbytes for n in graph.topo_order() if graph.node(n).op != "const")
+
+
 def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:
     """Total bytes moved and predicted seconds of a list of groups (member lists)."""
+    model = model.for_program(program_bytes(graph))
     total_bytes, total_s = 0, 0.0
     order = {n: i for i, n in enumerate(graph.topo_order())}
     for members in groups:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from fusec.fusion.cost import group_cost
+from fusec.fusion.cost import group_cost, program_bytes
 from fusec.fusion.legality import analyze
 from fusec.fusion.machine import MachineModel
 from fusec.fusion.margins import edge_margins, format_margin
@@ -19,8 +19,8 @@ def _ms(seconds: float) -> float:
 
 def explain(plan: Plan, model: MachineModel | None = None) -> dict:
     """A JSON-ready report on `plan`, costed with `model` (default: the model the plan was made with)."""
-    model = model or plan.model or MachineModel()
     g = plan.graph
+    model = (model or plan.model or MachineModel()).for_program(program_bytes(g))
     groups = []
     fused_bytes, fused_s = 0, 0.0
     order = {n: i for i, n in enumerate(g.topo_order())}
@@ -71,6 +71,9 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
         "predicted_speedup": round(unfused_s / fused_s, 3) if fused_s > 0 else None,
         "policy_candidates_ms": {k: round(v, 6) for k, v in plan.candidates.items()},
         "model": model.to_dict(),
+        # the rate of the loads that miss the nearer caches, for a program of this graph's size
+        "memory_gbs": round(model.memory_gbs, 3),
+        "resident_share": round(model.resident_share(), 3),
     }
 
 
@@ -87,7 +90,7 @@ def format_report(report: dict) -> str:
     lines = [
         f"graph {report['graph']}: {report['ops']} ops -> {k} kernel{'' if k == 1 else 's'}, policy {chosen}",
         f"machine model ({m['source']}): {m['bandwidth_gbs']:g} GB/s, {m['peak_gflops']:g} GFLOP/s, "
-        f"{m['kernel_overhead_us']:g} us per kernel",
+        f"{m['kernel_overhead_us']:g} us per kernel" + _resident_note(report),
         "",
     ]
     for grp in report["groups"]:
@@ -169,3 +172,13 @@ def format_compare(rows: list[dict]) -> str:
         lines.append("optimal by lower bound: the plan's predicted time meets a bound no plan can beat (every op "
                      "computed once, inputs read and outputs written once, the fewest kernels), so no solver ran")
     return "\n".join(lines)
+
+
+def _resident_note(report: dict) -> str:
+    """What the last-level cache does for this graph, when the model has a figure for it."""
+    share = report.get("resident_share", 0.0)
+    if not share:
+        return ""
+    mib = report["model"]["program_bytes"] / 2**20
+    return (f"; this graph's arrays take {mib:.0f} MiB, so the last-level cache is expected to serve "
+            f"{share:.0%} of their traffic between runs and memory to move {report['memory_gbs']:g} GB/s")

@@ -9,9 +9,10 @@ so a reader never sees half a file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from fusec.errors import FusecError
@@ -30,6 +31,15 @@ class MachineModel:
     # left in cache, or an input it reads again; a single-threaded kernel gets its share of it
     cache_bandwidth_gbs: float = 30.0
     fit_bytes: int = 4 * 1024 * 1024  # bytes a kernel may move and still run at cache bandwidth (L2 of all cores)
+    # a program whose arrays all fit in the last-level cache finds them there when it runs again:
+    # up to `resident_bytes` of them, its kernels' loads and stores that miss the nearer caches move
+    # at `resident_bandwidth_gbs` instead of memory's; a larger program keeps a share of them
+    # there, none from RESIDENT_FADE times `resident_bytes` on (0: no such cache measured)
+    resident_bandwidth_gbs: float = 0.0
+    resident_bytes: int = 0
+    # the working set of the program being costed: every array of its graph (0: unknown, taken as
+    # too large for the last-level cache). Set per graph by `for_program`, not calibrated.
+    program_bytes: int = 0
     peak_gflops: float = 64.0  # sustained arithmetic rate, GFLOP/s (f32, all cores)
     matmul_gflops: float = 64.0  # the BLAS call's rate on a matmul kernel's 2*M*N*K flops (all cores)
     # BLAS packs its operands into tiles, a cost per element it amortises over the smallest of M, N
@@ -37,6 +47,10 @@ class MachineModel:
     # K = 64 head dimension) runs slower than a square one
     matmul_knee: float = 0.0
     kernel_overhead_us: float = 20.0  # fixed cost of calling one kernel (from Python, through ctypes)
+    # what a kernel's call costs more when the kernel before it moved more than `fit_bytes`: that
+    # kernel's arrays pushed the interpreter's and the call's own data out of the core's caches
+    # (measured here: 3.6 us after reading 512 KiB, 12.7 us after 32 MiB)
+    cold_call_us: float = 0.0
     fork_us: float = 0.0  # the extra cost of a kernel whose loop runs in parallel (OpenMP fork and join)
     matmul_call_us: float = 0.0  # the BLAS call of a matmul kernel (NumPy's matmul on its tiles)
     matmul_epilogue_us: float = 0.0  # a matmul kernel with an epilogue: its second call, after BLAS's
@@ -70,17 +84,43 @@ class MachineModel:
         """Cores a kernel over `points` elements runs on: one per parallel tile, at most `threads`."""
         return max(1, min(self.threads, -(-points // self.parallel_grain)))
 
+    def for_program(self, program_bytes: int) -> MachineModel:
+        """This model for kernels of a program whose arrays take `program_bytes` in all."""
+        return self if program_bytes == self.program_bytes else replace(self, program_bytes=int(program_bytes))
+
+    def resident_share(self) -> float:
+        """The share of a kernel's memory traffic the last-level cache serves: all of it if the
+        program fits in `resident_bytes`, none from RESIDENT_FADE times that on, and in between
+        falling with the logarithm of the program's size (which is how the measured rate falls)."""
+        if not (self.resident_bandwidth_gbs and self.resident_bytes and self.program_bytes):
+            return 0.0
+        if self.program_bytes <= self.resident_bytes:
+            return 1.0
+        return max(0.0, 1.0 - math.log(self.program_bytes / self.resident_bytes) / math.log(RESIDENT_FADE))
+
+    @property
+    def memory_gbs(self) -> float:
+        """The rate of loads that miss the nearer caches, for this program (GB/s)."""
+        share = self.resident_share()
+        if not share:
+            return self.bandwidth_gbs
+        return 1.0 / ((1.0 - share) / self.bandwidth_gbs + share / self.resident_bandwidth_gbs)
+
     def memory_seconds(self, nbytes: float, threads: int | None = None, written: float = 0.0) -> float:
         """Moving `nbytes`, `written` of them stores. Loads: as many as fit in `fit_bytes` at cache
         bandwidth (a value the previous kernel just wrote; a share of it on fewer cores), the rest at
-        memory bandwidth (so a kernel a byte larger costs a byte more, no cliff). Stores go to memory,
-        `write_factor` times dearer than loads: a kernel's output buffer was last touched a whole
-        program run ago, so its lines come from memory first."""
+        `memory_gbs` (so a kernel a byte larger costs a byte more, no cliff). Stores that go to
+        memory cost `write_factor` loads: a kernel's output buffer was last touched a whole program
+        run ago, so its lines come from memory first; in the last-level cache they cost one."""
         share = (threads or self.threads) / self.threads
         loads = nbytes - written
         cached = min(loads, self.fit_bytes)
-        return (cached / (self.cache_bandwidth_gbs * 1e9 * share)
-                + (loads - cached + self.write_factor * written) / (self.bandwidth_gbs * 1e9))
+        resident = self.resident_share()
+        load_s = (1.0 - resident) / (self.bandwidth_gbs * 1e9) + (
+            resident / (self.resident_bandwidth_gbs * 1e9) if resident else 0.0)
+        store_s = (1.0 - resident) * self.write_factor / (self.bandwidth_gbs * 1e9) + (
+            resident / (self.resident_bandwidth_gbs * 1e9) if resident else 0.0)
+        return cached / (self.cache_bandwidth_gbs * 1e9 * share) + (loads - cached) * load_s + written * store_s
 
     def op_seconds(self, op: str, points: int, flops_per_point: int, threads: int | None = None) -> float:
         """`points` evaluations of the transcendental `op` on `threads` cores."""
@@ -96,8 +136,11 @@ class MachineModel:
         """Plain arithmetic (not transcendental, not BLAS) on `threads` cores."""
         return flops / (self.peak_gflops * 1e9 * (threads or self.threads) / self.threads)
 
-    def overhead_seconds(self, threads: int) -> float:
-        return (self.kernel_overhead_us + (self.fork_us if threads > 1 else 0.0)) * 1e-6
+    def overhead_seconds(self, threads: int, cold: bool = False) -> float:
+        """A kernel's fixed cost: its call (`cold`: after a kernel that moved more than `fit_bytes`)
+        and, on more than one core, the fork."""
+        call = self.kernel_overhead_us + (self.cold_call_us if cold else 0.0)
+        return (call + (self.fork_us if threads > 1 else 0.0)) * 1e-6
 
     def strided_seconds(self, accesses: float, nbytes: float, threads: int) -> float:
         ns = self.strided_cache_ns if nbytes <= self.fit_bytes else self.strided_memory_ns
@@ -126,8 +169,11 @@ class MachineModel:
         return cls(**values)
 
 
-MAY_BE_ZERO = ("calibration_load", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee")
-INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "threads", "parallel_grain")
+RESIDENT_FADE = 4  # a program this many times `resident_bytes` finds none of its arrays in the cache
+
+MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee",
+               "resident_bandwidth_gbs", "resident_bytes", "program_bytes")
+INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "resident_bytes", "program_bytes", "threads", "parallel_grain")
 
 
 def _op_ns(value, origin: str) -> dict[str, float]:

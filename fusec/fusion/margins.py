@@ -16,7 +16,7 @@ less the model's error on the work that adds (cost.risk_seconds, the gain a merg
 
 from __future__ import annotations
 
-from fusec.fusion.cost import group_cost, risk_seconds
+from fusec.fusion.cost import group_cost, program_bytes, risk_seconds
 from fusec.fusion.legality import ContractViolation, analyze
 from fusec.fusion.machine import MachineModel
 from fusec.fusion.plan import Plan
@@ -31,6 +31,7 @@ def _ms(seconds: float) -> float:
 def edge_margins(plan: Plan, model: MachineModel) -> list[dict]:
     """One entry per op -> op edge of the plan's graph, in topological order of the consumer."""
     g = plan.graph
+    model = model.for_program(program_bytes(g))
     order = {n: i for i, n in enumerate(g.topo_order())}
     where = {n: grp for grp in plan.groups for n in grp.nodes}
     why = {(nf.producer, nf.consumer): nf for nf in plan.not_fused}

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work, risk_seconds, work_cost
+from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work, program_bytes, risk_seconds, work_cost
 from fusec.fusion.kinds import NEVER, edge_verdict
 from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
@@ -51,8 +51,8 @@ def _fmt_bytes(n: float) -> str:
 class Partition:
     def __init__(self, graph: Graph, model: MachineModel, forbid: Iterable[tuple[str, str]] = ()):
         self.graph = graph
-        self.model = model
         self.order = {n: i for i, n in enumerate(graph.topo_order())}
+        self.model = model.for_program(program_bytes(graph))  # its kernels' memory rate depends on the graph's size
         self.ops = [n for n in self.order if graph.node(n).kind != "leaf"]  # graph.ops(), without sorting again
         # the graph does not change while a policy runs: look its edges up once
         self.consumers: dict[str, list[str]] = {n: graph.consumers(n) for n in self.order}
