@@ -93,13 +93,30 @@ def calibrate(quick: bool = False, timer: ProbeTimer | None = None) -> Calibrati
     before = load_average()
     result = _measure(quick)
     if timer is not None and result.method == "generated C probes":
-        result = fit(result, {pr.name: timer(pr) for pr in probes(quick)}, quick)
+        result = fit(result, time_probes(probes(quick), timer, 1 if quick else ROUNDS), quick)
     result.load_before, result.load_after = before, load_average()
     if result.load is not None:
         result.model = replace(result.model, calibration_load=result.load)
         result.notes.append(f"load average {result.load_before:g} before, {result.load_after:g} after "
                             f"({os.cpu_count()} cores)")
     return result
+
+
+# rounds over the short probes: the cost of a fork on this virtual machine moved from 60 to 270 us
+# between one calibration and the next, a minute apart; the median of rounds spread over the
+# calibration is steadier than one probe's median of runs taken together
+ROUNDS = 3
+
+
+def time_probes(plist: list[Probe], timer: ProbeTimer, rounds: int) -> dict[str, float]:
+    """Each probe's seconds: the median of `rounds` timings, taken in turn over all the probes (the
+    memory probes, long and steady, once)."""
+    samples: dict[str, list[float]] = {}
+    for r in range(rounds):
+        for pr in plist:
+            if r == 0 or pr.cold not in ("memory", "large"):
+                samples.setdefault(pr.name, []).append(timer(pr))
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 def _measure(quick: bool) -> Calibration:
@@ -207,10 +224,10 @@ def _rows(name: str, n: int, param: str, rows: int = 0) -> Probe:
                  9 if memory else 15, "memory" if memory else "kernel")
 
 
-def _stream2d(name: str, n: int, param: str, rows: int = 0, cold: str = "memory") -> Probe:
-    """y = x * 2 + 1 over a [rows, n] array (rows = n unless given): as many bytes written as read."""
-    return Probe(name, f"graph {name}(x: f32[{rows or n}, {n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n",
-                 param, 9, cold)
+def _stream2d(name: str, n: int, param: str, rows: int = 0, cold: str = "memory", expr: str = "x * 2.0 + 1.0") -> Probe:
+    """y = x * 2 + 1 (or `expr`) over a [rows, n] array (rows = n unless given): as many bytes
+    written as read."""
+    return Probe(name, f"graph {name}(x: f32[{rows or n}, {n}]) {{\n  y = {expr}\n  return y\n}}\n", param, 9, cold)
 
 
 def _read(name: str, n: int, rows: int, param: str, cold: str) -> Probe:
@@ -235,6 +252,9 @@ def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None,
                  param, 31)
 
 
+RESIDENT_PROBE_BYTES = 64 << 20  # the arrays of the probe of the last-level cache's rate (in and out)
+
+
 def probes(quick: bool = False) -> list[Probe]:
     """The probe kernels, in the order the fit uses them (each fits one constant, given those before)."""
     ops = QUICK_OPS if quick else sorted(n for n, op in OPS.items() if op.transcendental and not op.is_composite)
@@ -248,9 +268,12 @@ def probes(quick: bool = False) -> list[Probe]:
         memory = [_read("read", n, 32768, "bandwidth_gbs", "large"),  # 512 MiB, reads only
                   _stream2d("memory", n, "write_factor", rows=16384, cold="large")]  # 256 MiB in, 256 MiB out
     # a program whose arrays fit in the last-level cache: a stream over 32 + 32 MiB, run back to
-    # back, gives its rate; a read of 128 MiB, which it keeps in part, how much it holds
-    resident = [] if quick else [_stream2d("resident", n, "resident_bandwidth_gbs", rows=2048, cold=""),
-                                 _read("resident_size", n, 8192, "resident_bytes", "")]
+    # back, gives its rate; a read of 128 MiB, which it keeps in part, how much it holds. One op
+    # each, so the arrays the model counts for the program (cost.program_bytes: every value of
+    # the graph) are the arrays the probe runs over
+    resident = [] if quick else [
+        _stream2d("resident", n, "resident_bandwidth_gbs", rows=RESIDENT_PROBE_BYTES // (8 * n), cold="", expr="x * 2.0"),
+        _read("resident_size", n, 8192, "resident_bytes", "")]
     return [
         # after another kernel, as in a plan. Measured quiet, a one-tile kernel took 1.2 us back
         # to back, 3.6 us after reading 512 KiB, 9.1 after 2 MiB and 12.7 after 32 MiB; a
@@ -258,11 +281,11 @@ def probes(quick: bool = False) -> list[Probe]:
         replace(_stream("call", 1024, "kernel_overhead_us"), cold="small kernel"),  # one tile: no fork
         replace(_stream("call_cold", 1024, "cold_call_us"), cold="large kernel"),  # after a large kernel
         _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
-        _rows("cached", 1024, "cache_bandwidth_gbs", rows=512),  # 2 MiB: from the caches
+        _read("cached", 1024, 1024, "cache_bandwidth_gbs", "kernel"),  # 4 MiB (fit_bytes): from the caches
         *memory,
         *resident,
         *(_op(op, 1 << 17) for op in ops),
-        _transposed("transposed_cached", 256, "t * 2.0", "strided_cache_ns"),
+        _transposed("transposed_cached", 512, "t * 2.0", "strided_cache_ns"),  # 1 MiB in, 1 MiB out
         _transposed("transposed_memory", 1024 if quick else 2048, "t * 2.0", "strided_memory_ns", 7),
         _transposed("transposed_exp", 256, "exp(t)", "strided_compute_factor"),
         _matmul("matmul_call", 16, False, "matmul_call_us"),  # next to no arithmetic: the call
@@ -318,6 +341,10 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
     """Fit the probe kernels' constants into `base`'s model from their measured seconds."""
     model = base.model
     plist = [pr for pr in probes(quick) if pr.name in measured]
+    if "resident" in measured and not model.resident_bytes:
+        # start from a cache that holds the resident probe's arrays, or its rate would be fitted
+        # with no cache to serve it (out of reach: the largest rate), and the size after it to suit
+        model = replace(model, resident_bytes=RESIDENT_PROBE_BYTES)
     graphs = {pr.name: pr.graph() for pr in plist}
     for _ in range(20):  # the call cost, fitted first, depends a little on the constants after it
         before = [_value(model, pr.param) for pr in plist]
