@@ -95,6 +95,8 @@ class Work:
     reads: dict[str, tuple[int, bool, int]]
     transposed: bool  # a member reads through a transpose of its last axis
     matmul_dim: int = 0  # the smallest of a matmul's M, N and K (BLAS is slower on a thin one); 0: none
+    # the inputs the kernel's loop reads in transposed order, with a stride (the others it streams)
+    strided_reads: frozenset[str] = frozenset()
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
@@ -130,11 +132,15 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         slices = all(r.op == "slice" for r in nodes)
         reads[a] = (graph.type_of(a).nbytes, slices, sum(r.type.nbytes for r in nodes) if slices else 0)
     # a matmul reads a transposed operand through BLAS's strides, not a strided loop
-    return Work(flops, trans, mm, op_points, reads, shape.kind != "matmul" and _reads_transposed(graph, mset), dim)
+    transposed = shape.kind != "matmul" and _reads_transposed(graph, mset)
+    strided = _transposed_inputs(graph, mset) if transposed else frozenset()
+    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided)
 
 
-def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
-    """The work of the union of disjoint groups whose union has the same elementwise shape as each."""
+def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
+    """The work of the union of disjoint groups whose union has the same elementwise shape as each;
+    None if a part reads through a transpose (which of the union's inputs it reads with a stride
+    takes the graph to say: walk the union with group_work instead)."""
     mset = set(members)
     flops = trans = mm = 0
     op_points: dict[str, int] = {}
@@ -142,6 +148,8 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work:
     transposed = False
     dims = []
     for w in parts:
+        if w.transposed:
+            return None
         flops += w.flops
         trans += w.transcendentals
         mm += w.matmul_flops
@@ -179,7 +187,13 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     comp = model.compute_seconds(plain, threads_ew) + sum(
         model.op_seconds(op, pts, OPS[op].flops, threads_ew) for op, pts in sorted(work.op_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
-    if strided:
+    if work.transposed:  # the transposed inputs' loads stride; the other loads and the stores stream
+        accesses = sum(graph.type_of(a).size for a in work.strided_reads)
+        streamed = sum(full for a, (full, _, _) in work.reads.items() if a not in work.strided_reads) + written
+        comp *= model.strided_compute_factor
+        body = (model.strided_seconds(accesses, nbytes, threads_ew) + comp
+                + model.memory_seconds(streamed, threads_ew, written))
+    elif strided:
         accesses = _strided_accesses(graph, work, outputs, shape)
         comp *= model.strided_compute_factor
         body = model.strided_seconds(accesses, nbytes, threads) + comp
@@ -285,6 +299,27 @@ def _column_passes(graph: Graph, name: str, mset: set[str], outputs: set[str]) -
 
 def _strided_loop(shape: GroupShape) -> bool:
     return 1 < _kept_last(shape) < COLUMN_MIN_POINTS
+
+
+def _transposed_inputs(graph: Graph, members: set[str]) -> frozenset[str]:
+    """The kernel's inputs that reach a transpose of the last axis through its members: the loop
+    walks the transpose's output in order, so it reads those with a stride."""
+    found, stack, seen = set(), [], set()
+    for n in members:
+        node = graph.node(n)
+        perm = node.attrs.get("perm") if node.op == "transpose" else None
+        if node.op == "transpose" and (perm is None or list(perm)[-1] != len(perm) - 1):
+            stack += list(node.args)
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in members:
+            stack += list(graph.node(v).args)
+        elif graph.node(v).op != "const":
+            found.add(v)
+    return frozenset(found)
 
 
 def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
@@ -425,10 +460,10 @@ def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel
 def risk_seconds(fused: KernelCost, apart: list[KernelCost], model: MachineModel) -> float:
     """The gain a merge must beat (the negative-optimization guard): nothing if it only removes
     memory traffic and kernel starts; `margin` times the arithmetic it adds if it recomputes values;
-    and `margin` times the time apart if it moves ops into a strided loop, where the model errs most."""
-    apart_s = sum(c.seconds for c in apart)
+    and `margin` times the time of the kernels it moves into a strided loop (those that were not
+    strided apart), where the model errs most."""
     if fused.strided and not all(c.strided for c in apart):
-        return model.margin * apart_s
+        return model.margin * sum(c.seconds for c in apart if not c.strided)
     extra = fused.compute_s - sum(c.compute_s for c in apart)
     if fused.flops <= sum(c.flops for c in apart) or extra <= 0:
         return 0.0

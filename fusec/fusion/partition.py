@@ -161,7 +161,10 @@ class Partition:
         parts = [self.key(g) for g in gids]
         if shape.kind != "elementwise" or any(self.shape(p) != shape for p in parts):
             return self.cost(key)
-        work = self._works[key] = combine([self.work(p) for p in parts], key)
+        work = combine([self.work(p) for p in parts], key)
+        if work is None:  # a part reads through a transpose: walk the union
+            return self.cost(key)
+        self._works[key] = work
         if key not in self._outputs:
             self._outputs[key] = set(group_outputs(self.graph, key))
         self._costs[key] = work_cost(self.graph, work, self._outputs[key], shape, self.model)
