@@ -96,16 +96,22 @@ def candidates(graph, model: MachineModel) -> tuple[list[tuple[tuple[tuple[str, 
     return list(seen.items()), f"plans (each policy's: over {MAX_OPS} ops, too many to enumerate)"
 
 
+MEMORY_PARAMS = ("bandwidth_gbs", "write_factor", "resident_bandwidth_gbs", "resident_bytes")
+
+
 def retime_memory(model: MachineModel, stat: str) -> MachineModel:
     """The model with its memory probes timed again and their constants (bandwidth, the cost of a
-    store) fitted anew. This machine's memory is shared with other virtual machines on its host: the
-    bandwidth a kernel gets varies up to 2x from one minute to the next, with this machine's own load
-    at 1. So with --calibrate each graph is predicted with the bandwidth measured just before it."""
+    store, the last-level cache's rate and what it holds) fitted anew. This machine's memory and
+    last-level cache are shared with other virtual machines on its host: the bandwidth a kernel gets
+    varies up to 2x from one minute to the next, with this machine's own load at 1, and a 128 MiB
+    array read again ran at 27 GB/s in one minute and 40 in the next. So with --calibrate each graph
+    is predicted with the figures measured just before it."""
     from fusec.calibration import time_probe
-    from fusec.fusion.calibrate import Calibration, fit, probes
+    from fusec.fusion.calibrate import ROUNDS, Calibration, fit, probes, time_probes
 
-    memory = [pr for pr in probes() if pr.param in ("bandwidth_gbs", "write_factor")]
-    cal = fit(Calibration(model, "generated C probes"), {pr.name: time_probe(pr, stat) for pr in memory})
+    memory = [pr for pr in probes() if pr.param in MEMORY_PARAMS]
+    measured = time_probes(memory, lambda pr: time_probe(pr, stat), ROUNDS)
+    cal = fit(Calibration(model, "generated C probes"), measured)
     return replace(cal.model, source=model.source)
 
 
@@ -258,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in traps:
         if args.calibrate:
             model = retime_memory(model, args.stat)
-            print(f"\nmemory probes timed again: {model.bandwidth_gbs:g} GB/s, a store costs {model.write_factor:g} loads")
+            print(f"\nmemory probes timed again: {model.bandwidth_gbs:g} GB/s, a store costs {model.write_factor:g} loads; "
+                  f"programs up to {model.resident_bytes / 2**20:.0f} MiB stay in the last-level cache "
+                  f"({model.resident_bandwidth_gbs:g} GB/s)")
         result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats, args.stat)
         kernels += result["kernels"]
         print("\n".join(report(result)), flush=True)

@@ -252,7 +252,9 @@ def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None,
                  param, 31)
 
 
-RESIDENT_PROBE_BYTES = 64 << 20  # the arrays of the probe of the last-level cache's rate (in and out)
+# the arrays of the probe of the last-level cache's rate (in and out): small enough that the cache
+# holds them whatever else the host's other machines keep there (it held 64 MiB, not always 128)
+RESIDENT_PROBE_BYTES = 32 << 20
 
 
 def probes(quick: bool = False) -> list[Probe]:
@@ -267,7 +269,7 @@ def probes(quick: bool = False) -> list[Probe]:
     else:
         memory = [_read("read", n, 32768, "bandwidth_gbs", "large"),  # 512 MiB, reads only
                   _stream2d("memory", n, "write_factor", rows=16384, cold="large")]  # 256 MiB in, 256 MiB out
-    # a program whose arrays fit in the last-level cache: a stream over 32 + 32 MiB, run back to
+    # a program whose arrays fit in the last-level cache: a stream over 16 + 16 MiB, run back to
     # back, gives its rate; a read of 128 MiB, which it keeps in part, how much it holds. One op
     # each, so the arrays the model counts for the program (cost.program_bytes: every value of
     # the graph) are the arrays the probe runs over
@@ -341,7 +343,7 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
     """Fit the probe kernels' constants into `base`'s model from their measured seconds."""
     model = base.model
     plist = [pr for pr in probes(quick) if pr.name in measured]
-    if "resident" in measured and not model.resident_bytes:
+    if "resident" in measured and model.resident_bytes < RESIDENT_PROBE_BYTES:
         # start from a cache that holds the resident probe's arrays, or its rate would be fitted
         # with no cache to serve it (out of reach: the largest rate), and the size after it to suit
         model = replace(model, resident_bytes=RESIDENT_PROBE_BYTES)
