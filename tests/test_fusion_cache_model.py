@@ -1,0 +1,154 @@
+"""The cost model's terms for where a kernel's data and its call come from: a program small enough
+for the last-level cache to keep between runs, a call after a large kernel, and a read through a
+transpose that strides on its transposed input only (fusion/machine.py, fusion/cost.py)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+import fusec
+from fusec.fusion import MachineModel, explain, format_report, plan
+from fusec.fusion.calibrate import ROUNDS, Calibration, _value, fit, predict, probes, time_probes
+from fusec.fusion.cost import group_cost, plan_cost, program_bytes, risk_seconds, starts_cold
+from fusec.fusion.machine import RESIDENT_FADE
+from fusec.fusion.partition import Partition
+from fusec.fusion.planner import prepare
+
+MiB = 1 << 20
+MODEL = MachineModel(
+    bandwidth_gbs=25.0, write_factor=1.2, cache_bandwidth_gbs=55.0, kernel_overhead_us=3.0, cold_call_us=9.0,
+    fork_us=60.0, resident_bandwidth_gbs=50.0, resident_bytes=64 * MiB, op_ns={"exp": 0.2, "erf": 0.6, "tanh": 0.3},
+    strided_cache_ns=0.9, strided_memory_ns=8.0, strided_compute_factor=7.0, matmul_gflops=250.0, matmul_knee=50.0,
+    matmul_call_us=40.0, matmul_epilogue_us=16.0,
+)
+
+
+def _graph(src: str):
+    return prepare(fusec.parse(src))
+
+
+def test_a_program_the_cache_holds_moves_at_its_rate_and_a_large_one_at_memorys():
+    assert MODEL.resident_share() == 0.0  # no program given: taken as too large
+    assert MODEL.for_program(32 * MiB).resident_share() == 1.0
+    assert MODEL.for_program(64 * MiB).resident_share() == 1.0
+    assert MODEL.for_program(RESIDENT_FADE * 64 * MiB).resident_share() == 0.0
+    half = MODEL.for_program(int(math.sqrt(RESIDENT_FADE) * 64 * MiB)).resident_share()
+    assert half == pytest.approx(0.5)  # falls with the logarithm of the size
+    small, large = MODEL.for_program(32 * MiB), MODEL.for_program(1 << 30)
+    assert small.memory_gbs == pytest.approx(50.0) and large.memory_gbs == pytest.approx(25.0)
+    # loads beyond fit_bytes and every store move at the cache's rate; in memory a store costs write_factor loads
+    n, w = 64 * MiB, 32 * MiB
+    assert small.memory_seconds(n, written=w) == pytest.approx(
+        MODEL.fit_bytes / 55e9 + (n - w - MODEL.fit_bytes) / 50e9 + w / 50e9)
+    assert large.memory_seconds(n, written=w) == pytest.approx(
+        MODEL.fit_bytes / 55e9 + (n - w - MODEL.fit_bytes) / 25e9 + 1.2 * w / 25e9)
+    assert small.for_program(32 * MiB) is small  # setting the same program again changes nothing
+
+
+def test_without_a_measured_cache_the_model_is_unchanged():
+    plain = replace(MODEL, resident_bandwidth_gbs=0.0, resident_bytes=0)
+    assert plain.for_program(MiB).memory_seconds(64 * MiB, written=MiB) == plain.memory_seconds(64 * MiB, written=MiB)
+
+
+def test_the_working_set_is_every_array_of_the_graph_and_the_planner_costs_with_it():
+    g = _graph("graph s(x: f32[1024, 1024]) { y = exp(x) * 2.0\n return y }")
+    assert program_bytes(g) == 3 * 4 * MiB  # x, exp(x) and y: the unfused program's arrays
+    part = Partition(g, MODEL)
+    assert part.model.program_bytes == program_bytes(g)
+    ops = [n.name for n in g.ops()]
+    fitted = group_cost(g, ops, MODEL.for_program(program_bytes(g)))
+    assert part.cost(ops).seconds == pytest.approx(fitted.seconds)
+    assert plan_cost(g, [ops], MODEL)[1] == pytest.approx(fitted.seconds)
+    assert fitted.seconds < group_cost(g, ops, MODEL).seconds  # in the cache: faster than from memory
+
+
+def test_explain_says_what_the_cache_does_for_the_graph():
+    g = fusec.parse("graph s(x: f32[1024, 1024]) { y = exp(x) * 2.0\n return y }")
+    report = explain(plan(g, model=MODEL))
+    assert report["resident_share"] == 1.0 and report["memory_gbs"] == pytest.approx(50.0)
+    assert "12 MiB" in format_report(report) and "last-level cache" in format_report(report)
+    big = explain(plan(fusec.parse("graph s(x: f32[8192, 8192]) { y = exp(x) * 2.0\n return y }"), model=MODEL))
+    assert big["resident_share"] == 0.0 and "last-level cache" not in format_report(big)
+
+
+def test_a_kernel_after_a_large_one_pays_the_cold_call():
+    g = _graph("graph s(x: f32[2048, 2048], b: f32[64]) {\n  m = mean(x, axis=1)\n  r = rsqrt(m + 1.0)\n"
+               "  c = b * 2.0\n  d = c + 1.0\n  return r, d\n}")
+    add = next(n.name for n in g.ops() if n.op == "add" and "m" in n.args)
+    assert starts_cold(g, ["x"], MODEL)  # a graph input: last touched a run ago, after the other kernels
+    assert starts_cold(g, ["m"], MODEL)  # made by a mean over 16 MiB: its kernel ran just before
+    assert not starts_cold(g, [add], MODEL)  # made from small values only
+    assert starts_cold(g, [], MODEL)
+    warm = group_cost(g, ["r"], MODEL)
+    cold = group_cost(g, ["r"], MODEL, cold=True)
+    assert cold.seconds - warm.seconds == pytest.approx(MODEL.cold_call_us * 1e-6)
+    assert group_cost(g, [add], MODEL).seconds - group_cost(g, [add], MODEL, cold=False).seconds == pytest.approx(
+        MODEL.cold_call_us * 1e-6)
+
+
+def test_a_read_through_a_transpose_strides_on_the_transposed_input_only():
+    src = "graph t(e: f32[2048, 2048], w: f32[2048, 2048]) {{ y = {}\n return y }}"
+    alone = _graph(src.format("transpose(e, perm=[1, 0])"))
+    added = _graph(src.format("transpose(e, perm=[1, 0]) + w"))
+    model = MODEL.for_program(1 << 30)
+    a = group_cost(alone, [n.name for n in alone.ops()], model)
+    b = group_cost(added, [n.name for n in added.ops()], model)
+    assert a.strided and b.strided
+    # the add streams w in and y out (as the copy streams its output): w's load is more, and the
+    # add itself, which runs in the strided loop
+    n = 2048 * 2048
+    extra = model.memory_seconds(8 * n, 2, 4 * n) - model.memory_seconds(4 * n, 2, 4 * n)
+    extra += model.compute_seconds(n) * model.strided_compute_factor
+    assert b.seconds - a.seconds == pytest.approx(extra, rel=1e-6)
+    # erf moved into the strided loop is computed strided_compute_factor times slower
+    erf = _graph("graph t(x: f32[2048, 2048]) { y = transpose(erf(x), perm=[1, 0])\n return y }")
+    c = group_cost(erf, [n.name for n in erf.ops()], model)
+    assert c.seconds - a.seconds == pytest.approx(
+        model.op_seconds("erf", 2048 * 2048, 1) * model.strided_compute_factor, rel=1e-6)
+
+
+def test_the_strided_guard_charges_the_kernels_moved_into_the_loop():
+    g = _graph("graph t(e: f32[2048, 2048], w: f32[2048, 2048]) { y = transpose(e, perm=[1, 0]) + w\n return y }")
+    part = Partition(g, MODEL)
+    t, y = [n.name for n in g.ops()]
+    fused, apart = part.cost([t, y]), [part.cost([t]), part.cost([y])]
+    assert apart[0].strided and not apart[1].strided
+    assert risk_seconds(fused, apart, part.model) == pytest.approx(MODEL.margin * apart[1].seconds)
+
+
+def test_the_fit_recovers_the_cache_and_the_cold_call_from_timings_the_model_predicts():
+    measured = {pr.name: predict(MODEL, pr.graph(), pr.cold) for pr in probes()}
+    start = MachineModel(source="calibrated by a test")  # no cache figure: the fit starts from one that holds its probe
+    cal = fit(Calibration(start, "generated C probes"), measured)
+    for param in ("resident_bandwidth_gbs", "resident_bytes", "cold_call_us", "kernel_overhead_us",
+                  "bandwidth_gbs", "write_factor", "fork_us", "cache_bandwidth_gbs", "strided_memory_ns"):
+        assert _value(cal.model, param) == pytest.approx(_value(MODEL, param), rel=5e-3), param
+    assert isinstance(cal.model.resident_bytes, int)
+
+
+def test_the_short_probes_are_timed_in_rounds_and_the_memory_ones_once():
+    plist = probes()
+    calls: list[str] = []
+
+    def timer(pr):
+        calls.append(pr.name)
+        return 1e-3 * (len(calls) % 3 + 1)
+
+    measured = time_probes(plist, timer, ROUNDS)
+    assert set(measured) == {pr.name for pr in plist}
+    for pr in plist:
+        assert calls.count(pr.name) == (1 if pr.cold in ("memory", "large") else ROUNDS), pr.name
+    assert ROUNDS >= 3
+
+
+def test_the_machine_file_accepts_no_cache_and_keeps_its_size_whole(tmp_path):
+    from fusec.fusion import load_model, save_model
+
+    path = save_model(replace(MODEL, resident_bytes=70 * MiB), tmp_path / "machine.json")
+    loaded = load_model(path)
+    assert loaded.resident_bytes == 70 * MiB and isinstance(loaded.resident_bytes, int)
+    none = MachineModel.from_dict({"resident_bandwidth_gbs": 0, "resident_bytes": 0, "cold_call_us": 0})
+    assert none.resident_share() == 0.0
