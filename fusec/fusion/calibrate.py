@@ -19,11 +19,14 @@ Two kinds of measurement:
 * Each probe is timed in the state a kernel of a plan finds the machine in, not back to back: a
   plan's kernel follows another kernel, so each probe run follows reading 2 MiB of other data (its
   few arrays are then out of the nearest cache, and the other core's thread has slept a little: a
-  small parallel kernel takes 27 us so, against 8 us back to back); and an array as large as the
-  examples' was evicted by the kernels between its writer and its reader, so the memory probes
-  follow reading 1 GiB (this machine reports a 480 MiB last-level cache, which kept a 64 MiB probe
-  array between runs and doubled the bandwidth it measured). The op probes evaluate their op eight
-  times per element on data in cache, so the op, not the fork, sets their time.
+  small parallel kernel takes 27 us so, against 8 us back to back); the call probes follow reading
+  512 KiB (a small kernel before) and 32 MiB (a large one: the cold call). The memory probes run
+  back to back over arrays larger than the last-level cache keeps (this machine reports 480 MiB,
+  which kept a 64 MiB probe array between runs and doubled the bandwidth it measured), and two
+  probes measure that cache: a 32 MiB program run again (its rate) and a 128 MiB one (how much of
+  it stays). The op probes evaluate their op eight times per element on data in cache, so the op,
+  not the fork, sets their time. The short probes are timed in ROUNDS rounds over all of them and
+  their medians fitted (a fork's cost on this virtual machine moves from minute to minute).
 
 Running the probes needs the whole compiler (layer 7): `fusec.calibration.calibrate` passes the
 timer in. Without a C compiler, the bandwidth comes from a NumPy triad instead, and the result says
