@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 
-from fusec.fusion.cost import table_size
+from fusec.fusion.tables import table_size
 from fusec.fusion.legality import MAX_GROUP_OPS
 from fusec.fusion.partition import Partition
 from fusec.ir.ops import OPS

@@ -47,14 +47,9 @@ from dataclasses import dataclass
 
 from fusec.fusion.legality import GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
+from fusec.fusion.tables import TABLE_ELEMENTS, table_size, tabulated
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
-
-# the C backend computes an expensive value over at most this many elements once, into a table,
-# when the kernel would otherwise recompute it at least twice per element (codegen/c_passes.py
-# tabulate_invariants, TABLE_ELEMENTS; tests/test_fusion_traps.py checks that the two agree)
-TABLE_ELEMENTS = 8192
-
 
 @dataclass(frozen=True)
 class KernelCost:
@@ -355,61 +350,6 @@ def _rereads(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -
     return points // t.size
 
 
-def _tabulated(graph: Graph, name: str, points: int) -> bool:
-    """Whether a member of an elementwise kernel over `points` is computed once into a table: a small
-    value (at most TABLE_ELEMENTS, recomputed at least twice per element otherwise) that is
-    transcendental, or that only small values read (so it sits inside an expression the C backend
-    tabulates whole, as `erf(v) * 2 + 1` under `tanh`). A cheap value read directly at every point
-    (`b * 3` in `x + b * 3`) stays in the loop; so, in the model, does a cheap op atop a
-    transcendental (`tanh(b) * 3`), which the backend tabulates too. These depend on the graph only,
-    never on which ops share the kernel, so merged groups cost the sum of their parts."""
-    size = graph.type_of(name).size
-    if size > TABLE_ELEMENTS or points < 2 * size:
-        return False
-    if graph.node(name).opdef.transcendental:
-        return True
-    consumers = graph.consumers(name)
-    return bool(consumers) and all(graph.type_of(c).size <= size for c in consumers)
-
-
-VARIATION_DEPTH = 12  # producers followed to find what a value varies along; deeper: every axis
-
-
-def _variation(graph: Graph, name: str, depth: int = 0, seen: dict | None = None) -> frozenset[int]:
-    """The axes of `name`'s own shape along which its value can change: an input's axes longer
-    than one, an iota's own axis, a constant none, an elementwise op's arguments' (aligned to the
-    right, as they broadcast), anything else every axis longer than one. Rotary's
-    `10000 ** (-2 * i / Dh)` over [H, S, Dh / 2] varies along its last axis only. `seen` keeps each
-    value's answer, so a value many others read is looked at once."""
-    seen = {} if seen is None else seen
-    if name in seen:
-        return seen[name]
-    node = graph.node(name)
-    shape = graph.type_of(name).shape
-    every = frozenset(a for a, n in enumerate(shape) if n > 1)
-    if node.op == "const" or not shape:
-        axes = frozenset()
-    elif node.op == "iota":
-        axes = frozenset({node.attrs["axis"] % len(shape)}) & every
-    elif node.kind != "elementwise" or depth >= VARIATION_DEPTH:
-        axes = every
-    else:
-        found: set[int] = set()
-        for a in node.args:
-            lead = len(shape) - len(graph.type_of(a).shape)
-            found |= {lead + ax for ax in _variation(graph, a, depth + 1, seen)}
-        axes = frozenset(found) & every
-    seen[name] = axes
-    return axes
-
-
-def table_size(graph: Graph, name: str, space: tuple[int, ...]) -> int:
-    """The elements of the table the C backend's tabulate_invariants would compute `name` into, in a
-    kernel over `space`: the product of the space's extents along the axes the value varies along."""
-    lead = len(space) - len(graph.type_of(name).shape)
-    return math.prod(space[lead + a] for a in _variation(graph, name))
-
-
 def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
     """(flops, of which transcendental) of one member, at every point it is computed."""
     node = graph.node(name)
@@ -424,7 +364,7 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
         points = node.type.size if name in shape.row else _size(shape.space)
     elif shape.kind == "elementwise":
         points = _size(shape.space)  # recomputed at every point of the iteration space
-        if _tabulated(graph, name, points):
+        if tabulated(graph, name, points):
             points = node.type.size  # computed once before the loops (the C backend's tabulate_invariants)
         elif node.opdef.transcendental and node.type.size > TABLE_ELEMENTS:
             table = table_size(graph, name, shape.space)  # a large value that varies along few axes
