@@ -328,15 +328,21 @@ def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
 
 
 def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -> int:
-    """How often a reduce kernel reads `value` from memory: once if its row fits in cache."""
+    """How often a reduce kernel reads `value` from memory: once if what a pass walks of it fits in
+    cache. A row kernel's pass walks one row; a column-form kernel's walks its whole tile of rows
+    (a core's share of the value), so a column sum followed by a pass that divides by it reads a
+    large input twice."""
     if shape.kind != "reduce" or shape.sweeps <= 1:
         return 1
     vshape = graph.type_of(value).shape
     padded = (1,) * (len(shape.space) - len(vshape)) + tuple(vshape)
     if len(padded) != len(shape.space) or all(padded[a] == 1 for a in shape.axes):
         return 1  # constant along the row: one value per row
-    row_bytes = _size(tuple(padded[a] for a in shape.axes)) * graph.type_of(value).dtype.itemsize
-    return 1 if row_bytes <= model.cache_bytes else shape.sweeps
+    if _column_form(shape):
+        walked = graph.type_of(value).nbytes // model.threads_for(_size(shape.space))
+    else:
+        walked = _size(tuple(padded[a] for a in shape.axes)) * graph.type_of(value).dtype.itemsize
+    return 1 if walked <= model.cache_bytes else shape.sweeps
 
 
 def _rereads(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -> int:
