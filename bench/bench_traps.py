@@ -16,7 +16,9 @@ are upper bounds and the ratios, measured in one run, are what to compare. `--ca
 machine model with `fusec calibrate`'s probe kernels first, in the same run (so under the same
 load), and predicts with it; its memory probes are timed again before each graph (the host's memory
 bandwidth, shared with other machines, drifts). `--kernels` lists every distinct kernel with its
-prediction, worst first.
+prediction, worst first. `--warm` runs each plan once more, untimed, just before its timed run, so
+its kernels find the caches as a program that runs that plan again and again leaves them, rather
+than as the other plans of the round did.
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def retime_memory(model: MachineModel, stat: str) -> MachineModel:
     return replace(cal.model, source=model.source)
 
 
-def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, repeats: int, stat: str = "median") -> dict:
+def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, repeats: int, stat: str = "median",
+               warm: bool = False) -> dict:
     g = fusec.load(path, sizes=sizes)
     chosen = plan(g, model=model)
     graph = chosen.graph
@@ -124,18 +127,18 @@ def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, re
     rows, kernels = [], []
     plans, what = candidates(graph, model)
     built = [plan_for(graph, [list(grp) for grp in groups]) for groups, _ in plans]
-    timings = time_plans(built, repeats=repeats, stat=stat)  # alternately: a burst of load lands on every plan
+    timings = time_plans(built, repeats=repeats, stat=stat, warm=warm)  # alternately: a burst of load lands on every plan
     for (groups, predicted_s), p, timing in zip(plans, built, timings):
         predicted = [part.cost(grp.nodes).seconds for grp in p.groups]
         kernels += [(pr, me, path.stem, " ".join(grp.nodes)) for pr, me, grp in zip(predicted, timing.kernels, p.groups)]
         rows.append({"groups": [tuple(grp.nodes) for grp in p.groups], "predicted": predicted_s,
                      "measured": timing.total, "chosen": {frozenset(grp) for grp in groups} == chosen_groups,
                      "unfused": len(groups) == len(part.ops)})
-    confirm = confirmation(built, rows, repeats, stat)
+    confirm = confirmation(built, rows, repeats, stat, warm)
     return {"name": path.stem, "rows": rows, "kernels": kernels, "what": what, "confirm": confirm}
 
 
-def confirmation(built: list, rows: list[dict], repeats: int, stat: str) -> dict | None:
+def confirmation(built: list, rows: list[dict], repeats: int, stat: str, warm: bool = False) -> dict | None:
     """The chosen plan against the best-measured one, timed again, alternately, in new runs.
 
     The best of many plans measured once is the one whose noise ran lowest as much as the fastest
@@ -146,7 +149,7 @@ def confirmation(built: list, rows: list[dict], repeats: int, stat: str) -> dict
     chosen = next(i for i, r in enumerate(rows) if r["chosen"])
     if best == chosen:
         return None
-    again = time_plans([built[chosen], built[best]], repeats=repeats, stat=stat)
+    again = time_plans([built[chosen], built[best]], repeats=repeats, stat=stat, warm=warm)
     return {"chosen": again[0].total, "best": again[1].total}
 
 
@@ -240,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stat", choices=("median", "min"), default="median",
                     help="each kernel's median run (default) or its fastest: on a loaded machine, the time it takes when it gets the cores")
     ap.add_argument("--markdown", metavar="OUT.md", help="also write the per-graph summary as a Markdown table")
+    ap.add_argument("--warm", action="store_true",
+                    help="run each plan once more, untimed, before each timed run: the caches as a program that runs "
+                         "that plan again and again leaves them, not as the other plans did")
     ap.add_argument("--examples", action="store_true", help="the examples too (each policy's plan where there are too many ops to enumerate)")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -256,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     if not traps:
         print(f"no trap named {', '.join(args.trap)} in {TRAPS}", file=sys.stderr)
         return 2
-    print(f"trap graphs, every legal plan, C backend, {'medians' if args.stat == 'median' else 'fastest'} of {repeats}; "
+    print(f"trap graphs, every legal plan, C backend, {'medians' if args.stat == 'median' else 'fastest'} of {repeats}"
+          f"{', each plan run once more just before its timed run' if args.warm else ''}; "
           f"machine model: {model.source}")
     print(f"load average at start: {_load()} on {os.cpu_count()} cores", flush=True)
     kernels, results = [], []
@@ -267,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nmemory probes timed again: {model.bandwidth_gbs:g} GB/s, a store costs {model.write_factor:g} loads; "
                   f"programs up to {model.resident_bytes / 2**20:.0f} MiB stay in the last-level cache "
                   f"({model.resident_bandwidth_gbs:g} GB/s)")
-        result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats, args.stat)
+        result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats, args.stat, args.warm)
         kernels += result["kernels"]
         print("\n".join(report(result)), flush=True)
         results.append(result)
@@ -281,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         header = (f"{'--quick sizes' if args.quick else 'full sizes'}, {when}, {platform.processor() or platform.machine()} "
                   f"{os.cpu_count()} cores, load average {start_load} at start and {_load()} at end, "
-                  f"{'medians' if args.stat == 'median' else 'fastest runs'} of {repeats}, model: {model.source}; "
+                  f"{'medians' if args.stat == 'median' else 'fastest runs'} of {repeats}{' (warm)' if args.warm else ''}, "
+                  f"model: {model.source}; "
                   f"all kernels: {close} of {len(kernels)} within +-30%")
         Path(args.markdown).write_text("\n".join(markdown(results, header)) + "\n")
     return 0

@@ -95,12 +95,14 @@ def evict_caches(other: np.ndarray) -> None:
 
 
 def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str = "c",
-               read_load: bool = True, stat: str = "median", evict: int = 0) -> list[PlanTiming]:
+               read_load: bool = True, stat: str = "median", evict: int = 0, warm: bool = False) -> list[PlanTiming]:
     """Time several plans of one graph alternately: each round runs every kernel of every plan once,
     so a burst of load on a shared machine lands on all the plans instead of on the one measured
     while it lasted. The plans share their arrays: every plan computes the same values, by name.
     `stat="min"` keeps each kernel's fastest run instead of its median: on a machine others load,
-    the time it takes when it gets the cores."""
+    the time it takes when it gets the cores. `warm=True` runs each plan once more, untimed, just
+    before its timed run, so it finds the caches as a program that runs it again and again does,
+    not as the other plans left them."""
     keep = STATS[stat]
     g = plans[0].graph
     be = choose_backend(backend)
@@ -122,6 +124,9 @@ def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str 
     samples: list[list[list[float]]] = [[[] for _ in kernels] for kernels in built]
     for _ in range(repeats):
         for kernels, plan_samples in zip(built, samples):
+            if warm:
+                for k in kernels:
+                    k.run(*(values[v] for v in k.params))
             for k, ks in zip(kernels, plan_samples):
                 args = [values[v] for v in k.params]
                 if other is not None:

@@ -152,3 +152,34 @@ def test_the_machine_file_accepts_no_cache_and_keeps_its_size_whole(tmp_path):
     assert loaded.resident_bytes == 70 * MiB and isinstance(loaded.resident_bytes, int)
     none = MachineModel.from_dict({"resident_bandwidth_gbs": 0, "resident_bytes": 0, "cold_call_us": 0})
     assert none.resident_share() == 0.0
+
+
+def test_time_plans_warm_runs_each_plan_once_more_before_its_timed_run(monkeypatch):
+    import fusec.kernel_timing as kt
+    from fusec.runtime.build import NoCompilerError, find_compiler
+
+    try:
+        find_compiler()
+    except NoCompilerError:
+        pytest.skip("no C compiler")
+    runs: list[str] = []
+    real_build = kt.build
+
+    def counting_build(*args, **kwargs):
+        kernels = real_build(*args, **kwargs)
+        for k in kernels:
+            run = k.run
+            k.run = lambda *a, _run=run, _name=k.outputs[0]: (runs.append(_name), _run(*a))[1]
+        return kernels
+
+    monkeypatch.setattr(kt, "build", counting_build)
+    g = prepare(fusec.parse("graph t(x: f32[64, 32]) { e = exp(x)\n s = sum(e, axis=1)\n return s }"))
+    e, s = (n.name for n in g.ops())
+    plans = [kt.plan_for(g, [[e], [s]]), kt.plan_for(g, [[e, s]])]
+    kt.time_plans(plans, repeats=2)
+    cold = len(runs)
+    runs.clear()
+    timings = kt.time_plans(plans, repeats=2, warm=True)
+    # the warm-up before timing (3 kernels), then per round each plan twice: 3 + 2 * 2 * 3
+    assert cold == 3 + 2 * 3 and len(runs) == 3 + 2 * 2 * 3
+    assert all(k > 0 for t in timings for k in t.kernels)
