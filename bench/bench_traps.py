@@ -16,9 +16,10 @@ are upper bounds and the ratios, measured in one run, are what to compare. `--ca
 machine model with `fusec calibrate`'s probe kernels first, in the same run (so under the same
 load), and predicts with it; its memory probes are timed again before each graph (the host's memory
 bandwidth, shared with other machines, drifts). `--kernels` lists every distinct kernel with its
-prediction, worst first. `--warm` runs each plan once more, untimed, just before its timed run, so
-its kernels find the caches as a program that runs that plan again and again leaves them, rather
-than as the other plans of the round did.
+prediction, worst first. Each plan runs once more, untimed, just before its timed run, so its
+kernels find the caches as a program that runs that plan again and again leaves them, rather than
+as the other plans of the round did (`--no-warm`: right after the other plans; the transformer
+block's small kernels then take 1.5-3x their time in a program of their own).
 """
 
 from __future__ import annotations
@@ -243,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stat", choices=("median", "min"), default="median",
                     help="each kernel's median run (default) or its fastest: on a loaded machine, the time it takes when it gets the cores")
     ap.add_argument("--markdown", metavar="OUT.md", help="also write the per-graph summary as a Markdown table")
-    ap.add_argument("--warm", action="store_true",
+    ap.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
                     help="run each plan once more, untimed, before each timed run: the caches as a program that runs "
-                         "that plan again and again leaves them, not as the other plans did")
+                         "that plan again and again leaves them, not as the other plans did (the default; --no-warm: "
+                         "each plan right after the others)")
     ap.add_argument("--examples", action="store_true", help="the examples too (each policy's plan where there are too many ops to enumerate)")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no trap named {', '.join(args.trap)} in {TRAPS}", file=sys.stderr)
         return 2
     print(f"trap graphs, every legal plan, C backend, {'medians' if args.stat == 'median' else 'fastest'} of {repeats}"
-          f"{', each plan run once more just before its timed run' if args.warm else ''}; "
+          f"{', each plan run once more just before its timed run' if args.warm else ', plans right after each other'}; "
           f"machine model: {model.source}")
     print(f"load average at start: {_load()} on {os.cpu_count()} cores", flush=True)
     kernels, results = [], []
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         header = (f"{'--quick sizes' if args.quick else 'full sizes'}, {when}, {platform.processor() or platform.machine()} "
                   f"{os.cpu_count()} cores, load average {start_load} at start and {_load()} at end, "
-                  f"{'medians' if args.stat == 'median' else 'fastest runs'} of {repeats}{' (warm)' if args.warm else ''}, "
+                  f"{'medians' if args.stat == 'median' else 'fastest runs'} of {repeats}{' (warm)' if args.warm else ' (not warm)'}, "
                   f"model: {model.source}; "
                   f"all kernels: {close} of {len(kernels)} within +-30%")
         Path(args.markdown).write_text("\n".join(markdown(results, header)) + "\n")
