@@ -113,11 +113,10 @@ def _memory_seconds(model, nbytes: int, written: int, kernels: int, threads: int
     """The least memory time of `nbytes` moved, `written` of them stores, by `kernels` kernels on at
     most `threads` cores.
 
-    memory_seconds is linear at cache rate up to fit_bytes of loads and at memory rate (memory_gbs:
-    the program's) beyond, and
-    linear in the stores. If the cache rate is the faster (convex), K kernels take at least K times
-    one kernel of nbytes / K; if it is the slower (concave), they take at least one kernel of all
-    the bytes.
+    memory_seconds is linear at cache rate up to fit_bytes of loads and at the program's memory rate
+    (memory_gbs) beyond, and linear in the stores. If the cache rate is the faster (convex), K
+    kernels take at least K times one kernel of nbytes / K; if it is the slower (concave), they take
+    at least one kernel of all the bytes.
     """
     cache_rate = model.cache_bandwidth_gbs * 1e9 * threads / model.threads
     if cache_rate <= model.memory_gbs * 1e9:
