@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import math
 
-from fusec.fusion.tables import table_size
 from fusec.fusion.legality import MAX_GROUP_OPS
 from fusec.fusion.partition import Partition
+from fusec.fusion.tables import table_size
 from fusec.ir.ops import OPS
 
 TOLERANCE = 1e-9  # relative: a plan within this of the bound meets it (sums in another order round differently)

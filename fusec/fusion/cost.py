@@ -2,11 +2,13 @@
 
 A kernel's time is a fixed cost plus its body:
 
-    time = call + (fork if it runs in parallel) + body
+    time = call (+ cold_call after a large kernel) + (fork if it runs in parallel) + body
     body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
          = strided accesses * strided_ns / threads + compute * strided_compute_factor   (strided)
+           (+ the memory of the loads and stores that stream, if it reads through a transpose)
     memory  = loads that fit in `fit_bytes` / cache bandwidth
               + (the other loads + write_factor * stores) / bandwidth
+              (a program the last-level cache keeps: those at its rate, MachineModel.memory_seconds)
     compute = plain flops / peak + each transcendental op's points * its ns per element / threads
 
 and a matmul kernel adds its 2*M*N*K flops at the BLAS rate, lower on a thin matmul (plus a
@@ -18,7 +20,11 @@ roughly.
   in registers or cache and cost nothing: that is the whole point of fusion (the memory wall).
   A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row.
   Loads that fit in cache (an intermediate the previous kernel just wrote) move at cache bandwidth;
-  stores go to memory (an output buffer was last touched a program run ago).
+  stores go to memory (an output buffer was last touched a program run ago), unless the program's
+  arrays (`program_bytes`: every array of the graph) fit in the last-level cache, which keeps them
+  between runs. A column-form reduce kernel re-reads a large input on each pass.
+* Call: a kernel right after one that moved more than `fit_bytes` finds the interpreter's data out
+  of the core's caches and pays `cold_call_us` more (`starts_cold` judges it from its inputs).
 * Threads: the C backend's parallel loop hands out tiles of `parallel_grain` elements, so a kernel
   over fewer points runs on fewer cores (and a one-tile kernel pays no fork).
 * Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py),
@@ -36,7 +42,8 @@ roughly.
   wider one streams its rows into a row of accumulators: loops/interchange.py); each element it
   loads or stores with a stride costs `strided_cache_ns` or `strided_memory_ns`, and its arithmetic
   runs `strided_compute_factor` times slower than in a contiguous loop (the vector function on
-  gathered lanes, without overlap with the loads).
+  gathered lanes, without overlap with the loads). A kernel that reads through a transpose strides
+  on the inputs that reach the transpose only; its other loads and its stores stream.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from fusec.fusion.machine import MachineModel
 from fusec.fusion.tables import TABLE_ELEMENTS, table_size, tabulated
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
+
 
 @dataclass(frozen=True)
 class KernelCost:
