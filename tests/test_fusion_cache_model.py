@@ -12,10 +12,11 @@ import pytest
 import fusec
 from fusec.fusion import MachineModel, explain, format_report, plan
 from fusec.fusion.calibrate import ROUNDS, Calibration, _value, fit, predict, probes, time_probes
-from fusec.fusion.cost import group_cost, plan_cost, program_bytes, risk_seconds, starts_cold
+from fusec.fusion.cost import group_cost, plan_cost, risk_seconds
 from fusec.fusion.machine import RESIDENT_FADE
 from fusec.fusion.partition import Partition
 from fusec.fusion.planner import prepare
+from fusec.fusion.program import program_bytes, starts_cold
 
 MiB = 1 << 20
 MODEL = MachineModel(

@@ -274,7 +274,7 @@ def probes(quick: bool = False) -> list[Probe]:
                   _stream2d("memory", n, "write_factor", rows=16384, cold="large")]  # 256 MiB in, 256 MiB out
     # a program whose arrays fit in the last-level cache: a stream over 16 + 16 MiB, run back to
     # back, gives its rate; a read of 128 MiB, which it keeps in part, how much it holds. One op
-    # each, so the arrays the model counts for the program (cost.program_bytes: every value of
+    # each, so the arrays the model counts for the program (program.program_bytes: every value of
     # the graph) are the arrays the probe runs over
     resident = [] if quick else [
         _stream2d("resident", n, "resident_bandwidth_gbs", rows=RESIDENT_PROBE_BYTES // (8 * n), cold="", expr="x * 2.0"),
@@ -310,7 +310,8 @@ def predict(model: MachineModel, graph: Graph, cold: str = "kernel") -> float:
     """The model's time for all of `graph`'s ops as one kernel (what a probe builds), in the state
     the probe's `cold` describes: after a small kernel or a large one, and with its arrays in
     memory or (a program as small as the probe's graph) in the last-level cache."""
-    from fusec.fusion.cost import group_cost, program_bytes
+    from fusec.fusion.cost import group_cost
+    from fusec.fusion.program import program_bytes
 
     in_memory = cold in ("memory", "large")
     model = model.for_program(0 if in_memory else program_bytes(graph))

@@ -21,10 +21,10 @@ roughly.
   A reduction whose rows do not fit in cache re-reads its inputs once per pass over the row.
   Loads that fit in cache (an intermediate the previous kernel just wrote) move at cache bandwidth;
   stores go to memory (an output buffer was last touched a program run ago), unless the program's
-  arrays (`program_bytes`: every array of the graph) fit in the last-level cache, which keeps them
+  arrays (`program.program_bytes`: every array of the graph) fit in the last-level cache, which keeps them
   between runs. A column-form reduce kernel re-reads a large input on each pass.
 * Call: a kernel right after one that moved more than `fit_bytes` finds the interpreter's data out
-  of the core's caches and pays `cold_call_us` more (`starts_cold` judges it from its inputs).
+  of the core's caches and pays `cold_call_us` more (`program.starts_cold` judges it from its inputs).
 * Threads: the C backend's parallel loop hands out tiles of `parallel_grain` elements, so a kernel
   over fewer points runs on fewer cores (and a one-tile kernel pays no fork).
 * Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py),
@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 from fusec.fusion.legality import GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
+from fusec.fusion.program import program_bytes, starts_cold
 from fusec.fusion.tables import TABLE_ELEMENTS, table_size, tabulated
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
@@ -214,24 +215,6 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp)
 
 
-def starts_cold(graph: Graph, inputs: Iterable[str], model: MachineModel) -> bool:
-    """Whether a kernel reading `inputs` most likely runs right after a kernel that moved more than
-    `fit_bytes` (and so pays `cold_call_us`). The kernel before it is, most likely, the one that
-    made one of its inputs: if every input is a small value made by an op whose arguments are small
-    too, that kernel was small, whatever else it held. A graph input was last touched a program
-    run ago, after the program's other kernels; a kernel with no input follows any kernel."""
-    inputs = list(inputs)
-    if not inputs:
-        return True
-    for a in inputs:
-        node = graph.node(a)
-        if node.op == "input" or node.type.nbytes > model.fit_bytes:
-            return True
-        if any(graph.type_of(x).nbytes > model.fit_bytes for x in node.args):
-            return True
-    return False
-
-
 def _strided_accesses(graph: Graph, work: Work, outputs: list[str], shape: GroupShape) -> int:
     """Elements a strided kernel loads or stores with a stride: every input and output over the
     whole iteration space, inputs once per sweep over the row (once if the kernel keeps its
@@ -388,15 +371,6 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
         points = node.type.size
     flops = node.opdef.flops * points
     return flops, flops if node.opdef.transcendental else 0
-
-
-def program_bytes(graph: Graph) -> int:
-    """The working set the model assumes for a program of `graph`: every array of the graph, its
-    inputs and each op's value. That is what an unfused run keeps, and more than a fused plan's (its
-    intermediates live in registers), so for a fused plan whose arrays would fit in the last-level
-    cache when the graph's do not, the model errs slow. It is one figure per graph, not per plan,
-    so each kernel keeps a cost of its own and the planners can add kernels' costs up."""
-    return sum(graph.type_of(n).nbytes for n in graph.topo_order() if graph.node(n).op != "const")
 
 
 def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:

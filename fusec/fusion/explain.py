@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from fusec.fusion.cost import group_cost, program_bytes
+from fusec.fusion.cost import group_cost
 from fusec.fusion.legality import analyze
 from fusec.fusion.machine import MachineModel
 from fusec.fusion.margins import edge_margins, format_margin
 from fusec.fusion.plan import Plan, unfused_plan
+from fusec.fusion.program import program_bytes
 
 
 def _ms(seconds: float) -> float:

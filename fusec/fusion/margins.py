@@ -16,10 +16,11 @@ less the model's error on the work that adds (cost.risk_seconds, the gain a merg
 
 from __future__ import annotations
 
-from fusec.fusion.cost import group_cost, program_bytes, risk_seconds
+from fusec.fusion.cost import group_cost, risk_seconds
 from fusec.fusion.legality import ContractViolation, analyze
 from fusec.fusion.machine import MachineModel
 from fusec.fusion.plan import Plan
+from fusec.fusion.program import program_bytes
 
 NO_MARGIN_RULES = ("forbidden", "table", "cycle")  # rules no merge of the two kernels can pass
 

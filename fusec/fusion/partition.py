@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work, program_bytes, risk_seconds, work_cost
+from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work, risk_seconds, work_cost
 from fusec.fusion.kinds import NEVER, edge_verdict
 from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
+from fusec.fusion.program import program_bytes
 from fusec.ir.graph import Graph
 
 

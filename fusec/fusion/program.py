@@ -1,0 +1,42 @@
+"""What the cost model assumes about the program around a kernel, from the graph alone: how much
+memory the program keeps (its working set, which decides what the last-level cache holds between
+runs) and whether the kernel most likely starts right after a large one (a cold call).
+
+Both are judged without knowing the rest of the plan, so that each kernel keeps a cost of its own
+and the planners can add kernels' costs up (fusion/cost.py uses them; MachineModel.for_program and
+cold_call_us are the machine's side).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fusec.fusion.machine import MachineModel
+from fusec.ir.graph import Graph
+
+
+def program_bytes(graph: Graph) -> int:
+    """The working set the model assumes for a program of `graph`: every array of the graph, its
+    inputs and each op's value. That is what an unfused run keeps, and more than a fused plan's (its
+    intermediates live in registers), so for a fused plan whose arrays would fit in the last-level
+    cache when the graph's do not, the model errs slow. It is one figure per graph, not per plan,
+    so each kernel keeps a cost of its own and the planners can add kernels' costs up."""
+    return sum(graph.type_of(n).nbytes for n in graph.topo_order() if graph.node(n).op != "const")
+
+
+def starts_cold(graph: Graph, inputs: Iterable[str], model: MachineModel) -> bool:
+    """Whether a kernel reading `inputs` most likely runs right after a kernel that moved more than
+    `fit_bytes` (and so pays `cold_call_us`). The kernel before it is, most likely, the one that
+    made one of its inputs: if every input is a small value made by an op whose arguments are small
+    too, that kernel was small, whatever else it held. A graph input was last touched a program
+    run ago, after the program's other kernels; a kernel with no input follows any kernel."""
+    inputs = list(inputs)
+    if not inputs:
+        return True
+    for a in inputs:
+        node = graph.node(a)
+        if node.op == "input" or node.type.nbytes > model.fit_bytes:
+            return True
+        if any(graph.type_of(x).nbytes > model.fit_bytes for x in node.args):
+            return True
+    return False
