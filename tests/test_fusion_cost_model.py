@@ -189,3 +189,14 @@ def test_a_large_value_that_varies_along_few_axes_is_costed_as_its_table():
     assert c.transcendentals == 32 * OPS["pow"].flops
     varying = _cost("graph r(x: f32[8, 1024, 32], e: f32[8, 1024, 32]) { y = x * 10000 ** e\n return y }")
     assert varying.transcendentals == 8 * 1024 * 32 * OPS["pow"].flops  # an input varies everywhere
+
+
+def test_a_column_kernel_reads_its_input_again_in_each_pass_that_needs_it():
+    # the column form sums in one pass over its tile of rows and writes erf(x) * 2 in the next, so a
+    # tile larger than the cache reads x twice; the row form does both in one pass over each row
+    col = _cost("graph s(x: f32[2048, 2048]) { y = erf(x) * 2.0\n s = sum(x, axis=0)\n return y, s }")
+    row = _cost("graph s(x: f32[2048, 2048]) { y = erf(x) * 2.0\n s = sum(x, axis=1)\n return y, s }")
+    assert row.bytes_read == 2048 * 2048 * 4
+    assert col.bytes_read == 2 * row.bytes_read
+    small = _cost("graph s(x: f32[64, 64]) { y = erf(x) * 2.0\n s = sum(x, axis=0)\n return y, s }")
+    assert small.bytes_read == 64 * 64 * 4  # its tile stays in cache between the passes

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fusec.fusion.legality import GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
@@ -101,6 +101,8 @@ class Work:
     matmul_dim: int = 0  # the smallest of a matmul's M, N and K (BLAS is slower on a thin one); 0: none
     # the inputs the kernel's loop reads in transposed order, with a stride (the others it streams)
     strided_reads: frozenset[str] = frozenset()
+    # a column-form reduce kernel: input value -> the passes over its tile that read it
+    column_reads: dict[str, int] = field(default_factory=dict)
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
@@ -138,7 +140,11 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     # a matmul reads a transposed operand through BLAS's strides, not a strided loop
     transposed = shape.kind != "matmul" and _reads_transposed(graph, mset)
     strided = _transposed_inputs(graph, mset) if transposed else frozenset()
-    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided)
+    column_reads = {}
+    if _column_form(shape):  # each pass walks the tile again, and reads what it needs again
+        outputs = set(group_outputs(graph, mset))
+        column_reads = {a: _column_passes(graph, a, mset, outputs) for a in reads}
+    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads)
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
@@ -177,7 +183,8 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     """A group's predicted cost from its work and the values it writes. `cold`: whether the kernel
     starts after one that moved more than the caches hold (None: as `starts_cold` judges)."""
     cold = starts_cold(graph, work.reads, model) if cold is None else cold
-    read = sum((min(full, sliced) if slices else full) * _passes(graph, a, shape, model) * _rereads(graph, a, shape, model)
+    read = sum((min(full, sliced) if slices else full) * _passes(graph, a, shape, model, work.column_reads.get(a, 1))
+               * _rereads(graph, a, shape, model)
                for a, (full, slices, sliced) in work.reads.items())
     outputs = list(outputs)
     written = sum(graph.type_of(o).nbytes for o in outputs)
@@ -318,12 +325,13 @@ def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
     return False
 
 
-def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -> int:
+def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel, column_passes: int = 1) -> int:
     """How often a reduce kernel reads `value` from memory: once if what a pass walks of it fits in
-    cache. A row kernel's pass walks one row; a column-form kernel's walks its whole tile of rows
-    (a core's share of the value), so a column sum followed by a pass that divides by it reads a
-    large input twice."""
-    if shape.kind != "reduce" or shape.sweeps <= 1:
+    cache. A row kernel's pass walks one row, and it makes `shape.sweeps` of them. A column-form
+    kernel's pass walks its whole tile of rows (a core's share of the value), and `column_passes`
+    of its passes read the value: a column sum with an elementwise output beside it (sibling_spaces'
+    `erf(x) * 2` and `sum(x, axis=0)`) sums in one pass and writes in the next, reading x twice."""
+    if shape.kind != "reduce":
         return 1
     vshape = graph.type_of(value).shape
     padded = (1,) * (len(shape.space) - len(vshape)) + tuple(vshape)
@@ -331,8 +339,10 @@ def _passes(graph: Graph, value: str, shape: GroupShape, model: MachineModel) ->
         return 1  # constant along the row: one value per row
     if _column_form(shape):
         walked = graph.type_of(value).nbytes // model.threads_for(_size(shape.space))
-    else:
-        walked = _size(tuple(padded[a] for a in shape.axes)) * graph.type_of(value).dtype.itemsize
+        return 1 if walked <= model.cache_bytes else column_passes
+    if shape.sweeps <= 1:
+        return 1
+    walked = _size(tuple(padded[a] for a in shape.axes)) * graph.type_of(value).dtype.itemsize
     return 1 if walked <= model.cache_bytes else shape.sweeps
 
 
