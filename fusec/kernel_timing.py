@@ -78,7 +78,7 @@ def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c", read
 
 MEMORY = 1 << 30  # evict this much to leave a kernel's arrays in memory only: more than the 480 MiB L3 here
 AFTER_A_KERNEL = 2 << 20  # or this much (the L2 of one core), as the kernel before it would have
-AFTER_A_SMALL_KERNEL = 512 << 10  # as a kernel of a few small arrays would: the call's own data stays near
+AFTER_A_SMALL_KERNEL = 1 << 20  # as a kernel of a few small arrays would: the call's own data stays near
 AFTER_A_LARGE_KERNEL = 32 << 20  # as a kernel of large arrays would: more than every core's L2
 
 

@@ -20,7 +20,7 @@ Two kinds of measurement:
   plan's kernel follows another kernel, so each probe run follows reading 2 MiB of other data (its
   few arrays are then out of the nearest cache, and the other core's thread has slept a little: a
   small parallel kernel takes 27 us so, against 8 us back to back); the call probes follow reading
-  512 KiB (a small kernel before) and 32 MiB (a large one: the cold call). The memory probes run
+  1 MiB (a small kernel before) and 32 MiB (a large one: the cold call). The memory probes run
   back to back over arrays larger than the last-level cache keeps (this machine reports 480 MiB,
   which kept a 64 MiB probe array between runs and doubled the bandwidth it measured), and two
   probes measure that cache: a 32 MiB program run again (its rate) and a 128 MiB one (how much of
@@ -186,7 +186,7 @@ class Probe:
     # what the probe finds when it starts: "kernel" what another kernel left (2 MiB of other data
     # read just before, as a plan's kernel follows another: its few arrays out of the nearest
     # cache, the other core's thread asleep but not for long); "small kernel" / "large kernel"
-    # what a kernel of small arrays (512 KiB read) / of large ones (32 MiB) left; "memory" nothing
+    # what a kernel of small arrays (1 MiB read) / of large ones (32 MiB) left; "memory" nothing
     # (its arrays in memory, as in a plan of large arrays: 1 GiB read); "large" arrays too large
     # for the last-level cache to keep, run back to back; "" its own arrays, run back to back
     cold: str = "kernel"
@@ -281,8 +281,8 @@ def probes(quick: bool = False) -> list[Probe]:
         _read("resident_size", n, 8192, "resident_bytes", "")]
     return [
         # after another kernel, as in a plan. Measured quiet, a one-tile kernel took 1.2 us back
-        # to back, 3.6 us after reading 512 KiB, 9.1 after 2 MiB and 12.7 after 32 MiB; a
-        # two-tile one 41, 76, 72 and 80 us
+        # to back, 1.3-3.5 us after reading 512 KiB (it jumps between the two), 3.8-4.2 after
+        # 1 MiB, 9.1 after 2 MiB and 12.7 after 32 MiB; a two-tile one 41, 76, 72 and 80 us
         replace(_stream("call", 1024, "kernel_overhead_us"), cold="small kernel"),  # one tile: no fork
         replace(_stream("call_cold", 1024, "cold_call_us"), cold="large kernel"),  # after a large kernel
         _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data

@@ -49,7 +49,7 @@ class MachineModel:
     kernel_overhead_us: float = 20.0  # fixed cost of calling one kernel (from Python, through ctypes)
     # what a kernel's call costs more when the kernel before it moved more than `fit_bytes`: that
     # kernel's arrays pushed the interpreter's and the call's own data out of the core's caches
-    # (measured here, a call took 3.6 us after reading 512 KiB and 12.7 us after 32 MiB)
+    # (measured here, a call took 3.4-4.2 us after reading 1 MiB and 12.7 us after 32 MiB)
     cold_call_us: float = 0.0
     fork_us: float = 0.0  # the extra cost of a kernel whose loop runs in parallel (OpenMP fork and join)
     matmul_call_us: float = 0.0  # the BLAS call of a matmul kernel (NumPy's matmul on its tiles)
