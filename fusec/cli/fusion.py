@@ -114,7 +114,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         m = load_model()
         print(f"machine model ({m.source}), from {model_path()}:")
         for k, v in m.to_dict().items():
-            if k != "source":
+            if k not in ("source", "program_bytes"):  # program_bytes: set per graph, not a machine figure
                 print(f"  {k} = {v}")
         return 0
     from fusec.calibration import calibrate

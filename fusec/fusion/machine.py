@@ -224,7 +224,7 @@ def save_model(model: MachineModel, path: Path | None = None) -> Path:
         try:
             os.fchmod(fd, new_file_mode())  # an output (calibrate prints its path; save_model takes any): not 0600
             with os.fdopen(fd, "w") as f:
-                json.dump(model.to_dict(), f, indent=2)
+                json.dump({k: v for k, v in model.to_dict().items() if k != "program_bytes"}, f, indent=2)
                 f.write("\n")
             os.replace(tmp, path)
         except BaseException:
