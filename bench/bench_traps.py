@@ -37,7 +37,7 @@ from pathlib import Path
 import fusec
 from fusec.fusion import POLICIES, MachineModel, load_model, plan
 from fusec.fusion.brute import MAX_OPS, legal_partitions
-from fusec.fusion.cost import plan_cost
+from fusec.fusion.cost import group_cost, plan_cost
 from fusec.fusion.partition import Partition
 from fusec.kernel_timing import plan_for, time_plans
 
@@ -130,7 +130,8 @@ def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, re
     built = [plan_for(graph, [list(grp) for grp in groups]) for groups, _ in plans]
     timings = time_plans(built, repeats=repeats, stat=stat, warm=warm)  # alternately: a burst of load lands on every plan
     for (groups, predicted_s), p, timing in zip(plans, built, timings):
-        predicted = [part.cost(grp.nodes).seconds for grp in p.groups]
+        own = part.plan_model([grp.nodes for grp in p.groups])  # the plan's kernels, for its own arrays
+        predicted = [group_cost(graph, grp.nodes, own, part.shape(grp.nodes)).seconds for grp in p.groups]
         kernels += [(pr, me, path.stem, " ".join(grp.nodes)) for pr, me, grp in zip(predicted, timing.kernels, p.groups)]
         rows.append({"groups": [tuple(grp.nodes) for grp in p.groups], "predicted": predicted_s,
                      "measured": timing.total, "chosen": {frozenset(grp) for grp in groups} == chosen_groups,

@@ -68,9 +68,9 @@ def test_the_working_set_is_every_array_of_the_graph_and_the_planner_costs_with_
 
 def test_explain_says_what_the_cache_does_for_the_graph():
     g = fusec.parse("graph s(x: f32[1024, 1024]) { y = exp(x) * 2.0\n return y }")
-    report = explain(plan(g, model=MODEL))
+    report = explain(plan(g, model=MODEL))  # one kernel: the plan keeps x and y
     assert report["resident_share"] == 1.0 and report["memory_gbs"] == pytest.approx(50.0)
-    assert "12 MiB" in format_report(report) and "last-level cache" in format_report(report)
+    assert "8 MiB" in format_report(report) and "last-level cache" in format_report(report)
     big = explain(plan(fusec.parse("graph s(x: f32[8192, 8192]) { y = exp(x) * 2.0\n return y }"), model=MODEL))
     assert big["resident_share"] == 0.0 and "last-level cache" not in format_report(big)
 
@@ -184,3 +184,26 @@ def test_time_plans_warm_runs_each_plan_once_more_before_its_timed_run(monkeypat
     # the warm-up before timing (3 kernels), then per round each plan twice: 3 + 2 * 2 * 3
     assert cold == 3 + 2 * 3 and len(runs) == 3 + 2 * 2 * 3
     assert all(k > 0 for t in timings for k in t.kernels)
+
+
+def test_a_whole_plan_is_costed_for_its_own_arrays():
+    # rmsnorm's arrays: x, y and two more of its size unfused (128 MiB); fused, x and y (64 MiB).
+    # With a cache that holds 64 MiB, the fused plan's kernels run at the cache's rate and the
+    # unfused plan's at a share of it: auto, explain and plan_cost cost each plan for its own arrays
+    from fusec.fusion.program import plan_bytes
+
+    g = fusec.load("examples/05_rmsnorm.fg")
+    p = plan(g, model=MODEL)
+    graph = p.graph
+    fused = [grp.nodes for grp in p.groups]
+    unfused = [[n.name] for n in graph.ops()]
+    assert plan_bytes(graph, fused) == 64 * MiB + 4 * 1024  # x, y and the weights, a row of 1024
+    assert plan_bytes(graph, unfused) == program_bytes(graph)
+    assert p.model.program_bytes == plan_bytes(graph, fused)
+    assert plan_cost(graph, fused, MODEL)[1] == pytest.approx(
+        sum(group_cost(graph, m, MODEL.for_program(plan_bytes(graph, fused))).seconds for m in fused))
+    part = Partition(graph, MODEL)
+    assert part.plan_seconds(fused) < sum(part.cost(m).seconds for m in fused)  # the searches' cost is higher
+    assert part.plan_seconds(unfused) == pytest.approx(sum(part.cost(m).seconds for m in unfused))
+    report = explain(p)
+    assert report["predicted_ms_fused"] == pytest.approx(plan_cost(graph, fused, MODEL)[1] * 1e3, rel=1e-6)

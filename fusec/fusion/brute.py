@@ -69,9 +69,8 @@ def legal_partitions(graph: Graph, model: MachineModel | None = None, max_ops: i
             continue
         ordered = tuple(tuple(sorted(grp, key=part.order.__getitem__)) for grp in groups)
         ordered = tuple(sorted(ordered, key=lambda grp: part.order[grp[0]]))
-        costs = [part.cost(grp) for grp in ordered]
         risk = sum(risk_seconds(part.cost(grp), [part.cost([n]) for n in grp], part.model)
                    for grp in ordered if len(grp) > 1)
-        predicted = sum(c.seconds for c in costs)
+        predicted = part.plan_seconds(ordered)  # for the plan's own arrays
         out.append(Candidate(ordered, predicted, predicted + risk))
     return sorted(out, key=lambda c: (c.guarded_s, c.predicted_s, len(c.groups)))

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 from fusec.fusion.legality import GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
-from fusec.fusion.program import program_bytes, starts_cold
+from fusec.fusion.program import plan_bytes, starts_cold
 from fusec.fusion.tables import TABLE_ELEMENTS, table_size, tabulated
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
@@ -384,8 +384,10 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
 
 
 def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:
-    """Total bytes moved and predicted seconds of a list of groups (member lists)."""
-    model = model.for_program(program_bytes(graph))
+    """Total bytes moved and predicted seconds of a list of groups (member lists): a whole plan,
+    costed for its own arrays (program.plan_bytes)."""
+    groups = [list(m) for m in groups]
+    model = model.for_program(plan_bytes(graph, groups))
     total_bytes, total_s = 0, 0.0
     order = {n: i for i, n in enumerate(graph.topo_order())}
     for members in groups:

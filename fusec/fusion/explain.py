@@ -11,7 +11,7 @@ from fusec.fusion.legality import analyze
 from fusec.fusion.machine import MachineModel
 from fusec.fusion.margins import edge_margins, format_margin
 from fusec.fusion.plan import Plan, unfused_plan
-from fusec.fusion.program import program_bytes
+from fusec.fusion.program import plan_bytes, program_bytes
 
 
 def _ms(seconds: float) -> float:
@@ -21,7 +21,8 @@ def _ms(seconds: float) -> float:
 def explain(plan: Plan, model: MachineModel | None = None) -> dict:
     """A JSON-ready report on `plan`, costed with `model` (default: the model the plan was made with)."""
     g = plan.graph
-    model = (model or plan.model or MachineModel()).for_program(program_bytes(g))
+    base = model or plan.model or MachineModel()
+    model = base.for_program(plan_bytes(g, [grp.nodes for grp in plan.groups]))  # the plan's own arrays
     groups = []
     fused_bytes, fused_s = 0, 0.0
     order = {n: i for i, n in enumerate(g.topo_order())}
@@ -49,8 +50,9 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
     margins = edge_margins(plan, model)
     margin_of = {(e["producer"], e["consumer"]): e for e in margins}
     unfused_bytes, unfused_s = 0, 0.0
+    unfused_model = base.for_program(program_bytes(g))  # the unfused program keeps every array
     for grp in unfused_plan(g).groups:
-        c = group_cost(g, grp.nodes, model, analyze(g, grp.nodes, order))
+        c = group_cost(g, grp.nodes, unfused_model, analyze(g, grp.nodes, order))
         unfused_bytes += c.nbytes
         unfused_s += c.seconds
     return {
@@ -72,7 +74,7 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
         "predicted_speedup": round(unfused_s / fused_s, 3) if fused_s > 0 else None,
         "policy_candidates_ms": {k: round(v, 6) for k, v in plan.candidates.items()},
         "model": model.to_dict(),
-        # the rate of the loads that miss the nearer caches, for a program of this graph's size
+        # the rate of the loads that miss the nearer caches, for a program of this plan's arrays
         "memory_gbs": round(model.memory_gbs, 3),
         "resident_share": round(model.resident_share(), 3),
     }
@@ -181,5 +183,5 @@ def _resident_note(report: dict) -> str:
     if not share:
         return ""
     mib = report["model"]["program_bytes"] / 2**20
-    return (f"; this graph's arrays take {mib:.0f} MiB, so the last-level cache is expected to serve "
+    return (f"; this plan's arrays take {mib:.0f} MiB, so the last-level cache is expected to serve "
             f"{share:.0%} of their traffic between runs and memory to move {report['memory_gbs']:g} GB/s")

@@ -19,6 +19,7 @@ into the reason explain shows for an edge left unfused.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work,
 from fusec.fusion.kinds import NEVER, edge_verdict
 from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
-from fusec.fusion.program import program_bytes
+from fusec.fusion.program import plan_bytes, program_bytes
 from fusec.ir.graph import Graph
 
 
@@ -144,6 +145,25 @@ class Partition:
         if key not in self._costs:
             self._costs[key] = group_cost(self.graph, key, self.model, self.shape(key))
         return self._costs[key]
+
+    def plan_model(self, groups: Iterable[Iterable[str]]) -> MachineModel:
+        """The model for the program of a whole plan (`groups`: its member lists): its own arrays."""
+        return self.model.for_program(plan_bytes(self.graph, groups))
+
+    def plan_seconds(self, groups: Iterable[Iterable[str]]) -> float:
+        """A whole plan's predicted time, its kernels costed for the plan's own arrays (plan_model).
+        The kernels' costs in the searches use the graph's arrays, as cost() does; where the two
+        give the last-level cache the same share, so are the times."""
+        groups = [frozenset(m) for m in groups]
+        model = self.plan_model(groups)
+        if model.resident_share() == self.model.resident_share():
+            return math.fsum(self.cost(m).seconds for m in groups)
+        total = []
+        for key in groups:
+            if key not in self._outputs:
+                self._outputs[key] = set(group_outputs(self.graph, key))
+            total.append(work_cost(self.graph, self.work(key), self._outputs[key], self.shape(key), model).seconds)
+        return math.fsum(total)
 
     def work(self, members: Iterable[str]) -> Work:
         key = frozenset(members)

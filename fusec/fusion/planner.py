@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -156,7 +155,7 @@ def _plan(graph: Graph, policy: str, model: MachineModel | None, force_fuse, for
             trials.append(part)
         elif name == "optimal":
             optimum = part
-        candidates[name] = math.fsum(part.cost(m).seconds for m in part.members.values()) * 1e3  # in any order
+        candidates[name] = part.plan_seconds(part.members.values()) * 1e3  # each plan costed with its own arrays
         if best is None or (candidates[name], len(part.members)) < best[:2]:
             best = (candidates[name], len(part.members), name, part)
     assert best is not None
@@ -221,7 +220,7 @@ def _finish(part: Partition, policy: str) -> Plan:
             for p in g.producers(c):
                 if p in where and where[p] != grp.id:
                     not_fused.append(_why(part, p, c, policy))
-    return Plan(g, groups, not_fused, policy=policy, model=part.model)
+    return Plan(g, groups, not_fused, policy=policy, model=part.plan_model(part.members.values()))
 
 
 def _why(part: Partition, producer: str, consumer: str, policy: str) -> NotFused:

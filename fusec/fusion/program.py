@@ -4,13 +4,15 @@ runs) and whether the kernel most likely starts right after a large one (a cold 
 
 Both are judged without knowing the rest of the plan, so that each kernel keeps a cost of its own
 and the planners can add kernels' costs up (fusion/cost.py uses them; MachineModel.for_program and
-cold_call_us are the machine's side).
+cold_call_us are the machine's side). A whole plan, once made, is costed with its own arrays
+(`plan_bytes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fusec.fusion.legality import group_outputs
 from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
 
@@ -22,6 +24,17 @@ def program_bytes(graph: Graph) -> int:
     cache when the graph's do not, the model errs slow. It is one figure per graph, not per plan,
     so each kernel keeps a cost of its own and the planners can add kernels' costs up."""
     return sum(graph.type_of(n).nbytes for n in graph.topo_order() if graph.node(n).op != "const")
+
+
+def plan_bytes(graph: Graph, groups: Iterable[Iterable[str]]) -> int:
+    """The arrays a plan keeps: the graph's inputs and every value a kernel of it writes. What a
+    program that runs the plan again and again has for the last-level cache to keep; the costs of a
+    whole plan (auto's choice between the policies' plans, explain, plan_cost) use it, while the
+    searches inside a policy cost each candidate kernel with the graph's `program_bytes`."""
+    kept = set(graph.inputs)
+    for members in groups:
+        kept |= set(group_outputs(graph, set(members)))
+    return sum(graph.type_of(v).nbytes for v in kept if graph.node(v).op != "const")
 
 
 def starts_cold(graph: Graph, inputs: Iterable[str], model: MachineModel) -> bool:
