@@ -282,7 +282,8 @@ def probes(quick: bool = False) -> list[Probe]:
     return [
         # after another kernel, as in a plan. Measured quiet, a one-tile kernel took 1.2 us back
         # to back, 1.3-3.5 us after reading 512 KiB (it jumps between the two), 3.8-4.2 after
-        # 1 MiB, 9.1 after 2 MiB and 12.7 after 32 MiB; a two-tile one 41, 76, 72 and 80 us
+        # 1 MiB, 9.1 after 2 MiB and 12.7 after 32 MiB; a two-tile one 55-67 us back to back,
+        # 58-76 after 512 KiB, 80-97 after 2 MiB and 87-117 after 32 MiB
         replace(_stream("call", 1024, "kernel_overhead_us"), cold="small kernel"),  # one tile: no fork
         replace(_stream("call_cold", 1024, "cold_call_us"), cold="large kernel"),  # after a large kernel
         _stream("fork", 2 * 16384, "fork_us"),  # two tiles: the fork, still little data
