@@ -117,7 +117,7 @@ def time_probes(plist: list[Probe], timer: ProbeTimer, rounds: int) -> dict[str,
     samples: dict[str, list[float]] = {}
     for r in range(rounds):
         for pr in plist:
-            if r == 0 or pr.cold not in ("memory", "large"):
+            if r == 0 or pr.cold not in IN_MEMORY:
                 samples.setdefault(pr.name, []).append(timer(pr))
     return {name: statistics.median(times) for name, times in samples.items()}
 
@@ -199,6 +199,7 @@ class Probe:
 
 
 ProbeTimer = Callable[[Probe], float]  # a probe -> the median seconds of its kernel
+IN_MEMORY = ("memory", "large")  # the probe states whose arrays are in memory, not in any cache
 
 QUICK_OPS = ("exp", "erf", "tanh")  # `--quick` measures these; the others get the fitted ns per flop
 
@@ -216,15 +217,6 @@ def _op(op: str, n: int, terms: int = 8) -> Probe:
     else:
         calls, args = [f"{op}({x})" for x in shifts], f"x: f32[{n}] in [0.1, 4]"
     return Probe(f"op_{op}", f"graph op_{op}({args}) {{\n  y = {' + '.join(calls)}\n  return y\n}}\n", f"op_ns:{op}")
-
-
-def _rows(name: str, n: int, param: str, rows: int = 0) -> Probe:
-    """A row sum over a [rows, n] array (rows = n unless given): a kernel that only reads. From
-    memory if it is as large as the examples' arrays, else from the caches, after another kernel."""
-    rows = rows or n
-    memory = rows == n
-    return Probe(name, f"graph {name}(x: f32[{rows}, {n}]) {{\n  s = sum(x, axis=1)\n  return s\n}}\n", param,
-                 9 if memory else 15, "memory" if memory else "kernel")
 
 
 def _stream2d(name: str, n: int, param: str, rows: int = 0, cold: str = "memory", expr: str = "x * 2.0 + 1.0") -> Probe:
@@ -268,7 +260,7 @@ def probes(quick: bool = False) -> list[Probe]:
     # plan's kernels run; `quick`: 64 MiB arrays, after reading 1 GiB of other data (rougher)
     n = 4096
     if quick:
-        memory = [_rows("read", n, "bandwidth_gbs"), _stream2d("memory", n, "write_factor")]
+        memory = [_read("read", n, n, "bandwidth_gbs", "memory"), _stream2d("memory", n, "write_factor")]
     else:
         memory = [_read("read", n, 32768, "bandwidth_gbs", "large"),  # 512 MiB, reads only
                   _stream2d("memory", n, "write_factor", rows=16384, cold="large")]  # 256 MiB in, 256 MiB out
@@ -314,8 +306,7 @@ def predict(model: MachineModel, graph: Graph, cold: str = "kernel") -> float:
     from fusec.fusion.cost import group_cost
     from fusec.fusion.program import program_bytes
 
-    in_memory = cold in ("memory", "large")
-    model = model.for_program(0 if in_memory else program_bytes(graph))
+    model = model.for_program(0 if cold in IN_MEMORY else program_bytes(graph))
     after = {"small kernel": False, "large kernel": True}.get(cold)  # else as the graph says
     return group_cost(graph, [n.name for n in graph.ops()], model, cold=after).seconds
 

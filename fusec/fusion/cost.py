@@ -198,16 +198,15 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     comp = model.compute_seconds(plain, threads_ew) + sum(
         model.op_seconds(op, pts, OPS[op].flops, threads_ew) for op, pts in sorted(work.op_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
+    if strided:
+        comp *= model.strided_compute_factor
     if work.transposed:  # the transposed inputs' loads stride; the other loads and the stores stream
         accesses = sum(graph.type_of(a).size for a in work.strided_reads)
         streamed = sum(full for a, (full, _, _) in work.reads.items() if a not in work.strided_reads) + written
-        comp *= model.strided_compute_factor
         body = (model.strided_seconds(accesses, nbytes, threads_ew) + comp
                 + model.memory_seconds(streamed, threads_ew, written))
     elif strided:
-        accesses = _strided_accesses(graph, work, outputs, shape)
-        comp *= model.strided_compute_factor
-        body = model.strided_seconds(accesses, nbytes, threads) + comp
+        body = model.strided_seconds(_strided_accesses(graph, work, outputs, shape), nbytes, threads) + comp
     else:
         body = max(mem, comp) + model.overlap_loss * min(mem, comp)
     if shape.kind == "matmul":  # BLAS has its own threads: the kernel pays its call, not a fork

@@ -116,10 +116,9 @@ class MachineModel:
         loads = nbytes - written
         cached = min(loads, self.fit_bytes)
         resident = self.resident_share()
-        load_s = (1.0 - resident) / (self.bandwidth_gbs * 1e9) + (
-            resident / (self.resident_bandwidth_gbs * 1e9) if resident else 0.0)
-        store_s = (1.0 - resident) * self.write_factor / (self.bandwidth_gbs * 1e9) + (
-            resident / (self.resident_bandwidth_gbs * 1e9) if resident else 0.0)
+        in_cache_s = resident / (self.resident_bandwidth_gbs * 1e9) if resident else 0.0  # per byte, loads and stores alike
+        load_s = (1.0 - resident) / (self.bandwidth_gbs * 1e9) + in_cache_s
+        store_s = (1.0 - resident) * self.write_factor / (self.bandwidth_gbs * 1e9) + in_cache_s
         return cached / (self.cache_bandwidth_gbs * 1e9 * share) + (loads - cached) * load_s + written * store_s
 
     def op_seconds(self, op: str, points: int, flops_per_point: int, threads: int | None = None) -> float:

@@ -20,7 +20,6 @@ from fusec.fusion.cost import group_cost, risk_seconds
 from fusec.fusion.legality import ContractViolation, analyze
 from fusec.fusion.machine import MachineModel
 from fusec.fusion.plan import Plan
-from fusec.fusion.program import plan_bytes
 
 NO_MARGIN_RULES = ("forbidden", "table", "cycle")  # rules no merge of the two kernels can pass
 
@@ -30,9 +29,9 @@ def _ms(seconds: float) -> float:
 
 
 def edge_margins(plan: Plan, model: MachineModel) -> list[dict]:
-    """One entry per op -> op edge of the plan's graph, in topological order of the consumer."""
+    """One entry per op -> op edge of the plan's graph, in topological order of the consumer.
+    `model`: the model for the plan's program (explain passes it, for_program of the plan's arrays)."""
     g = plan.graph
-    model = model.for_program(plan_bytes(g, [grp.nodes for grp in plan.groups]))
     order = {n: i for i, n in enumerate(g.topo_order())}
     where = {n: grp for grp in plan.groups for n in grp.nodes}
     why = {(nf.producer, nf.consumer): nf for nf in plan.not_fused}

@@ -27,7 +27,7 @@ from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work,
 from fusec.fusion.kinds import NEVER, edge_verdict
 from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
-from fusec.fusion.program import plan_bytes, program_bytes
+from fusec.fusion.program import kept_bytes, program_bytes
 from fusec.ir.graph import Graph
 
 
@@ -119,7 +119,9 @@ class Partition:
 
     def outputs(self, gid: int) -> set[str]:
         """Members of a group whose value leaves it (graph outputs and values other groups read)."""
-        key = self.key(gid)
+        return self._outputs_of(self.key(gid))
+
+    def _outputs_of(self, key: frozenset[str]) -> set[str]:
         if key not in self._outputs:
             self._outputs[key] = set(group_outputs(self.graph, key))
         return self._outputs[key]
@@ -148,7 +150,8 @@ class Partition:
 
     def plan_model(self, groups: Iterable[Iterable[str]]) -> MachineModel:
         """The model for the program of a whole plan (`groups`: its member lists): its own arrays."""
-        return self.model.for_program(plan_bytes(self.graph, groups))
+        written = (o for members in groups for o in self._outputs_of(frozenset(members)))
+        return self.model.for_program(kept_bytes(self.graph, written))
 
     def plan_seconds(self, groups: Iterable[Iterable[str]]) -> float:
         """A whole plan's predicted time, its kernels costed for the plan's own arrays (plan_model).
@@ -158,12 +161,8 @@ class Partition:
         model = self.plan_model(groups)
         if model.resident_share() == self.model.resident_share():
             return math.fsum(self.cost(m).seconds for m in groups)
-        total = []
-        for key in groups:
-            if key not in self._outputs:
-                self._outputs[key] = set(group_outputs(self.graph, key))
-            total.append(work_cost(self.graph, self.work(key), self._outputs[key], self.shape(key), model).seconds)
-        return math.fsum(total)
+        return math.fsum(work_cost(self.graph, self.work(key), self._outputs_of(key), self.shape(key), model).seconds
+                         for key in groups)
 
     def work(self, members: Iterable[str]) -> Work:
         key = frozenset(members)
@@ -186,9 +185,7 @@ class Partition:
         if work is None:  # a part reads through a transpose: walk the union
             return self.cost(key)
         self._works[key] = work
-        if key not in self._outputs:
-            self._outputs[key] = set(group_outputs(self.graph, key))
-        self._costs[key] = work_cost(self.graph, work, self._outputs[key], shape, self.model)
+        self._costs[key] = work_cost(self.graph, work, self._outputs_of(key), shape, self.model)
         return self._costs[key]
 
     def successors(self, gid: int) -> set[int]:

@@ -31,9 +31,12 @@ def plan_bytes(graph: Graph, groups: Iterable[Iterable[str]]) -> int:
     program that runs the plan again and again has for the last-level cache to keep; the costs of a
     whole plan (auto's choice between the policies' plans, explain, plan_cost) use it, while the
     searches inside a policy cost each candidate kernel with the graph's `program_bytes`."""
-    kept = set(graph.inputs)
-    for members in groups:
-        kept |= set(group_outputs(graph, set(members)))
+    return kept_bytes(graph, (o for members in groups for o in group_outputs(graph, set(members))))
+
+
+def kept_bytes(graph: Graph, written: Iterable[str]) -> int:
+    """The bytes of the graph's inputs and of the values `written` (each once)."""
+    kept = set(graph.inputs) | set(written)
     return sum(graph.type_of(v).nbytes for v in kept if graph.node(v).op != "const")
 
 
