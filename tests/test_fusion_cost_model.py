@@ -15,13 +15,14 @@ from fusec.errors import FusecError
 from fusec.fusion import MachineModel, load_model, save_model
 from fusec.fusion.calibrate import Calibration, _value, fit, predict, probes
 from fusec.fusion.cost import TABLE_ELEMENTS, group_cost
+from fusec.fusion.partition import Partition
 from fusec.fusion.planner import prepare
 from fusec.ir.ops import OPS
 
 TRUE = MachineModel(
     bandwidth_gbs=23.0, write_factor=1.6, cache_bandwidth_gbs=47.0, kernel_overhead_us=1.3, fork_us=2.5,
     op_ns={"exp": 0.55, "erf": 1.4, "tanh": 0.9}, strided_cache_ns=2.2, strided_memory_ns=31.0,
-    strided_compute_factor=6.5, matmul_gflops=140.0, matmul_knee=40.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
+    strided_op_ns={"exp": 9.0, "erf": 12.0, "tanh": 7.0}, strided_compute_factor=12.0 / 1.4,  # the median ratio matmul_gflops=140.0, matmul_knee=40.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
 )
 
 
@@ -32,11 +33,15 @@ def test_the_fit_recovers_every_constant_from_timings_the_model_predicts():
         assert _value(cal.model, pr.param) == pytest.approx(_value(TRUE, pr.param), rel=2e-3), pr.param
         assert predict(cal.model, pr.graph()) == pytest.approx(measured[pr.name], rel=2e-3), pr.name
     assert any(pr.name in note for note in cal.notes for pr in probes(quick=True))
+    # derived, not probed: the median of the ops' strided slowdowns
+    assert cal.model.strided_compute_factor == pytest.approx(TRUE.strided_compute_factor, rel=2e-3)
 
 
 def test_the_full_probe_set_measures_every_transcendental_op_once():
     ops = [pr.param[6:] for pr in probes() if pr.param.startswith("op_ns:")]
     assert len(ops) == len(set(ops)) and {"exp", "erf", "tanh", "gelu", "pow", "sin"} <= set(ops)
+    strided = [pr.param[14:] for pr in probes() if pr.param.startswith("strided_op_ns:")]
+    assert sorted(strided) == sorted(ops)  # and once more in a strided loop
     for pr in probes():
         g = pr.graph()
         group_cost(g, [n.name for n in g.ops()], TRUE)  # each probe is one legal kernel
@@ -106,6 +111,23 @@ def test_the_machine_file_keeps_the_per_op_costs(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(FusecError, match="'op_ns' must map op names"):
         load_model(path)
+    data["op_ns"] = {"exp": 1.0}
+    data["strided_op_ns"] = {"erf": "slow"}
+    path.write_text(json.dumps(data))
+    with pytest.raises(FusecError, match="'strided_op_ns' of 'erf' must be a positive number"):
+        load_model(path)
+
+
+def test_a_strided_loop_costs_each_function_at_its_scalar_rate():
+    # gcc leaves a loop that reads through a transpose scalar: erf there costs strided_op_ns, and an
+    # op measured only in a contiguous loop costs strided_compute_factor times that
+    assert TRUE.op_seconds("erf", 1000, 14, threads=1, strided=True) == pytest.approx(1000 * 12.0e-9)
+    assert TRUE.op_seconds("erf", 1000, 14, threads=1) == pytest.approx(1000 * 1.4e-9)
+    m = replace(TRUE, strided_op_ns={})
+    assert m.op_seconds("erf", 1000, 14, threads=1, strided=True) == pytest.approx(1000 * 1.4e-9 * 12.0 / 1.4)
+    src = "graph t(x: f32[512, 512]) {{ y = {f}(transpose(x, perm=[1, 0]))\n return y }}"
+    erf, exp = _cost(src.format(f="erf")), _cost(src.format(f="exp"))
+    assert erf.strided and erf.compute_s - exp.compute_s == pytest.approx(512 * 512 * 3.0e-9 / TRUE.threads)
 
 
 def test_an_op_without_a_measured_cost_uses_the_cost_per_flop():
@@ -189,6 +211,23 @@ def test_a_large_value_that_varies_along_few_axes_is_costed_as_its_table():
     assert c.transcendentals == 32 * OPS["pow"].flops
     varying = _cost("graph r(x: f32[8, 1024, 32], e: f32[8, 1024, 32]) { y = x * 10000 ** e\n return y }")
     assert varying.transcendentals == 8 * 1024 * 32 * OPS["pow"].flops  # an input varies everywhere
+
+
+def test_a_value_made_by_another_kernel_is_loaded_so_its_function_is_computed_per_point():
+    # rotary unfused: the pow kernel loads its exponents, made from an iota by another kernel, so
+    # nothing tells the C backend they take 32 values; fused with the iota, they are a table again.
+    # Merged costs are walked afresh (combine gives None), since the union's table is smaller
+    src = ("graph r(x: f32[8, 1024, 32]) {\n  i = iota(shape=[8, 1024, 32], axis=2, dtype=f32)\n"
+           "  e = -2 * i / 64\n  p = 10000 ** e\n  y = x * p\n  return y\n}")
+    graph = prepare(fusec.parse(src))
+    pow_op = next(n.name for n in graph.ops() if n.op == "pow")
+    alone = group_cost(graph, [pow_op], MachineModel())
+    assert alone.transcendentals == 8 * 1024 * 32 * OPS["pow"].flops
+    fused = group_cost(graph, [n.name for n in graph.ops()], MachineModel())
+    assert fused.transcendentals == 32 * OPS["pow"].flops
+    part = Partition(graph, MachineModel())
+    gids = [part.group_of[n.name] for n in graph.ops()]
+    assert part.merged_cost(set(gids), {n.name for n in graph.ops()}).transcendentals == fused.transcendentals
 
 
 def test_a_column_kernel_reads_its_input_again_in_each_pass_that_needs_it():

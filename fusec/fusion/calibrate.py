@@ -9,9 +9,10 @@ Two kinds of measurement:
   Python included). Each probe fits one constant of the cost model (cost.py), in order: the call
   cost of a one-core kernel, the fork of a parallel one, cache bandwidth, memory bandwidth (a kernel
   that only reads), the cost of a store (one that writes as much as it reads), the ns per element of
-  each transcendental op, strided loads in and out of cache (a read through a transpose), how much
-  slower arithmetic runs in a strided loop, and the BLAS rate, its loss on a thin matmul and the
-  epilogue call of a matmul. A constant is fitted by solving "the model predicts the probe's
+  each transcendental op, strided loads in and out of cache (a read through a transpose), the ns per
+  element of each transcendental op in that strided loop (gcc leaves it scalar; the median of their
+  ratios to the contiguous figures sets how much slower plain arithmetic runs there), and the BLAS
+  rate, its loss on a thin matmul and the epilogue call of a matmul. A constant is fitted by solving "the model predicts the probe's
   measured time" for it (bisection: the prediction is monotone in each constant), with the constants
   fitted before it held; the sequence repeats until they settle, because the call cost appears in
   every probe. The fit is exact on the probes, so what the model gets wrong on other kernels is what
@@ -181,7 +182,7 @@ def _numpy_calibration(quick: bool, stamp: str, why: str) -> Calibration:
 class Probe:
     name: str
     source: str  # a .fg graph whose ops make one kernel
-    param: str  # the MachineModel field it fits ("op_ns:exp": that op's entry)
+    param: str  # the MachineModel field it fits ("op_ns:exp", "strided_op_ns:exp": that op's entry)
     repeats: int = 15
     # what the probe finds when it starts: "kernel" what another kernel left (2 MiB of other data
     # read just before, as a plan's kernel follows another: its few arrays out of the nearest
@@ -233,8 +234,14 @@ def _read(name: str, n: int, rows: int, param: str, cold: str) -> Probe:
 def _transposed(name: str, n: int, expr: str, param: str, repeats: int = 15) -> Probe:
     """An elementwise kernel reading x through a transpose: its inner loop walks x with a stride of
     n elements (a column reduction no longer does: it streams rows into accumulators)."""
-    return Probe(name, f"graph {name}(x: f32[{n}, {n}]) {{\n  t = transpose(x, perm=[1, 0])\n  y = {expr}\n  return y\n}}\n",
-                 param, repeats)
+    return Probe(name, f"graph {name}(x: f32[{n}, {n}] in [0.1, 4]) {{\n  t = transpose(x, perm=[1, 0])\n"
+                       f"  y = {expr}\n  return y\n}}\n", param, repeats)
+
+
+def _strided_op(op: str, n: int = 256) -> Probe:
+    """`op` computed in a loop that reads through a transpose, which gcc leaves scalar."""
+    call = f"{op}(t, 1.5)" if OPS[op].arity == 2 else f"{op}(t)"
+    return _transposed(f"transposed_{op}", n, call, f"strided_op_ns:{op}")
 
 
 def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None, batch: int = 0) -> Probe:
@@ -285,7 +292,7 @@ def probes(quick: bool = False) -> list[Probe]:
         *(_op(op, 1 << 17) for op in ops),
         _transposed("transposed_cached", 512, "t * 2.0", "strided_cache_ns"),  # 1 MiB in, 1 MiB out
         _transposed("transposed_memory", 1024 if quick else 2048, "t * 2.0", "strided_memory_ns", 7),
-        _transposed("transposed_exp", 256, "exp(t)", "strided_compute_factor"),
+        *(_strided_op(op) for op in ops),
         _matmul("matmul_call", 16, False, "matmul_call_us"),  # next to no arithmetic: the call
         _matmul("matmul", 256 if quick else 512, False, "matmul_gflops"),
         _matmul("matmul_thin", 256 if quick else 512, False, "matmul_knee", k=64, batch=8),  # attention's K = 64
@@ -294,8 +301,9 @@ def probes(quick: bool = False) -> list[Probe]:
 
 
 def _with(model: MachineModel, param: str, value: float) -> MachineModel:
-    if param.startswith("op_ns:"):
-        return replace(model, op_ns={**model.op_ns, param[6:]: value})
+    field_name, _, op = param.partition(":")
+    if op:  # "op_ns:exp": one op's entry of a per-op field
+        return replace(model, **{field_name: {**getattr(model, field_name), op: value}})
     return replace(model, **{param: value})
 
 
@@ -350,6 +358,7 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
             lo, hi = RANGES.get(pr.param, (1e-3, 1e5))
             value = solve(model, pr.param, graphs[pr.name], measured[pr.name], lo, hi, pr.cold)
             model = _with(model, pr.param, 0.0 if pr.param in MAY_BE_ZERO and value <= 1e-3 else value)
+        model = _strided_factor(model)  # the strided probes before the ops' depend on it
         if all(abs(_value(model, pr.param) - b) <= 1e-6 * max(b, 1e-3) for pr, b in zip(plist, before)):
             break
     for pr in plist:
@@ -358,16 +367,30 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
     per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
     if per_flop:
         model = replace(model, transcendental_ns=round(statistics.median(per_flop), 4))
+    slower = bool(model.strided_op_ns)
     notes = [f"probe {pr.name}: {measured[pr.name] * 1e6:.1f} us -> {pr.param} = {_value(model, pr.param):g}"
              for pr in plist]
     notes.append(f"transcendental_ns = {model.transcendental_ns:g} per flop for the ops not measured "
                  f"(the median of the measured ones)")
+    if slower:
+        notes.append(f"strided_compute_factor = {model.strided_compute_factor:g}: the median of the measured ops' "
+                     f"strided ns over their contiguous ns")
     return Calibration(replace(model, source=base.model.source + " and probe kernels"), base.method,
                        base.notes + notes, base.load_before, base.load_after)
+
+
+def _strided_factor(model: MachineModel) -> MachineModel:
+    """How much slower plain arithmetic, and the ops not measured there, run in a strided loop: the
+    median over the measured ops of their strided ns over their contiguous ns."""
+    slower = [ns / model.op_ns[op] for op, ns in model.strided_op_ns.items() if op in model.op_ns]
+    return replace(model, strided_compute_factor=round(statistics.median(slower), 4)) if slower else model
 
 
 def _value(model: MachineModel, param: str) -> float:
     if param.startswith("op_ns:"):
         op = param[6:]
         return model.op_ns.get(op, model.transcendental_ns * OPS[op].flops)
+    if param.startswith("strided_op_ns:"):
+        op = param[14:]
+        return model.strided_op_ns.get(op, _value(model, f"op_ns:{op}") * model.strided_compute_factor)
     return getattr(model, param)

@@ -4,7 +4,7 @@ A kernel's time is a fixed cost plus its body:
 
     time = call (+ cold_call after a large kernel) + (fork if it runs in parallel) + body
     body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
-         = strided accesses * strided_ns / threads + compute * strided_compute_factor   (strided)
+         = strided accesses * strided_ns / threads + strided compute                   (strided)
            (+ the memory of the loads and stores that stream, if it reads through a transpose)
     memory  = loads that fit in `fit_bytes` / cache bandwidth
               + (the other loads + write_factor * stores) / bandwidth
@@ -41,8 +41,11 @@ roughly.
   as does a reduction that keeps an innermost axis shorter than a vector (a column sum over a
   wider one streams its rows into a row of accumulators: loops/interchange.py); each element it
   loads or stores with a stride costs `strided_cache_ns` or `strided_memory_ns`, and its arithmetic
-  runs `strided_compute_factor` times slower than in a contiguous loop (the vector function on
-  gathered lanes, without overlap with the loads). A kernel that reads through a transpose strides
+  runs one lane at a time (gcc does not vectorize the loop), without overlap with the loads: each
+  transcendental op at its measured strided ns per element (`strided_op_ns`), plain arithmetic
+  `strided_compute_factor` times slower than in a contiguous loop. The C backend tiles a read
+  through a transpose in 2-D blocks (loops/defaults.py TRANSPOSE_TILES), so the lines it strides
+  over serve a whole tile from the nearest cache. A kernel that reads through a transpose strides
   on the inputs that reach the transpose only; its other loads and its stores stream.
 """
 
@@ -103,6 +106,8 @@ class Work:
     strided_reads: frozenset[str] = frozenset()
     # a column-form reduce kernel: input value -> the passes over its tile that read it
     column_reads: dict[str, int] = field(default_factory=dict)
+    # a member's table would shrink in a kernel with more of its producers (tables.table_size)
+    table_shrinks: bool = False
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
@@ -110,6 +115,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     readers: dict[str, dict[str, None]] = {}  # input value -> the members that read it (in order, once)
     flops = trans = mm = dim = 0
     op_points: dict[str, int] = {}
+    shrinks = False
+    members = frozenset(mset)
     for n in mset:
         node = graph.node(n)
         if node.op == "matmul":
@@ -117,7 +124,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         for a in node.args:
             if a not in mset and graph.node(a).op != "const":
                 readers.setdefault(a, {})[n] = None
-        f, t = _op_work(graph, n, shape)
+        f, t, s = _op_work(graph, n, shape, members)
+        shrinks = shrinks or s
         flops += f
         trans += t
         if node.op == "matmul":
@@ -144,13 +152,14 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     if _column_form(shape):  # each pass walks the tile again, and reads what it needs again
         outputs = set(group_outputs(graph, mset))
         column_reads = {a: _column_passes(graph, a, mset, outputs) for a in reads}
-    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads)
+    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads, shrinks)
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
     """The work of the union of disjoint groups whose union has the same elementwise shape as each;
     None if a part reads through a transpose (which of the union's inputs it reads with a stride
-    takes the graph to say: walk the union with group_work instead)."""
+    takes the graph to say) or has a member whose table the union may shrink: walk the union with
+    group_work instead."""
     mset = set(members)
     flops = trans = mm = 0
     op_points: dict[str, int] = {}
@@ -158,7 +167,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
     transposed = False
     dims = []
     for w in parts:
-        if w.transposed:
+        if w.transposed or w.table_shrinks:
             return None
         flops += w.flops
         trans += w.transcendentals
@@ -195,11 +204,9 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     threads = model.threads if shape.kind == "matmul" else threads_ew
     epilogue = shape.kind == "matmul" and work.flops > work.matmul_flops
     plain = work.flops - work.transcendentals - work.matmul_flops
-    comp = model.compute_seconds(plain, threads_ew) + sum(
-        model.op_seconds(op, pts, OPS[op].flops, threads_ew) for op, pts in sorted(work.op_points.items()))
+    comp = model.compute_seconds(plain, threads_ew) * (model.strided_compute_factor if strided else 1.0) + sum(
+        model.op_seconds(op, pts, OPS[op].flops, threads_ew, strided) for op, pts in sorted(work.op_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
-    if strided:
-        comp *= model.strided_compute_factor
     if work.transposed:  # the transposed inputs' loads stride; the other loads and the stores stream
         accesses = sum(graph.type_of(a).size for a in work.strided_reads)
         streamed = sum(full for a, (full, _, _) in work.reads.items() if a not in work.strided_reads) + written
@@ -356,16 +363,18 @@ def _rereads(graph: Graph, value: str, shape: GroupShape, model: MachineModel) -
     return points // t.size
 
 
-def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
-    """(flops, of which transcendental) of one member, at every point it is computed."""
+def _op_work(graph: Graph, name: str, shape: GroupShape, members: frozenset[str]) -> tuple[int, int, bool]:
+    """(flops, of which transcendental) of one member, at every point it is computed; and whether
+    a kernel with more of its producers would compute it into a smaller table."""
     node = graph.node(name)
     if node.op == "matmul":  # the row's flops are per multiply-add of the inner dimension
         a = graph.type_of(node.args[0]).shape
-        return node.opdef.flops * a[-1] * node.type.size, 0
+        return node.opdef.flops * a[-1] * node.type.size, 0, False
     if node.kind == "reduce":
-        return graph.type_of(node.args[0]).size, 0
+        return graph.type_of(node.args[0]).size, 0, False
     if node.opdef.flops == 0:
-        return 0, 0
+        return 0, 0, False
+    shrinks = False
     if shape.kind == "reduce":
         points = node.type.size if name in shape.row else _size(shape.space)
     elif shape.kind == "elementwise":
@@ -373,13 +382,16 @@ def _op_work(graph: Graph, name: str, shape: GroupShape) -> tuple[int, int]:
         if tabulated(graph, name, points):
             points = node.type.size  # computed once before the loops (the C backend's tabulate_invariants)
         elif node.opdef.transcendental and node.type.size > TABLE_ELEMENTS:
-            table = table_size(graph, name, shape.space)  # a large value that varies along few axes
+            # a large value that varies along few axes, when the kernel makes what it varies along
+            # (rotary's inverse frequencies from an iota; not when it loads them from memory)
+            table = table_size(graph, name, shape.space, members)
             if table <= TABLE_ELEMENTS and points >= 2 * table:
                 points = table
+            shrinks = table_size(graph, name, shape.space) < min(table, points)
     else:
         points = node.type.size
     flops = node.opdef.flops * points
-    return flops, flops if node.opdef.transcendental else 0
+    return flops, flops if node.opdef.transcendental else 0, shrinks
 
 
 def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:

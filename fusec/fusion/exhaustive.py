@@ -254,7 +254,7 @@ class _Kernels:
             return None  # the union is no elementwise kernel over that space (analyze says what it is)
         works = [w if w is not None else part.work(self.ops(m)) for (_, w, _), m in zip(parts, (smaller, 1 << atom))]
         work = combine(works, ops)
-        if work is None:  # a part reads through a transpose: analyse the union instead
+        if work is None:  # a part reads through a transpose, or a table may shrink: analyse the union
             return None
         return shape, work, work_cost(part.graph, work, outputs, shape, part.model)
 

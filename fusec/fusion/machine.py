@@ -63,13 +63,20 @@ class MachineModel:
     op_ns: dict[str, float] = field(default_factory=dict)
     threads: int = 2  # cores a kernel's parallel loop runs on
     parallel_grain: int = 16384  # elements per iteration of the C backend's parallel tile loop
-    # a kernel whose inner loop walks memory with a stride (a column reduction, a transpose read):
-    # every strided load or store touches a new cache line, and the vector loop gathers. ns per
-    # strided element access on one core, when the kernel's bytes fit in `fit_bytes` and when not
-    strided_cache_ns: float = 2.0
-    strided_memory_ns: float = 20.0
-    # the arithmetic of a strided loop runs this many times slower than in a contiguous one
+    # a kernel whose inner loop walks memory with a stride (a narrow column reduction, a read
+    # through a transpose): ns per strided element access on one core, when the kernel's bytes fit
+    # in `fit_bytes` and when not. The C backend's 2-D tiles (loops/defaults.py TRANSPOSE_TILES)
+    # keep the lines a transposed read touches in L1 for a whole tile: measured here 0.25-0.3 and
+    # 0.9-1.1 ns, where the row-tiled loop before them measured 0.8 and 7.4
+    strided_cache_ns: float = 0.3
+    strided_memory_ns: float = 1.0
+    # the arithmetic of a strided loop runs this many times slower than in a contiguous one: gcc
+    # does not vectorize a loop that loads with a stride, so its functions run one lane at a time
     strided_compute_factor: float = 8.0
+    # ns per element of each transcendental op on one core in such a loop, measured by `fusec
+    # calibrate`'s probes (scalar exp costs 16 times its vector form here, erf 8 times); an op
+    # without a figure costs `strided_compute_factor` times its `op_ns`
+    strided_op_ns: dict[str, float] = field(default_factory=dict)
     # the share of the smaller of memory and compute time that the larger does not hide
     overlap_loss: float = 0.5
     # the model's relative error measured against generated kernels: a merge is taken only if it is
@@ -121,9 +128,13 @@ class MachineModel:
         store_s = (1.0 - resident) * self.write_factor / (self.bandwidth_gbs * 1e9) + in_cache_s
         return cached / (self.cache_bandwidth_gbs * 1e9 * share) + (loads - cached) * load_s + written * store_s
 
-    def op_seconds(self, op: str, points: int, flops_per_point: int, threads: int | None = None) -> float:
-        """`points` evaluations of the transcendental `op` on `threads` cores."""
+    def op_seconds(self, op: str, points: int, flops_per_point: int, threads: int | None = None,
+                   strided: bool = False) -> float:
+        """`points` evaluations of the transcendental `op` on `threads` cores, in a contiguous loop
+        or (`strided`) in a loop that walks memory with a stride."""
         ns = self.op_ns.get(op, self.transcendental_ns * flops_per_point)
+        if strided:
+            ns = self.strided_op_ns.get(op, ns * self.strided_compute_factor)
         return points * ns * 1e-9 / (threads or self.threads)
 
     def matmul_seconds(self, flops: float, dim: int = 0) -> float:
@@ -155,8 +166,8 @@ class MachineModel:
         for key, value in data.items():
             if key not in known:
                 continue  # newer files may carry more fields; ignore them
-            if key == "op_ns":
-                values[key] = _op_ns(value, origin)
+            if key in PER_OP_FIELDS:
+                values[key] = _op_ns(key, value, origin)
                 continue
             if key == "source":
                 values[key] = str(value)
@@ -172,16 +183,17 @@ RESIDENT_FADE = 4  # a program this many times `resident_bytes` finds none of it
 
 MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee",
                "resident_bandwidth_gbs", "resident_bytes", "program_bytes")
+PER_OP_FIELDS = ("op_ns", "strided_op_ns")  # op name -> ns per element
 INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "resident_bytes", "program_bytes", "threads", "parallel_grain")
 
 
-def _op_ns(value, origin: str) -> dict[str, float]:
+def _op_ns(key: str, value, origin: str) -> dict[str, float]:
     if not isinstance(value, dict):
-        raise FusecError(f"{origin or 'machine model'}: 'op_ns' must map op names to ns per element, got {value!r}")
+        raise FusecError(f"{origin or 'machine model'}: '{key}' must map op names to ns per element, got {value!r}")
     out = {}
     for op, ns in value.items():
         if isinstance(ns, bool) or not isinstance(ns, (int, float)) or ns <= 0:
-            raise FusecError(f"{origin or 'machine model'}: 'op_ns' of '{op}' must be a positive number, got {ns!r}")
+            raise FusecError(f"{origin or 'machine model'}: '{key}' of '{op}' must be a positive number, got {ns!r}")
         out[str(op)] = float(ns)
     return out
 

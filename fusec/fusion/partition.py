@@ -182,7 +182,7 @@ class Partition:
         if shape.kind != "elementwise" or any(self.shape(p) != shape for p in parts):
             return self.cost(key)
         work = combine([self.work(p) for p in parts], key)
-        if work is None:  # a part reads through a transpose: walk the union
+        if work is None:  # a part reads through a transpose, or a table may shrink: walk the union
             return self.cost(key)
         self._works[key] = work
         self._costs[key] = work_cost(self.graph, work, self._outputs_of(key), shape, self.model)

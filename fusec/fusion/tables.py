@@ -39,12 +39,15 @@ def tabulated(graph: Graph, name: str, points: int) -> bool:
 VARIATION_DEPTH = 12  # producers followed to find what a value varies along; deeper: every axis
 
 
-def variation(graph: Graph, name: str, depth: int = 0, seen: dict | None = None) -> frozenset[int]:
+def variation(graph: Graph, name: str, depth: int = 0, seen: dict | None = None,
+              members: frozenset[str] | None = None) -> frozenset[int]:
     """The axes of `name`'s own shape along which its value can change: an input's axes longer
     than one, an iota's own axis, a constant none, an elementwise op's arguments' (aligned to the
     right, as they broadcast), anything else every axis longer than one. Rotary's
-    `10000 ** (-2 * i / Dh)` over [H, S, Dh / 2] varies along its last axis only. `seen` keeps each
-    value's answer, so a value many others read is looked at once."""
+    `10000 ** (-2 * i / Dh)` over [H, S, Dh / 2] varies along its last axis only. With `members`
+    (a kernel's ops), a value made outside the kernel is an array the kernel loads, which varies
+    along all of its axes: the kernel cannot see that an iota made it. `seen` keeps each value's
+    answer, so a value many others read is looked at once."""
     seen = {} if seen is None else seen
     if name in seen:
         return seen[name]
@@ -53,6 +56,8 @@ def variation(graph: Graph, name: str, depth: int = 0, seen: dict | None = None)
     every = frozenset(a for a, n in enumerate(shape) if n > 1)
     if node.op == "const" or not shape:
         axes = frozenset()
+    elif members is not None and name not in members:
+        axes = every
     elif node.op == "iota":
         axes = frozenset({node.attrs["axis"] % len(shape)}) & every
     elif node.kind != "elementwise" or depth >= VARIATION_DEPTH:
@@ -61,14 +66,16 @@ def variation(graph: Graph, name: str, depth: int = 0, seen: dict | None = None)
         found: set[int] = set()
         for a in node.args:
             lead = len(shape) - len(graph.type_of(a).shape)
-            found |= {lead + ax for ax in variation(graph, a, depth + 1, seen)}
+            found |= {lead + ax for ax in variation(graph, a, depth + 1, seen, members)}
         axes = frozenset(found) & every
     seen[name] = axes
     return axes
 
 
-def table_size(graph: Graph, name: str, space: tuple[int, ...]) -> int:
+def table_size(graph: Graph, name: str, space: tuple[int, ...], members: frozenset[str] | None = None) -> int:
     """The elements of the table the C backend's tabulate_invariants would compute `name` into, in a
-    kernel over `space`: the product of the space's extents along the axes the value varies along."""
+    kernel over `space` made of `members` (None: the fewest any kernel could reach, with every
+    producer of `name` inside it): the product of the space's extents along the axes the value
+    varies along."""
     lead = len(space) - len(graph.type_of(name).shape)
-    return math.prod(space[lead + a] for a in variation(graph, name))
+    return math.prod(space[lead + a] for a in variation(graph, name, members=members))
