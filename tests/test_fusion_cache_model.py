@@ -141,8 +141,16 @@ def test_the_short_probes_are_timed_in_rounds_and_the_memory_ones_once():
     measured = time_probes(plist, timer, ROUNDS)
     assert set(measured) == {pr.name for pr in plist}
     for pr in plist:
-        assert calls.count(pr.name) == (1 if pr.cold in ("memory", "large") else ROUNDS), pr.name
+        rounds = pr.jumpy_rounds or ROUNDS
+        assert calls.count(pr.name) == (1 if pr.cold in ("memory", "large") else rounds), pr.name
     assert ROUNDS >= 3
+    # a call's cost jumps between two levels: more rounds, and their mean
+    assert {pr.name for pr in plist if pr.jumpy_rounds > ROUNDS} >= {"call", "call_cold", "fork"}
+    levels = iter([2e-6, 4.6e-6] * 10)
+    jumpy = time_probes([pr for pr in plist if pr.name == "call"], lambda pr: next(levels), ROUNDS)
+    assert jumpy["call"] == pytest.approx((5 * 2e-6 + 4 * 4.6e-6) / 9)
+    once = time_probes(plist, timer, 1)  # --quick: one round of everything
+    assert all(once[pr.name] for pr in plist)
 
 
 def test_the_machine_file_accepts_no_cache_and_keeps_its_size_whole(tmp_path):

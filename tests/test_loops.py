@@ -16,7 +16,22 @@ from fusec.inputs import random_inputs
 from fusec.interp import evaluate
 from fusec.ir import F32, Graph
 from fusec.loops.defaults import default_schedule
-from fusec.loops.ir import AccInit, AccUpdate, Index, Let, Loop, Min, Store, bounds, floordiv, loops, mod, walk
+from fusec.loops.ir import (
+    AccInit,
+    AccUpdate,
+    Index,
+    Let,
+    Loop,
+    Min,
+    Store,
+    bounds,
+    evaluate_index,
+    floordiv,
+    fold_digits,
+    loops,
+    mod,
+    walk,
+)
 from fusec.loops.lower import LoweringError, lower_group
 from fusec.loops.printer import print_nest
 from fusec.loops.reference import run_nest
@@ -94,6 +109,25 @@ def test_index_division_and_remainder_simplify_when_the_ranges_allow():
     assert not floordiv(odd, 5, r).is_affine
     assert bounds(flat, r) == (0, 59)
     assert str(Index.of("i") * 4 - 1) == "i*4 - 1"
+
+
+def test_the_digits_of_a_reshaped_index_fold_back_into_the_flat_index():
+    # [512, 768] read from a row-major [512, 12, 64]: the digits a reshape makes, multiplied back by
+    # the source's strides, are the flat index again (a copy, with no division in the inner loop)
+    r = {"i0": 512, "i1": 768}
+    flat = Index.of("i0") * 768 + Index.of("i1")
+    digits = [mod(floordiv(flat, s, r), d, r) for d, s in ((512, 768), (12, 64), (64, 1))]
+    address = digits[0] * 768 + digits[1] * 64 + digits[2]
+    assert not address.is_affine
+    assert fold_digits(address, r) == flat
+    whole = Index.of("t")  # one flat loop: (t / 64) * 64 + t % 64 is t
+    assert fold_digits(floordiv(whole, 64, {"t": 4096}) * 64 + mod(whole, 64, {"t": 4096}), {"t": 4096}) == whole
+    # digits of different numbers, or multiplied by other strides, stay as they are
+    swapped = digits[1] + digits[2] * 12
+    assert fold_digits(swapped, r) == swapped
+    env = {"i0": 5, "i1": 700}
+    for x in (address, swapped):
+        assert evaluate_index(fold_digits(x, r), env) == evaluate_index(x, env)
 
 
 def test_a_chain_of_elementwise_ops_becomes_one_loop_over_all_elements():

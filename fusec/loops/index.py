@@ -166,6 +166,30 @@ def mod(x: Index, d: int, ranges: dict[str, int]) -> Index:
     return Index(((Mod(x, d), 1),), 0)
 
 
+def fold_digits(x: Index, ranges: dict[str, int]) -> Index:
+    """x with the digits of a number put back together: (y / a % b) * a + y % a is y % (a * b),
+    and (y / a) * a + y % a is y. A reshape splits a flat index into one digit per axis of its
+    source and the load multiplies them back by the source's strides; when the two layouts agree
+    (a reshape of a row-major array is a plain copy), this gives back the flat index, so the
+    kernel's inner loop does no division and vectorizes."""
+    terms = dict(x.terms)
+    for low, c in terms.items():
+        if not isinstance(low, Mod):
+            continue
+        y, a = low.arg, low.divisor
+        whole = Div(y, a)
+        if terms.get(whole) == c * a:  # (y / a) * a + y % a
+            return fold_digits(_without(x, low, whole) + y * c, ranges)
+        for high, k in terms.items():  # (y / a % b) * a + y % a
+            if isinstance(high, Mod) and high.arg == Index(((whole, 1),)) and k == c * a:
+                return fold_digits(_without(x, low, high) + mod(y, a * high.divisor, ranges) * c, ranges)
+    return x
+
+
+def _without(x: Index, *atoms: Atom) -> Index:
+    return Index._make({a: c for a, c in x.terms if a not in atoms}, x.const)
+
+
 def _split_by(x: Index, d: int) -> tuple[Index, Index]:
     """x = q*d + r where q collects the terms divisible by d (q returned already divided by d)."""
     qc, rc = divmod(x.const, d)

@@ -59,7 +59,7 @@ Matmul
 
 The IR is in three modules; import any of its names from here:
 
-    index.py  Index and its atoms (Div, Mod, Min); floordiv, mod, bounds, substitute, evaluate_index
+    index.py  Index and its atoms (Div, Mod, Min); floordiv, mod, fold_digits, bounds, substitute, evaluate_index
     expr.py   value expressions (Const, Load, Ref, Op, IndexValue, Piecewise) and walks over them
     ir.py     (this module) statements, buffers, the LoopNest, and walks over statements
 """
@@ -86,7 +86,7 @@ from fusec.loops.expr import (
     infix,
     walk_expr,
 )
-from fusec.loops.index import Atom, Div, Index, Min, Mod, bounds, evaluate_index, floordiv, mod, substitute
+from fusec.loops.index import Atom, Div, Index, Min, Mod, bounds, evaluate_index, floordiv, fold_digits, mod, substitute
 
 # ----------------------------------------------------------------------------------------------
 # statements
@@ -290,5 +290,5 @@ __all__ = [
     "AccInit", "AccUpdate", "Atom", "Buffer", "Const", "Dim", "Div", "Expr", "Index", "IndexValue", "LOOP_KINDS",
     "Let", "LetIndex", "Load", "LocalArray", "Loop", "LoopNest", "MatmulInfo", "Min", "Mod", "Op", "Piecewise", "REDUCE_OPS", "Ref",
     "SplitInfo", "Stmt", "Store", "bounds", "evaluate_index", "expr_refs", "expr_str", "expr_variables", "find_loop",
-    "floordiv", "identity", "infix", "loops", "mod", "stmt_exprs", "substitute", "walk", "walk_expr",
+    "floordiv", "fold_digits", "identity", "infix", "loops", "mod", "stmt_exprs", "substitute", "walk", "walk_expr",
 ]  # fmt: skip

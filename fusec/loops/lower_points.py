@@ -40,6 +40,7 @@ from fusec.loops.ir import (
     Ref,
     Stmt,
     floordiv,
+    fold_digits,
     mod,
 )
 
@@ -167,7 +168,7 @@ class Lowering:
             if name not in self.buffers:
                 raise LoweringError(f"group {self.group.id} reads '{name}', which is neither a member nor one of its inputs")
             buf = self.buffers[name]
-            return Load(buf.name, flat_index(point, buf.shape), buf.dtype)
+            return Load(buf.name, fold_digits(flat_index(point, buf.shape), self.ranges), buf.dtype)
         if name in self.results:  # a reduction or the matmul: its accumulator, read on its own row
             # along a size-1 axis every index is 0, however it is written
             same = all(p == q or d == 1 for p, q, d in zip(point, self.result_points[name], node.type.shape))
