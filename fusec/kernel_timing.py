@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,17 +70,22 @@ STATS = {"median": statistics.median, "min": min}
 
 
 def time_plan(p: Plan, repeats: int = 7, seed: int = 0, backend: str = "c", read_load: bool = True,
-              stat: str = "median", evict: int = 0) -> PlanTiming:
+              stat: str = "median", evict: int = 0, before: Callable[[], None] | None = None) -> PlanTiming:
     """Build every kernel of `p` and time each one on its real inputs (medians of `repeats`).
     `read_load=False` leaves the load average to the caller (calibrate reads it around all probes).
-    `evict=N` reads N bytes of other data before each run (see evict_caches)."""
-    return time_plans([p], repeats, seed, backend, read_load, stat, evict)[0]
+    `evict=N` reads N bytes of other data before each run (see evict_caches); `before` is then
+    called (see time_plans)."""
+    return time_plans([p], repeats, seed, backend, read_load, stat, evict, before=before)[0]
 
 
 MEMORY = 1 << 30  # evict this much to leave a kernel's arrays in memory only: more than the 480 MiB L3 here
 AFTER_A_KERNEL = 2 << 20  # or this much (the L2 of one core), as the kernel before it would have
-AFTER_A_SMALL_KERNEL = 1 << 20  # as a kernel of a few small arrays would: the call's own data stays near
 AFTER_A_LARGE_KERNEL = 32 << 20  # as a kernel of large arrays would: more than every core's L2
+# a small kernel inside a plan of large ones follows, most likely, a small kernel that followed a
+# large one: read AFTER_A_LARGE_KERNEL bytes, then call another small kernel (small_kernel_call).
+# The call warms the path a call takes, which reading data does not: a one-tile kernel took 2.9-3.0
+# us so, 10.6-11.2 after the read alone and 1.5-2.3 after reading 1 MiB only (quiet, 2026-11-30)
+AFTER_A_SMALL_KERNEL = AFTER_A_LARGE_KERNEL
 
 
 def evict_caches(other: np.ndarray) -> None:
@@ -94,23 +100,37 @@ def evict_caches(other: np.ndarray) -> None:
         budget.free_cores()
 
 
+def small_kernel_call(backend: str = "c") -> Callable[[], None]:
+    """A call of a small kernel of its own (a 2048-element stream), for `time_plans(before=...)`."""
+    from fusec.frontend import parse
+    from fusec.fusion.planner import prepare
+
+    graph = prepare(parse("graph before(x: f32[2048]) {\n  y = x * 3.0 - 1.0\n  return y\n}\n"))
+    (kernel,) = _kernels(plan_for(graph, [[n.name for n in graph.ops()]]), choose_backend(backend))
+    x, y = np.ones(2048, np.float32), np.empty(2048, np.float32)
+    return lambda: kernel.run(x, y)
+
+
+def _kernels(p: Plan, be) -> list:
+    nests = [lower(p.graph, grp, {}) for grp in p.groups]
+    return build(be, p.graph, p.groups, nests, [pick_schedule(be, n, None, False) for n in nests])
+
+
 def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str = "c",
-               read_load: bool = True, stat: str = "median", evict: int = 0, warm: bool = False) -> list[PlanTiming]:
+               read_load: bool = True, stat: str = "median", evict: int = 0, warm: bool = False,
+               before: Callable[[], None] | None = None) -> list[PlanTiming]:
     """Time several plans of one graph alternately: each round runs every kernel of every plan once,
     so a burst of load on a shared machine lands on all the plans instead of on the one measured
     while it lasted. The plans share their arrays: every plan computes the same values, by name.
     `stat="min"` keeps each kernel's fastest run instead of its median: on a machine others load,
     the time it takes when it gets the cores. `warm=True` runs each plan once more, untimed, just
     before its timed run, so it finds the caches as a program that runs it again and again does,
-    not as the other plans left them."""
+    not as the other plans left them. `before` runs just before each timed run, after the eviction
+    (small_kernel_call: as after a small kernel)."""
     keep = STATS[stat]
     g = plans[0].graph
     be = choose_backend(backend)
-    built = []
-    for p in plans:
-        nests = [lower(g, grp, {}) for grp in p.groups]
-        scheds = [pick_schedule(be, n, None, False) for n in nests]
-        built.append(build(be, g, p.groups, nests, scheds))
+    built = [_kernels(p, be) for p in plans]
     values: dict[str, np.ndarray] = dict(zip(g.inputs, random_inputs(g, seed)))
     for kernels in built:
         for k in kernels:
@@ -131,6 +151,8 @@ def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str 
                 args = [values[v] for v in k.params]
                 if other is not None:
                     evict_caches(other)
+                if before is not None:
+                    before()
                 start = time.perf_counter()
                 k.run(*args)
                 ks.append(time.perf_counter() - start)

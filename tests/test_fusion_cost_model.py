@@ -165,6 +165,14 @@ def test_time_plans_can_evict_the_caches_before_each_run(monkeypatch):
     g = prepare(fusec.parse("graph t(x: f32[64, 32]) { y = exp(x)\n return y }"))
     t = kt.time_plan(kt.plan_for(g, [[n.name for n in g.ops()]]), repeats=3, evict=kt.AFTER_A_KERNEL)
     assert read == [kt.AFTER_A_KERNEL] * 3 and t.kernels[0] > 0  # before each timed run, not the warm-up
+    # the warm call's probe: after the read, another small kernel's call
+    read.clear()
+    order = []
+    monkeypatch.setattr(kt, "evict_caches", lambda other: order.append("read"))
+    call = kt.small_kernel_call()
+    kt.time_plan(kt.plan_for(g, [[n.name for n in g.ops()]]), repeats=3, evict=kt.AFTER_A_SMALL_KERNEL,
+                 before=lambda: (call(), order.append("call")))
+    assert order == ["read", "call"] * 3
 
 
 def test_stores_to_memory_cost_write_factor_times_loads():

@@ -21,7 +21,8 @@ Two kinds of measurement:
   plan's kernel follows another kernel, so each probe run follows reading 2 MiB of other data (its
   few arrays are then out of the nearest cache, and the other core's thread has slept a little: a
   small parallel kernel takes 27 us so, against 8 us back to back); the call probes follow reading
-  1 MiB (a small kernel before) and 32 MiB (a large one: the cold call). The memory probes run
+  32 MiB (a large kernel before: the cold call), then, for the warm call, a small kernel's call (a
+  small kernel before that, which warmed the path a call takes again). The memory probes run
   back to back over arrays larger than the last-level cache keeps (this machine reports 480 MiB,
   which kept a 64 MiB probe array between runs and doubled the bandwidth it measured), and two
   probes measure that cache: a 32 MiB program run again (its rate) and a 128 MiB one (how much of
@@ -189,8 +190,10 @@ class Probe:
     repeats: int = 15
     # what the probe finds when it starts: "kernel" what another kernel left (2 MiB of other data
     # read just before, as a plan's kernel follows another: its few arrays out of the nearest
-    # cache, the other core's thread asleep but not for long); "small kernel" / "large kernel"
-    # what a kernel of small arrays (1 MiB read) / of large ones (32 MiB) left; "memory" nothing
+    # cache, the other core's thread asleep but not for long); "large kernel" what a kernel of
+    # large arrays left (32 MiB read); "small kernel" what a small kernel that ran after a large
+    # one left (32 MiB read, then another small kernel called: kernel_timing.AFTER_A_SMALL_KERNEL,
+    # the state of a small kernel in a plan of large ones); "memory" nothing
     # (its arrays in memory, as in a plan of large arrays: 1 GiB read); "large" arrays too large
     # for the last-level cache to keep, run back to back; "" its own arrays, run back to back
     cold: str = "kernel"
@@ -290,7 +293,9 @@ def probes(quick: bool = False) -> list[Probe]:
         # after another kernel, as in a plan. Measured quiet, a one-tile kernel took 1.2 us back
         # to back, 1.3-3.5 us after reading 512 KiB (it jumps between the two), 3.8-4.2 after
         # 1 MiB, 9.1 after 2 MiB and 12.7 after 32 MiB; a two-tile one 55-67 us back to back,
-        # 58-76 after 512 KiB, 80-97 after 2 MiB and 87-117 after 32 MiB
+        # 58-76 after 512 KiB, 80-97 after 2 MiB and 87-117 after 32 MiB. In a later session the
+        # one-tile kernel took 1.5-2.3 us after 1 MiB and 2.9-3.0 after 32 MiB and a small
+        # kernel's call, which is what the small kernels of the benchmark's plans took (3-5 us)
         replace(_stream("call", 1024, "kernel_overhead_us"), cold="small kernel", jumpy_rounds=JUMPY_ROUNDS),  # one tile: no fork
         replace(_stream("call_cold", 1024, "cold_call_us"), cold="large kernel", jumpy_rounds=JUMPY_ROUNDS),
         replace(_stream("fork", 2 * 16384, "fork_us"), jumpy_rounds=JUMPY_ROUNDS),  # two tiles: the fork
