@@ -11,7 +11,7 @@ import pytest
 
 import fusec
 from fusec.fusion import MachineModel, explain, format_report, plan
-from fusec.fusion.calibrate import ROUNDS, Calibration, _value, fit, predict, probes, time_probes
+from fusec.fusion.calibrate import RESIDENT_PROBE_BYTES, ROUNDS, Calibration, _value, fit, predict, probes, time_probes
 from fusec.fusion.cost import group_cost, plan_cost, risk_seconds
 from fusec.fusion.machine import RESIDENT_FADE
 from fusec.fusion.partition import Partition
@@ -128,6 +128,18 @@ def test_the_fit_recovers_the_cache_and_the_cold_call_from_timings_the_model_pre
                   "bandwidth_gbs", "write_factor", "fork_us", "cache_bandwidth_gbs", "strided_memory_ns"):
         assert _value(cal.model, param) == pytest.approx(_value(MODEL, param), rel=5e-3), param
     assert isinstance(cal.model.resident_bytes, int)
+
+
+def test_a_cache_smaller_than_the_resident_probe_is_fitted_at_the_probes_size():
+    # a 128 MiB read that finds little of itself in the cache (the host's other machines use it):
+    # the fit keeps the rate the resident probe measured and puts the cache at that probe's size,
+    # instead of running off to "1 MiB at 100000 GB/s"
+    small = replace(MODEL, resident_bytes=RESIDENT_PROBE_BYTES // 4)
+    measured = {pr.name: predict(small, pr.graph(), pr.cold) for pr in probes()}
+    measured["resident"] = predict(MODEL, next(pr for pr in probes() if pr.name == "resident").graph(), "")
+    cal = fit(Calibration(MachineModel(source="calibrated by a test"), "generated C probes"), measured)
+    assert cal.model.resident_bytes == RESIDENT_PROBE_BYTES
+    assert cal.model.resident_bandwidth_gbs == pytest.approx(MODEL.resident_bandwidth_gbs, rel=5e-3)
 
 
 def test_the_short_probes_are_timed_in_rounds_and_the_memory_ones_once():

@@ -338,7 +338,11 @@ def predict(model: MachineModel, graph: Graph, cold: str = "kernel") -> float:
 
 # the range each constant's fit searches, where it is not [1e-3, 1e5]
 RANGES = {"write_factor": (1.0, 1e5),  # a store to memory costs at least a load: it reads its line first
-          "resident_bytes": (1 << 20, 1 << 40)}
+          # at least the resident probe's own arrays: that probe measures the rate of a program the
+          # cache holds. Below it, the two fits chase each other (a smaller cache asks a higher rate
+          # of the probe, which asks a smaller cache) to the ends of their ranges: the cache "held
+          # 1 MiB at 100000 GB/s" when the 128 MiB read found little of itself in the cache
+          "resident_bytes": (RESIDENT_PROBE_BYTES, 1 << 40)}
 
 
 def solve(model: MachineModel, param: str, graph: Graph, measured: float, lo: float = 1e-3, hi: float = 1e5,
@@ -379,7 +383,8 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
         if all(abs(_value(model, pr.param) - b) <= 1e-6 * max(b, 1e-3) for pr, b in zip(plist, before)):
             break
     for pr in plist:
-        value = float(f"{_value(model, pr.param):.5g}")
+        lo, hi = RANGES.get(pr.param, (0.0, math.inf))
+        value = min(max(float(f"{_value(model, pr.param):.5g}"), lo), hi)  # rounded, still in its range
         model = _with(model, pr.param, int(value) if pr.param in INTEGER_FIELDS else value)
     per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
     if per_flop:
