@@ -12,8 +12,9 @@ Two kinds of measurement:
   each transcendental op, strided loads in and out of cache (a read through a transpose), the ns per
   element of each transcendental op in that strided loop (gcc leaves it scalar; the median of their
   ratios to the contiguous figures sets how much slower plain arithmetic runs there), and the BLAS
-  rate, its loss on a thin matmul and the epilogue call of a matmul. A constant is fitted by solving "the model predicts the probe's
-  measured time" for it (bisection: the prediction is monotone in each constant), with the constants
+  rate, its loss on a thin matmul and the epilogue call of a matmul. A constant is fitted by
+  solving "the model predicts the probe's measured time" for it (bisection: the prediction is
+  monotone in each constant), with the constants
   fitted before it held; the sequence repeats until they settle, because the call cost appears in
   every probe. The fit is exact on the probes, so what the model gets wrong on other kernels is what
   it leaves out, not a constant measured elsewhere.
@@ -116,12 +117,17 @@ JUMPY_ROUNDS = 9  # rounds of the probes of a call's cost, which are short (see 
 
 def time_probes(plist: list[Probe], timer: ProbeTimer, rounds: int) -> dict[str, float]:
     """Each probe's seconds: the median of `rounds` timings, taken in turn over all the probes (the
-    memory probes, long and steady, once)."""
+    memory probes, long and steady, once; the jumpy ones, the mean of their own rounds)."""
+    def rounds_of(pr: Probe) -> int:
+        if rounds == 1 or pr.cold in IN_MEMORY:  # --quick times everything once
+            return 1
+        return pr.jumpy_rounds or rounds
+
+    count = {pr.name: rounds_of(pr) for pr in plist}
     samples: dict[str, list[float]] = {}
-    for r in range(max([rounds] + [pr.jumpy_rounds for pr in plist if rounds > 1])):
+    for r in range(max(count.values(), default=0)):
         for pr in plist:
-            mine = pr.jumpy_rounds if pr.jumpy_rounds and rounds > 1 else rounds
-            if r < mine and (r == 0 or pr.cold not in IN_MEMORY):
+            if r < count[pr.name]:
                 samples.setdefault(pr.name, []).append(timer(pr))
     jumpy = {pr.name for pr in plist if pr.jumpy_rounds}
     return {name: (statistics.mean if name in jumpy else statistics.median)(times) for name, times in samples.items()}
@@ -389,12 +395,11 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
     per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
     if per_flop:
         model = replace(model, transcendental_ns=round(statistics.median(per_flop), 4))
-    slower = bool(model.strided_op_ns)
     notes = [f"probe {pr.name}: {measured[pr.name] * 1e6:.1f} us -> {pr.param} = {_value(model, pr.param):g}"
              for pr in plist]
     notes.append(f"transcendental_ns = {model.transcendental_ns:g} per flop for the ops not measured "
                  f"(the median of the measured ones)")
-    if slower:
+    if model.strided_op_ns:
         notes.append(f"strided_compute_factor = {model.strided_compute_factor:g}: the median of the measured ops' "
                      f"strided ns over their contiguous ns")
     return Calibration(replace(model, source=base.model.source + " and probe kernels"), base.method,

@@ -66,15 +66,16 @@ class MachineModel:
     # a kernel whose inner loop walks memory with a stride (a narrow column reduction, a read
     # through a transpose): ns per strided element access on one core, when the kernel's bytes fit
     # in `fit_bytes` and when not. The C backend's 2-D tiles (loops/defaults.py TRANSPOSE_TILES)
-    # keep the lines a transposed read touches in L1 for a whole tile: measured here 0.25-0.3 and
-    # 0.9-1.1 ns, where the row-tiled loop before them measured 0.8 and 7.4
+    # keep the lines a transposed read touches in L1 for a whole tile: measured here 0.2-0.3 ns in
+    # cache and 2.5-2.7 with the arrays in memory (the tiles' short runs are not prefetched), where
+    # the row-tiled loop before them measured 0.8 and 7.4 (the latter from the last-level cache)
     strided_cache_ns: float = 0.3
-    strided_memory_ns: float = 1.0
+    strided_memory_ns: float = 2.5
     # the arithmetic of a strided loop runs this many times slower than in a contiguous one: gcc
     # does not vectorize a loop that loads with a stride, so its functions run one lane at a time
     strided_compute_factor: float = 8.0
     # ns per element of each transcendental op on one core in such a loop, measured by `fusec
-    # calibrate`'s probes (scalar exp costs 16 times its vector form here, erf 8 times); an op
+    # calibrate`'s probes (scalar exp costs 12-15 times its vector form here, erf 10-11 times); an op
     # without a figure costs `strided_compute_factor` times its `op_ns`
     strided_op_ns: dict[str, float] = field(default_factory=dict)
     # the share of the smaller of memory and compute time that the larger does not hide

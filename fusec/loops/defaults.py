@@ -38,9 +38,10 @@ TRANSPOSE_TILES = (128, 16)
 
 
 def transposed_var(nest: LoopNest) -> str | None:
-    """The kept variable along which an elementwise or layout nest's transposed read is contiguous: a load
-    that strides along the innermost kept variable and runs along this one with unit stride. None
-    when every load streams along the innermost variable, and for reductions and matmuls."""
+    """The kept variable along which an elementwise or layout nest's read through a transpose is
+    contiguous: a load that strides along the innermost kept variable and runs along this one with
+    unit stride. None when every load streams along the innermost variable, and for reductions and
+    matmuls."""
     kept = [d.var for d in nest.dims if not d.reduced]
     if nest.kind not in ("elementwise", "layout") or nest.matmul is not None or len(kept) < 2:
         return None
