@@ -49,5 +49,5 @@ def test_tiled_transposes_compute_what_the_interpreter_does(shape, perm):
     expected = interpret(fusec.parse(text), x, w)
     mismatch = compare(np.asarray(program(x, w)), expected)
     assert mismatch is None, mismatch
-    p, nest_list = nests(text)
+    _, nest_list = nests(text)
     assert any(transposed_var(n) is not None for n in nest_list)
