@@ -13,6 +13,7 @@ bench/bench_traps.py use it.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import time
@@ -100,8 +101,10 @@ def evict_caches(other: np.ndarray) -> None:
         budget.free_cores()
 
 
+@functools.cache
 def small_kernel_call(backend: str = "c") -> Callable[[], None]:
-    """A call of a small kernel of its own (a 2048-element stream), for `time_plans(before=...)`."""
+    """A call of a small kernel of its own (a 2048-element stream), for `time_plans(before=...)`;
+    built once per process, as the call probe asks for it in every round."""
     from fusec.frontend import parse
     from fusec.fusion.planner import prepare
 

@@ -389,8 +389,9 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
         if all(abs(_value(model, pr.param) - b) <= 1e-6 * max(b, 1e-3) for pr, b in zip(plist, before)):
             break
     for pr in plist:
-        lo, hi = RANGES.get(pr.param, (0.0, math.inf))
-        value = min(max(float(f"{_value(model, pr.param):.5g}"), lo), hi)  # rounded, still in its range
+        value = float(f"{_value(model, pr.param):.5g}")
+        if pr.param in RANGES:  # rounded, still in its range
+            value = min(max(value, RANGES[pr.param][0]), RANGES[pr.param][1])
         model = _with(model, pr.param, int(value) if pr.param in INTEGER_FIELDS else value)
     per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
     if per_flop:
