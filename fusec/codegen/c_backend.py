@@ -28,6 +28,7 @@ import numpy as np
 from fusec.codegen.base import Backend, Kernel, kernel_signature
 from fusec.codegen.c_emit import CEmitter
 from fusec.codegen.c_passes import reuse_row_values, tabulate_invariants
+from fusec.codegen.c_stage import stage_transposed_tiles
 from fusec.codegen.c_spelling import PRELUDE
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
@@ -121,7 +122,7 @@ class CBackend(Backend):
                 return self._prepare_blas_matmul(nest, matmul_tiles(nest, schedule, masks=masks))
             except ScheduleError:
                 pass  # operands BLAS cannot take: the scalar loop form below
-        scheduled = simplify(tabulate_invariants(reuse_row_values(schedule_or_fallback(nest, schedule))))
+        scheduled = stage_transposed_tiles(simplify(tabulate_invariants(reuse_row_values(schedule_or_fallback(nest, schedule)))))
         function, symbol = c_source(scheduled, self.sanitize, with_prelude=False)
         params = buffer_params(nest.buffers)
 

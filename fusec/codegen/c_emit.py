@@ -150,18 +150,15 @@ class CEmitter:
             else:
                 assert isinstance(atom, Min)
                 text = f"fusec_min_i64({self.index(atom.a)}, {self.index(atom.b)})"
-            if coef == 1:
-                parts.append(text)
-            elif coef == -1:
-                parts.append(f"-{text}" if not parts else f"- {text}")
-            else:
-                if isinstance(atom, (Div, Mod)):
-                    text = f"({text})"
-                parts.append(f"{text} * {coef}")
+            if abs(coef) != 1:
+                text = f"({text}) * {abs(coef)}" if isinstance(atom, (Div, Mod)) else f"{text} * {abs(coef)}"
+            parts.append(f"-{text}" if coef < 0 else text)
         if x.const or not parts:
             parts.append(str(x.const))
-        text = " + ".join(parts)
-        return text.replace("+ -", "- ").replace("+ - ", "- ")
+        text = parts[0]
+        for part in parts[1:]:  # a - b, not a + -b
+            text += f" - {part[1:]}" if part.startswith("-") else f" + {part}"
+        return text
 
     def element(self, buffer: str, idx: Index) -> str:
         text = self.index(idx)

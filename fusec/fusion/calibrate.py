@@ -255,10 +255,13 @@ def _transposed(name: str, n: int, expr: str, param: str, repeats: int = 15) -> 
                        f"  y = {expr}\n  return y\n}}\n", param, repeats)
 
 
-def _strided_op(op: str, n: int = 256) -> Probe:
-    """`op` computed in a loop that reads through a transpose, which gcc leaves scalar."""
-    call = f"{op}(t, 1.5)" if OPS[op].arity == 2 else f"{op}(t)"
-    return _transposed(f"transposed_{op}", n, call, f"strided_op_ns:{op}")
+def _strided_op(op: str, rows: int = 16384) -> Probe:
+    """`op` computed in a loop that walks memory with a stride: a sum down the columns of a
+    [rows, 4] array, narrower than a vector, so the loop runs down each column (a read through a
+    transpose no longer does: its tile is staged, codegen/c_stage.py)."""
+    call = f"{op}(x, 1.5)" if OPS[op].arity == 2 else f"{op}(x)"
+    return Probe(f"strided_{op}", f"graph strided_{op}(x: f32[{rows}, 4] in [0.1, 4]) {{\n  s = sum({call}, axis=0)\n"
+                                  f"  return s\n}}\n", f"strided_op_ns:{op}", 15)
 
 
 def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None, batch: int = 0) -> Probe:

@@ -41,12 +41,14 @@ roughly.
   as does a reduction that keeps an innermost axis shorter than a vector (a column sum over a
   wider one streams its rows into a row of accumulators: loops/interchange.py); each element it
   loads or stores with a stride costs `strided_cache_ns` or `strided_memory_ns`, and its arithmetic
-  runs one lane at a time (gcc does not vectorize the loop), without overlap with the loads: each
-  transcendental op at its measured strided ns per element (`strided_op_ns`), plain arithmetic
-  `strided_compute_factor` times slower than in a contiguous loop. The C backend tiles a read
-  through a transpose in 2-D blocks (loops/defaults.py TRANSPOSE_TILES), so the lines it strides
-  over serve a whole tile from the nearest cache. A kernel that reads through a transpose strides
-  on the inputs that reach the transpose only; its other loads and its stores stream.
+  runs without overlap with the loads, at a strided loop's rate: each transcendental op at its
+  measured strided ns per element (`strided_op_ns`), plain arithmetic `strided_compute_factor`
+  times slower than in a contiguous loop. The C backend tiles a read through a transpose in 2-D
+  blocks (loops/defaults.py TRANSPOSE_TILES), so the lines it strides over serve a whole tile from
+  the nearest cache. A kernel that reads through a transpose strides on the inputs that reach the
+  transpose only; its other loads and its stores stream. If it computes a transcendental op at
+  every point, the C backend copies each transposed tile into a local array first
+  (codegen/c_stage.py: `Work.staged`), and its arithmetic runs at the contiguous rates.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ class Work:
     column_reads: dict[str, int] = field(default_factory=dict)
     # a member's table would shrink in a kernel with more of its producers (tables.table_size)
     table_shrinks: bool = False
+    # an elementwise kernel that reads through a transpose and computes a transcendental op at every
+    # point: the C backend copies each transposed tile into a local array first, so its loop runs
+    # in vector form (codegen/c_stage.py)
+    staged: bool = False
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
@@ -115,7 +121,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     readers: dict[str, dict[str, None]] = {}  # input value -> the members that read it (in order, once)
     flops = trans = mm = dim = 0
     op_points: dict[str, int] = {}
-    shrinks = False
+    shrinks = per_point = False
     members = frozenset(mset)
     for n in mset:
         node = graph.node(n)
@@ -126,6 +132,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
                 readers.setdefault(a, {})[n] = None
         f, t, s = _op_work(graph, n, shape, members)
         shrinks = shrinks or s
+        per_point = per_point or (t > 0 and t // node.opdef.flops == _size(shape.space))
         flops += f
         trans += t
         if node.op == "matmul":
@@ -152,7 +159,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     if _column_form(shape):  # each pass walks the tile again, and reads what it needs again
         outputs = set(group_outputs(graph, mset))
         column_reads = {a: _column_passes(graph, a, mset, outputs) for a in reads}
-    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads, shrinks)
+    staged = transposed and shape.kind == "elementwise" and per_point
+    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads, shrinks, staged)
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
@@ -204,8 +212,9 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     threads = model.threads if shape.kind == "matmul" else threads_ew
     epilogue = shape.kind == "matmul" and work.flops > work.matmul_flops
     plain = work.flops - work.transcendentals - work.matmul_flops
-    comp = model.compute_seconds(plain, threads_ew) * (model.strided_compute_factor if strided else 1.0) + sum(
-        model.op_seconds(op, pts, OPS[op].flops, threads_ew, strided) for op, pts in sorted(work.op_points.items()))
+    scalar = strided and not work.staged  # gcc leaves a strided loop scalar; a staged tile's loop is not strided
+    comp = model.compute_seconds(plain, threads_ew) * (model.strided_compute_factor if scalar else 1.0) + sum(
+        model.op_seconds(op, pts, OPS[op].flops, threads_ew, scalar) for op, pts in sorted(work.op_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
     if work.transposed:  # the transposed inputs' loads stride; the other loads and the stores stream
         accesses = sum(graph.type_of(a).size for a in work.strided_reads)

@@ -72,11 +72,13 @@ class MachineModel:
     strided_cache_ns: float = 0.3
     strided_memory_ns: float = 2.5
     # the arithmetic of a strided loop runs this many times slower than in a contiguous one: gcc
-    # does not vectorize a loop that loads with a stride, so its functions run one lane at a time
+    # vectorizes a loop that loads with a stride poorly (down narrow columns, with gathers) or not
+    # at all (through a transpose, where only plain arithmetic is left: codegen/c_stage.py stages
+    # a tile that computes a transcendental op)
     strided_compute_factor: float = 8.0
     # ns per element of each transcendental op on one core in such a loop, measured by `fusec
-    # calibrate`'s probes (scalar exp costs 12-15 times its vector form here, erf 10-11 times); an op
-    # without a figure costs `strided_compute_factor` times its `op_ns`
+    # calibrate`'s probes (a sum down the columns of a [16384, 4] array); an op without a figure
+    # costs `strided_compute_factor` times its `op_ns`
     strided_op_ns: dict[str, float] = field(default_factory=dict)
     # the share of the smaller of memory and compute time that the larger does not hide
     overlap_loss: float = 0.5
