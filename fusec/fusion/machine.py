@@ -71,6 +71,12 @@ class MachineModel:
     # the row-tiled loop before them measured 0.8 and 7.4 (the latter from the last-level cache)
     strided_cache_ns: float = 0.3
     strided_memory_ns: float = 2.5
+    # the same in a program the last-level cache keeps (`resident_bytes`), after another kernel
+    # moved 32 MiB: the tiles' short runs wait for the cache more than for memory. Measured here
+    # 2.0-2.3 ns (2048 x 2048), where the arrays in memory took 4.2-6.4 ns from one hour to the next
+    # (other machines on the host share its memory). A program the cache keeps a share of pays the
+    # two in proportion (0: not measured, strided_memory_ns)
+    strided_resident_ns: float = 0.0
     # the arithmetic of a strided loop runs this many times slower than in a contiguous one: gcc
     # vectorizes a loop that loads with a stride poorly (down narrow columns, with gathers) or not
     # at all (through a transpose, where only plain arithmetic is left: codegen/c_stage.py stages
@@ -156,7 +162,12 @@ class MachineModel:
         return (call + (self.fork_us if threads > 1 else 0.0)) * 1e-6
 
     def strided_seconds(self, accesses: float, nbytes: float, threads: int) -> float:
-        ns = self.strided_cache_ns if nbytes <= self.fit_bytes else self.strided_memory_ns
+        """`accesses` strided element loads and stores of a kernel that moves `nbytes`, on `threads`."""
+        if nbytes <= self.fit_bytes:
+            ns = self.strided_cache_ns
+        else:
+            share = self.resident_share() if self.strided_resident_ns else 0.0
+            ns = (1.0 - share) * self.strided_memory_ns + share * self.strided_resident_ns
         return accesses * ns * 1e-9 / threads
 
     def to_dict(self) -> dict:
@@ -185,7 +196,7 @@ class MachineModel:
 RESIDENT_FADE = 4  # a program this many times `resident_bytes` finds none of its arrays in the cache
 
 MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee",
-               "resident_bandwidth_gbs", "resident_bytes", "program_bytes")
+               "resident_bandwidth_gbs", "resident_bytes", "program_bytes", "strided_resident_ns")
 PER_OP_FIELDS = ("op_ns", "strided_op_ns")  # op name -> ns per element
 INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "resident_bytes", "program_bytes", "threads", "parallel_grain")
 
