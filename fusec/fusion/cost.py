@@ -75,6 +75,7 @@ class KernelCost:
     transcendentals: int = 0  # flops of transcendental functions (counted in flops too)
     strided: bool = False  # the inner loop walks memory with a stride
     compute_s: float = 0.0  # the arithmetic part of `seconds` (what recomputation adds to)
+    staged: bool = False  # strided, but its transposed tiles are staged: its arithmetic runs in vector form
 
     @property
     def nbytes(self) -> int:
@@ -234,7 +235,7 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     else:
         seconds = model.overhead_seconds(threads, cold) + body
     bound = "memory" if mem >= comp and not strided else "compute"
-    return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp)
+    return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp, work.staged)
 
 
 def _strided_accesses(graph: Graph, work: Work, outputs: list[str], shape: GroupShape) -> int:
@@ -420,9 +421,10 @@ def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel
 def risk_seconds(fused: KernelCost, apart: list[KernelCost], model: MachineModel) -> float:
     """The gain a merge must beat (the negative-optimization guard): nothing if it only removes
     memory traffic and kernel starts; `margin` times the arithmetic it adds if it recomputes values;
-    and `margin` times the time of the kernels it moves into a strided loop (those that were not
-    strided apart), where the model errs most."""
-    if fused.strided and not all(c.strided for c in apart):
+    and `margin` times the time of the kernels it moves into a strided loop that runs scalar (those
+    that were not strided apart), where the model errs most. A staged loop (codegen/c_stage.py)
+    strides in its copy only, and its arithmetic runs as in a contiguous loop: the ordinary rules."""
+    if fused.strided and not fused.staged and not all(c.strided for c in apart):
         return model.margin * sum(c.seconds for c in apart if not c.strided)
     extra = fused.compute_s - sum(c.compute_s for c in apart)
     if fused.flops <= sum(c.flops for c in apart) or extra <= 0:
