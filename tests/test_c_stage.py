@@ -16,8 +16,7 @@ import fusec
 from fusec.codegen.c_stage import MAX_TILE_BYTES, stage_transposed_tiles
 from fusec.fusion.planner import plan, prepare
 from fusec.interp import interpret
-from fusec.loops.defaults import TRANSPOSE_TILES
-from fusec.loops.defaults import default_schedule
+from fusec.loops.defaults import TRANSPOSE_TILES, default_schedule
 from fusec.loops.ir import LocalArray, walk
 from fusec.loops.lower import lower_group
 from fusec.loops.schedule import schedule_or_fallback

@@ -28,8 +28,8 @@ import numpy as np
 from fusec.codegen.base import Backend, Kernel, kernel_signature
 from fusec.codegen.c_emit import CEmitter
 from fusec.codegen.c_passes import reuse_row_values, tabulate_invariants
-from fusec.codegen.c_stage import stage_transposed_tiles
 from fusec.codegen.c_spelling import PRELUDE
+from fusec.codegen.c_stage import stage_transposed_tiles
 from fusec.fusion.plan import Group
 from fusec.ir.graph import Graph
 from fusec.loops.defaults import default_schedule

@@ -38,7 +38,22 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fusec.ir.ops import OPS
-from fusec.loops.ir import Expr, Index, Let, LetIndex, Load, LocalArray, Loop, LoopNest, Min, Op, Stmt, Store, walk, walk_expr
+from fusec.loops.ir import (
+    Expr,
+    Index,
+    Let,
+    LetIndex,
+    Load,
+    LocalArray,
+    Loop,
+    LoopNest,
+    Min,
+    Op,
+    Stmt,
+    Store,
+    walk,
+    walk_expr,
+)
 from fusec.loops.visit import transform
 
 # the largest tile staged (bytes): 128 x 16 f32 is 8 KiB; a tuned schedule's larger tiles would
