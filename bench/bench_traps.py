@@ -99,7 +99,7 @@ def candidates(graph, model: MachineModel) -> tuple[list[tuple[tuple[tuple[str, 
     return list(seen.items()), f"plans (each policy's: over {MAX_OPS} ops, too many to enumerate)"
 
 
-MEMORY_PARAMS = ("bandwidth_gbs", "write_factor", "resident_bandwidth_gbs", "resident_bytes")
+MEMORY_PARAMS = ("bandwidth_gbs", "write_factor", "resident_bandwidth_gbs", "resident_bytes", "column_factor")
 
 
 def retime_memory(model: MachineModel, stat: str) -> MachineModel:

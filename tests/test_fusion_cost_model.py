@@ -22,7 +22,7 @@ from fusec.ir.ops import OPS
 TRUE = MachineModel(
     bandwidth_gbs=23.0, write_factor=1.6, cache_bandwidth_gbs=47.0, kernel_overhead_us=1.3, fork_us=2.5,
     op_ns={"exp": 0.55, "erf": 1.4, "tanh": 0.9}, strided_cache_ns=2.2, strided_memory_ns=31.0,
-    strided_op_ns={"exp": 9.0, "erf": 12.0, "tanh": 7.0}, strided_compute_factor=12.0 / 1.4,  # the median ratio matmul_gflops=140.0, matmul_knee=40.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
+    strided_op_ns={"exp": 9.0, "erf": 12.0, "tanh": 7.0}, strided_compute_factor=12.0 / 1.4, column_factor=1.3,  # the median ratio matmul_gflops=140.0, matmul_knee=40.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
 )
 
 
@@ -83,9 +83,17 @@ def test_a_narrow_column_sum_is_strided_and_a_wide_one_streams():
     narrow = _cost("graph s(x: f32[65536, 4]) { s = sum(exp(x), axis=0)\n return s }")
     rows = _cost("graph s(x: f32[4, 65536]) { s = sum(exp(x), axis=1)\n return s }")
     assert narrow.strided and not rows.strided and narrow.seconds > 2 * rows.seconds
-    col = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=0)\n return s }")
-    row = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=1)\n return s }")
+    # 512 x 512 f32 is 1 MiB: its exp, not its bytes, sets the time
+    plain = replace(TRUE, column_factor=1.0)  # the bytes as fast as a stream's (tested below)
+    col = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=0)\n return s }", model=plain)
+    row = _cost("graph s(x: f32[512, 512]) { s = sum(exp(x), axis=1)\n return s }", model=plain)
     assert not col.strided and col.seconds == pytest.approx(row.seconds, rel=0.01)  # an accumulator row
+    # a wide column sum streams, but each core walks its share of every row: column_factor
+    big_col = _cost("graph s(x: f32[2048, 2048]) { s = sum(x, axis=0)\n return s }")
+    big_row = _cost("graph s(x: f32[2048, 2048]) { s = sum(x, axis=1)\n return s }")
+    assert big_col.nbytes == big_row.nbytes
+    memory = TRUE.memory_seconds(big_row.nbytes, TRUE.threads, big_row.bytes_written)
+    assert big_col.seconds - big_row.seconds == pytest.approx((TRUE.column_factor - 1) * memory, rel=1e-6)
     read_t = _cost("graph s(x: f32[512, 512]) { y = exp(transpose(x, perm=[1, 0]))\n return y }")
     assert read_t.strided
 

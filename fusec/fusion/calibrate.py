@@ -298,6 +298,10 @@ def probes(quick: bool = False) -> list[Probe]:
     resident = [] if quick else [
         _stream2d("resident", n, "resident_bandwidth_gbs", rows=RESIDENT_PROBE_BYTES // (8 * n), cold="", expr="x * 2.0"),
         _read("resident_size", n, 8192, "resident_bytes", "")]
+    # a column sum against a row sum of the same 16 MiB, each after another kernel moved 32 MiB, as
+    # in a plan: column_factor is the ratio of the two (`_column_factor`), not a fit
+    column = [Probe(name, f"graph {name}(x: f32[2048, 2048]) {{\n  s = sum(x, axis={axis})\n  return s\n}}\n",
+                    "column_factor", 9, "large kernel") for name, axis in (("column", 0), ("column_row", 1))]
     return [
         # after another kernel, as in a plan. Measured quiet, a one-tile kernel took 1.2 us back
         # to back, 1.3-3.5 us after reading 512 KiB (it jumps between the two), 3.8-4.2 after
@@ -311,6 +315,7 @@ def probes(quick: bool = False) -> list[Probe]:
         _read("cached", 1024, 1024, "cache_bandwidth_gbs", "kernel"),  # 4 MiB (fit_bytes): from the caches
         *memory,
         *resident,
+        *column,
         *(_op(op, 1 << 17) for op in ops),
         _transposed("transposed_cached", 512, "t * 2.0", "strided_cache_ns"),  # 1 MiB in, 1 MiB out
         # its arrays in memory, as in a plan of large arrays: the tiles' loads and stores are short
@@ -388,6 +393,8 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
         # with no cache to serve it (out of reach: the largest rate), and the size after it to suit
         model = replace(model, resident_bytes=RESIDENT_PROBE_BYTES)
     graphs = {pr.name: pr.graph() for pr in plist}
+    derived = [pr for pr in plist if pr.param in DERIVED]
+    plist = [pr for pr in plist if pr.param not in DERIVED]
     for _ in range(20):  # the call cost, fitted first, depends a little on the constants after it
         before = [_value(model, pr.param) for pr in plist]
         for pr in plist:
@@ -402,11 +409,15 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
         if pr.param in RANGES:  # rounded, still in its range
             value = min(max(value, RANGES[pr.param][0]), RANGES[pr.param][1])
         model = _with(model, pr.param, int(value) if pr.param in INTEGER_FIELDS else value)
+    model = _column_factor(model, measured, {pr.name: pr for pr in derived})
     per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
     if per_flop:
         model = replace(model, transcendental_ns=round(statistics.median(per_flop), 4))
     notes = [f"probe {pr.name}: {measured[pr.name] * 1e6:.1f} us -> {pr.param} = {_value(model, pr.param):g}"
              for pr in plist]
+    if "column" in measured and "column_row" in measured:
+        notes.append(f"probes column and column_row: {measured['column'] * 1e6:.1f} and {measured['column_row'] * 1e6:.1f} us "
+                     f"-> column_factor = {model.column_factor:g}: the column sum's time over the row sum's")
     notes.append(f"transcendental_ns = {model.transcendental_ns:g} per flop for the ops not measured "
                  f"(the median of the measured ones)")
     if model.strided_op_ns:
@@ -414,6 +425,23 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
                      f"strided ns over their contiguous ns")
     return Calibration(replace(model, source=base.model.source + " and probe kernels"), base.method,
                        base.notes + notes, base.load_before, base.load_after)
+
+
+DERIVED = ("column_factor",)  # constants computed from two probes' times, after the others are fitted
+COLUMN_FACTOR_RANGE = (0.5, 10.0)
+
+
+def _column_factor(model: MachineModel, measured: dict[str, float], pair: dict[str, Probe]) -> MachineModel:
+    """How much slower a column-form reduction moves its bytes: the factor at which the model puts
+    the column sum at the measured multiple of its own row sum (both timed in the same state, so
+    the state's effect on each cancels)."""
+    if set(pair) != {"column", "column_row"}:
+        return model
+    column, row = pair["column"], pair["column_row"]
+    target = predict(model, row.graph(), row.cold) * measured["column"] / measured["column_row"]
+    lo, hi = COLUMN_FACTOR_RANGE
+    value = solve(model, "column_factor", column.graph(), target, lo, hi, column.cold)
+    return replace(model, column_factor=float(f"{value:.5g}"))
 
 
 def _strided_factor(model: MachineModel) -> MachineModel:

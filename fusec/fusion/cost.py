@@ -22,7 +22,8 @@ roughly.
   Loads that fit in cache (an intermediate the previous kernel just wrote) move at cache bandwidth;
   stores go to memory (an output buffer was last touched a program run ago), unless the program's
   arrays (`program.program_bytes`: every array of the graph) fit in the last-level cache, which keeps them
-  between runs. A column-form reduce kernel re-reads a large input on each pass.
+  between runs. A column-form reduce kernel re-reads a large input on each pass, and moves its
+  bytes `column_factor` times slower than a stream: each core walks its share of every row.
 * Call: a kernel right after one that moved more than `fit_bytes` finds the interpreter's data out
   of the core's caches and pays `cold_call_us` more (`program.starts_cold` judges it from its inputs).
 * Threads: the C backend's parallel loop hands out tiles of `parallel_grain` elements, so a kernel
@@ -217,6 +218,8 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     comp = model.compute_seconds(plain, threads_ew) * (model.strided_compute_factor if scalar else 1.0) + sum(
         model.op_seconds(op, pts, OPS[op].flops, threads_ew, scalar) for op, pts in sorted(work.op_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
+    if _column_form(shape):  # each core walks its share of every row: short runs, slower than a stream
+        mem *= model.column_factor
     if work.transposed:  # the transposed inputs' loads stride; the other loads and the stores stream
         accesses = sum(graph.type_of(a).size for a in work.strided_reads)
         streamed = sum(full for a, (full, _, _) in work.reads.items() if a not in work.strided_reads) + written
