@@ -99,7 +99,8 @@ def candidates(graph, model: MachineModel) -> tuple[list[tuple[tuple[tuple[str, 
     return list(seen.items()), f"plans (each policy's: over {MAX_OPS} ops, too many to enumerate)"
 
 
-MEMORY_PARAMS = ("bandwidth_gbs", "write_factor", "resident_bandwidth_gbs", "resident_bytes", "column_factor")
+MEMORY_PARAMS = ("bandwidth_gbs", "write_factor", "resident_bandwidth_gbs", "resident_bytes", "column_factor",
+                 "strided_memory_ns", "strided_resident_ns")
 
 
 def retime_memory(model: MachineModel, stat: str) -> MachineModel:
@@ -108,7 +109,8 @@ def retime_memory(model: MachineModel, stat: str) -> MachineModel:
     last-level cache are shared with other virtual machines on its host: the bandwidth a kernel gets
     varies up to 2x from one minute to the next, with this machine's own load at 1, and a 128 MiB
     array read again ran at 27 GB/s in one minute and 40 in the next. So with --calibrate each graph
-    is predicted with the figures measured just before it."""
+    is predicted with the figures measured just before it. The strided probes too: the plans' copies
+    through a transpose took 4.8-5.8 ms in one run and 3.0-3.5 in the next, ten minutes later."""
     from fusec.calibration import time_probe
     from fusec.fusion.calibrate import ROUNDS, Calibration, fit, probes, time_probes
 
@@ -276,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             model = retime_memory(model, args.stat)
             print(f"\nmemory probes timed again: {model.bandwidth_gbs:g} GB/s, a store costs {model.write_factor:g} loads; "
                   f"programs up to {model.resident_bytes / 2**20:.0f} MiB stay in the last-level cache "
-                  f"({model.resident_bandwidth_gbs:g} GB/s)")
+                  f"({model.resident_bandwidth_gbs:g} GB/s); a column sum is {model.column_factor:g}x a stream; a strided "
+                  f"access costs {model.strided_resident_ns:g} ns there, {model.strided_memory_ns:g} in memory")
         result = bench_trap(path, QUICK.get(path.stem) if args.quick else None, model, repeats, args.stat, args.warm)
         kernels += result["kernels"]
         print("\n".join(report(result)), flush=True)
