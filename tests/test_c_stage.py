@@ -123,3 +123,16 @@ print("clean")
     r = sanitized(code, tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
     assert "clean" in r.stdout
+
+
+def test_bool_and_integer_tiles_are_staged_in_their_own_types():
+    text = ("graph t(m: bool[130, 70], x: f32[70, 130], k: i32[130, 70]) {\n"
+            "  y = where(transpose(m, perm=[1, 0]), exp(x), 0.0) + transpose(k, perm=[1, 0])\n  return y\n}")
+    source = _source(text)
+    assert "uint8_t m_tile[" in source and "int32_t k_tile[" in source, source
+    g, program = _compile(text)
+    rng = np.random.default_rng(0)
+    m = rng.random((130, 70)) < 0.5
+    x = rng.standard_normal((70, 130)).astype(np.float32)
+    k = rng.integers(-5, 5, (130, 70)).astype(np.int32)
+    assert compare(np.asarray(program(m, x, k)), interpret(g, m, x, k)) is None
