@@ -31,7 +31,8 @@ roughly.
 * Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py),
   times the points it is computed at: a member of an elementwise group smaller than the iteration
   space is recomputed at every point (a broadcast value recomputed per element) unless the C
-  backend tabulates it (a transcendental value with at most TABLE_ELEMENTS distinct values),
+  backend tabulates it (a transcendental value with at most TABLE_ELEMENTS distinct values, computed
+  once before the parallel loop, on the calling thread),
   per-row members of a reduce group run once per row (a transcendental member of a column-form
   reduce kernel once per pass that needs it: no row array keeps it), a matmul costs 2*K per output
   element.
@@ -116,6 +117,9 @@ class Work:
     # point: the C backend copies each transposed tile into a local array first, so its loop runs
     # in vector form (codegen/c_stage.py)
     staged: bool = False
+    # transcendental op -> the points an elementwise kernel computes it at in a table, before its
+    # parallel loop, on the calling thread (codegen/c_passes.py tabulate_invariants); not in op_points
+    table_points: dict[str, int] = field(default_factory=dict)
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
@@ -123,6 +127,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     readers: dict[str, dict[str, None]] = {}  # input value -> the members that read it (in order, once)
     flops = trans = mm = dim = 0
     op_points: dict[str, int] = {}
+    table_points: dict[str, int] = {}
     shrinks = per_point = False
     members = frozenset(mset)
     for n in mset:
@@ -139,6 +144,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         trans += t
         if node.op == "matmul":
             mm += f
+        elif t and shape.kind == "elementwise" and t // node.opdef.flops < _size(shape.space):
+            table_points[node.op] = table_points.get(node.op, 0) + t // node.opdef.flops
         elif t:
             op_points[node.op] = op_points.get(node.op, 0) + t // node.opdef.flops
     if _column_form(shape):  # no row array keeps a value between the passes: computed in each
@@ -162,7 +169,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         outputs = set(group_outputs(graph, mset))
         column_reads = {a: _column_passes(graph, a, mset, outputs) for a in reads}
     staged = transposed and shape.kind == "elementwise" and per_point
-    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads, shrinks, staged)
+    return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads, shrinks, staged,
+                table_points)
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
@@ -173,6 +181,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
     mset = set(members)
     flops = trans = mm = 0
     op_points: dict[str, int] = {}
+    table_points: dict[str, int] = {}
     reads: dict[str, tuple[int, bool, int]] = {}
     transposed = False
     dims = []
@@ -184,6 +193,8 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
         mm += w.matmul_flops
         for op, pts in w.op_points.items():
             op_points[op] = op_points.get(op, 0) + pts
+        for op, pts in w.table_points.items():
+            table_points[op] = table_points.get(op, 0) + pts
         transposed = transposed or w.transposed
         dims += [w.matmul_dim] if w.matmul_dim else []
         for a, (full, slices, sliced) in w.reads.items():
@@ -194,7 +205,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
                 reads[a] = (full, s0 and slices, b0 + sliced)
             else:
                 reads[a] = (full, slices, sliced)
-    return Work(flops, trans, mm, op_points, reads, transposed, min(dims, default=0))
+    return Work(flops, trans, mm, op_points, reads, transposed, min(dims, default=0), table_points=table_points)
 
 
 def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShape, model: MachineModel,
@@ -217,6 +228,8 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     scalar = strided and not work.staged  # gcc leaves a strided loop scalar; a staged tile's loop is not strided
     comp = model.compute_seconds(plain, threads_ew) * (model.strided_compute_factor if scalar else 1.0) + sum(
         model.op_seconds(op, pts, OPS[op].flops, threads_ew, scalar) for op, pts in sorted(work.op_points.items()))
+    # tables are computed before the parallel loop, on one thread, in a contiguous vector loop
+    comp += sum(model.op_seconds(op, pts, OPS[op].flops, 1) for op, pts in sorted(work.table_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
     if _column_form(shape):  # each core walks its share of every row: short runs, slower than a stream
         mem *= model.column_factor
