@@ -11,7 +11,17 @@ import pytest
 
 import fusec
 from fusec.fusion import MachineModel, explain, format_report, plan
-from fusec.fusion.calibrate import RESIDENT_PROBE_BYTES, ROUNDS, Calibration, _value, fit, predict, probes, time_probes
+from fusec.fusion.calibrate import (
+    RESIDENT_PROBE_BYTES,
+    RESIDENT_SIZE_PROBE_BYTES,
+    ROUNDS,
+    Calibration,
+    _value,
+    fit,
+    predict,
+    probes,
+    time_probes,
+)
 from fusec.fusion.cost import group_cost, plan_cost, risk_seconds
 from fusec.fusion.machine import RESIDENT_FADE
 from fusec.fusion.partition import Partition
@@ -138,6 +148,18 @@ def test_a_cache_smaller_than_the_resident_probe_is_fitted_at_the_probes_size():
     measured["resident"] = predict(MODEL, next(pr for pr in probes() if pr.name == "resident").graph(), "")
     cal = fit(Calibration(MachineModel(source="calibrated by a test"), "generated C probes"), measured)
     assert cal.model.resident_bytes == RESIDENT_PROBE_BYTES
+    assert cal.model.resident_bandwidth_gbs == pytest.approx(MODEL.resident_bandwidth_gbs, rel=5e-3)
+
+
+def test_a_cache_that_keeps_all_of_the_size_probe_is_fitted_at_that_probes_size():
+    # a 128 MiB read that runs all at the cache's rate says only that the cache keeps 128 MiB or
+    # more: the fit stops there, instead of running off to 1 TiB
+    huge = replace(MODEL, resident_bytes=1 << 40)
+    measured = {pr.name: predict(huge, pr.graph(), pr.cold) for pr in probes()}
+    cal = fit(Calibration(MachineModel(source="calibrated by a test"), "generated C probes"), measured)
+    size_probe = next(pr for pr in probes() if pr.name == "resident_size").graph()
+    assert program_bytes(size_probe) == RESIDENT_SIZE_PROBE_BYTES + 32 * 1024  # its array and its sums
+    assert cal.model.resident_bytes == pytest.approx(program_bytes(size_probe), rel=1e-4)  # rounded to 5 digits
     assert cal.model.resident_bandwidth_gbs == pytest.approx(MODEL.resident_bandwidth_gbs, rel=5e-3)
 
 

@@ -277,6 +277,9 @@ def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None,
 # the arrays of the probe of the last-level cache's rate (in and out): small enough that the cache
 # holds them whatever else the host's other machines keep there (it held 64 MiB, not always 128)
 RESIDENT_PROBE_BYTES = 32 << 20
+# the array the probe of how much of a program the cache keeps reads (run back to back): if all of
+# it stays there, the probe says only that the cache keeps at least this much
+RESIDENT_SIZE_PROBE_BYTES = 128 << 20
 
 
 def probes(quick: bool = False) -> list[Probe]:
@@ -297,7 +300,7 @@ def probes(quick: bool = False) -> list[Probe]:
     # the graph) are the arrays the probe runs over
     resident = [] if quick else [
         _stream2d("resident", n, "resident_bandwidth_gbs", rows=RESIDENT_PROBE_BYTES // (8 * n), cold="", expr="x * 2.0"),
-        _read("resident_size", n, 8192, "resident_bytes", "")]
+        _read("resident_size", n, RESIDENT_SIZE_PROBE_BYTES // (4 * n), "resident_bytes", "")]
     # a column sum against a row sum of the same 16 MiB, each after another kernel moved 32 MiB, as
     # in a plan: column_factor is the ratio of the two (`_column_factor`), not a fit
     column = [Probe(name, f"graph {name}(x: f32[2048, 2048]) {{\n  s = sum(x, axis={axis})\n  return s\n}}\n",
@@ -362,7 +365,10 @@ RANGES = {"write_factor": (1.0, 1e5),  # a store to memory costs at least a load
           # cache holds. Below it, the two fits chase each other (a smaller cache asks a higher rate
           # of the probe, which asks a smaller cache) to the ends of their ranges: the cache "held
           # 1 MiB at 100000 GB/s" when the 128 MiB read found little of itself in the cache
-          "resident_bytes": (RESIDENT_PROBE_BYTES, 1 << 40)}
+          # and at most what the size probe reads: a probe that ran all at the cache's rate cannot
+          # tell a larger cache (the fit ran off to 1 TiB so, and predicted softmax's and adam's
+          # kernels of 48-112 MiB programs at half their time)
+          "resident_bytes": (RESIDENT_PROBE_BYTES, RESIDENT_SIZE_PROBE_BYTES + 32 * 1024)}
 
 
 def solve(model: MachineModel, param: str, graph: Graph, measured: float, lo: float = 1e-3, hi: float = 1e5,
