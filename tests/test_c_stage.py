@@ -16,7 +16,7 @@ import fusec
 from fusec.codegen.c_stage import MAX_TILE_BYTES, stage_transposed_tiles
 from fusec.fusion.planner import plan, prepare
 from fusec.interp import interpret
-from fusec.loops.defaults import TRANSPOSE_TILES, default_schedule
+from fusec.loops.defaults import STAGED_TRANSPOSE_TILES, TRANSPOSE_TILES, default_schedule
 from fusec.loops.ir import LocalArray, walk
 from fusec.loops.lower import lower_group
 from fusec.loops.schedule import schedule_or_fallback
@@ -60,8 +60,9 @@ def _check(text: str, dtype=np.float32) -> None:
 
 def test_a_transcendental_over_a_transposed_read_stages_the_tile():
     source = _source(ERF_ADD.format(n=2048, m=1024))
-    rows, columns = TRANSPOSE_TILES
+    rows, columns = STAGED_TRANSPOSE_TILES
     assert f"float x_tile[{rows * columns}];" in source, source
+    assert f"i1 < i1_o * {columns} + {columns}" in source and f"i0 < i0_o * {rows} + {rows}" in source, source
     # the copy reads x along its rows; the loop that computes reads the tile, not x
     assert re.search(r"x_tile\[[^\]]*\] = x\[i0 \+ i1 \* 1024\];", source), source
     assert "fusec_erff(x_tile[" in source and "fusec_erff(x[" not in source, source
@@ -99,8 +100,8 @@ def test_staged_tiles_compute_what_the_interpreter_does(shape, perm, dtype):
 
 
 def test_the_largest_tile_fits_the_limit():
-    rows, columns = TRANSPOSE_TILES
-    assert rows * columns * 8 <= MAX_TILE_BYTES  # the default tiles are staged in float64 too
+    for rows, columns in (TRANSPOSE_TILES, STAGED_TRANSPOSE_TILES):
+        assert rows * columns * 8 <= MAX_TILE_BYTES  # the default tiles are staged in float64 too
 
 
 def test_staged_tiles_stay_inside_their_buffers(tmp_path):

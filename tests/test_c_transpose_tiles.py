@@ -11,7 +11,13 @@ import pytest
 import fusec
 from fusec.fusion.planner import plan
 from fusec.interp import interpret
-from fusec.loops.defaults import TRANSPOSE_TILES, default_schedule, transposed_var
+from fusec.loops.defaults import (
+    STAGED_TRANSPOSE_TILES,
+    TRANSPOSE_TILES,
+    computes_transcendental,
+    default_schedule,
+    transposed_var,
+)
 from fusec.loops.lower import lower_group
 from fusec.tolerance import compare
 
@@ -27,6 +33,15 @@ def test_a_read_through_a_transpose_is_tiled_in_two_dimensions():
     assert transposed_var(nest) == nest.dims[0].var  # x runs along the rows of y
     assert default_schedule(nest, "c").tiles == TRANSPOSE_TILES
     assert default_schedule(nest, "numpy").tiles != TRANSPOSE_TILES  # whole-array blocks instead
+
+
+def test_a_transposed_read_under_a_transcendental_op_gets_the_staged_tiles():
+    g = fusec.parse("graph t(x: f32[2048, 1024], w: f32[1024, 2048]) {\n"
+                    "  y = erf(transpose(x, perm=[1, 0])) + w\n  return y\n}")
+    p = plan(g, "greedy", force_fuse=("y_transpose,y_erf", "y_erf,y"))
+    (nest,) = [lower_group(p.graph, grp) for grp in p.groups]
+    assert transposed_var(nest) is not None and computes_transcendental(nest)
+    assert default_schedule(nest, "c").tiles == STAGED_TRANSPOSE_TILES
 
 
 def test_a_kernel_that_streams_keeps_its_row_tiles():

@@ -8,18 +8,18 @@ decides (erf of normal inputs mispredicts). So when a tile's loop computes a tra
 tile of each transposed input is first copied into a local array in the loop's own order; the
 loop then reads that array with unit stride and vectorizes:
 
-    for (int64_t i1_o = 0; i1_o < 128; i1_o++) {
+    for (int64_t i1_o = 0; i1_o < 64; i1_o++) {          /* tiles of 64 x 32: STAGED_TRANSPOSE_TILES */
         float x_tile[2048];  /* x's tile, in this loop's order: read along its rows, below in order */
-        for (int64_t i1 = i1_o * 16; i1 < i1_o * 16 + 16; i1++) {
+        for (int64_t i1 = i1_o * 32; i1 < i1_o * 32 + 32; i1++) {
             #pragma omp simd
-            for (int64_t i0 = i0_o * 128; i0 < i0_o * 128 + 128; i0++) {
-                x_tile[i0 * 16 + i1 - i0_o * 2048 - i1_o * 16] = x[i0 + i1 * 2048];
+            for (int64_t i0 = i0_o * 64; i0 < i0_o * 64 + 64; i0++) {
+                x_tile[i0 * 32 - i0_o * 2048 + i1 - i1_o * 32] = x[i0 + i1 * 2048];
             }
         }
-        for (int64_t i0 = i0_o * 128; i0 < i0_o * 128 + 128; i0++) {
+        for (int64_t i0 = i0_o * 64; i0 < i0_o * 64 + 64; i0++) {
             #pragma omp simd
-            for (int64_t i1 = i1_o * 16; i1 < i1_o * 16 + 16; i1++) {
-                y[i0 * 2048 + i1] = fusec_erff(x_tile[i0 * 16 + i1 - i0_o * 2048 - i1_o * 16]) + w[i0 * 2048 + i1];
+            for (int64_t i1 = i1_o * 32; i1 < i1_o * 32 + 32; i1++) {
+                y[i0 * 2048 + i1] = fusec_erff(x_tile[i0 * 32 - i0_o * 2048 + i1 - i1_o * 32]) + w[i0 * 2048 + i1];
             }
         }
     }

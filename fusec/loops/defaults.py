@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from fusec.loops.expr import Load, walk_expr
+from fusec.ir.ops import OPS
+from fusec.loops.expr import Load, Op, walk_expr
 from fusec.loops.interchange import column_var, default_acc_row
 from fusec.loops.ir import AccInit, LoopNest, stmt_exprs, walk
 from fusec.loops.schedule import Schedule
@@ -35,6 +36,13 @@ MATMUL_TILE_BYTES = 64 << 20
 # medians of 9, quiet): the copy through a transpose 14.6 -> 1.9 ms, with the add 15.0 -> 4.8 ms,
 # with erf computed in the strided loop 56.5 -> 16.0 ms; 64x32 and 256x16 within 15%, 16x16 slower
 TRANSPOSE_TILES = (128, 16)
+# a tile the C backend stages (one that computes a transcendental op: codegen/c_stage.py) is copied
+# in a loop of its own, whose short runs wait for memory with nothing else to do, while the loop
+# that computes reads the other arrays: squarer tiles give those longer runs. Measured on
+# transpose_erf's staged kernel (normal inputs, 2 threads, medians of 9): 128 x 16 4.5 ms, 64 x 32
+# 3.55, 32 x 64 3.65, 16 x 128 4.9 with its arrays in the last-level cache; 10.75, 9.6, 9.6 and
+# 10.3 ms in memory
+STAGED_TRANSPOSE_TILES = (64, 32)
 
 
 def transposed_var(nest: LoopNest) -> str | None:
@@ -56,11 +64,18 @@ def transposed_var(nest: LoopNest) -> str | None:
     return None
 
 
+def computes_transcendental(nest: LoopNest) -> bool:
+    """Whether the nest computes a transcendental op (exp, erf, tanh, ...: its row in the op table)."""
+    return any(isinstance(e, Op) and OPS[e.op].transcendental
+               for st in walk(nest.body) for top in stmt_exprs(st) for e in walk_expr(top))
+
+
 def transposed_tiles(nest: LoopNest, var: str) -> tuple[int, ...]:
-    """TRANSPOSE_TILES over `var` and the innermost kept variable; a point wide on every other kept
+    """TRANSPOSE_TILES (STAGED_TRANSPOSE_TILES if the nest computes a transcendental op, which the
+    C backend stages) over `var` and the innermost kept variable; a point wide on every other kept
     variable, so each tile is one 2-D block."""
     kept = [d for d in nest.dims if not d.reduced]
-    rows, columns = TRANSPOSE_TILES
+    rows, columns = STAGED_TRANSPOSE_TILES if computes_transcendental(nest) else TRANSPOSE_TILES
     tiles = [min(rows, d.extent) if d.var == var else 1 for d in kept]
     tiles[-1] = min(columns, kept[-1].extent)
     return tuple(tiles)
