@@ -73,7 +73,7 @@ class MachineModel:
     strided_memory_ns: float = 2.5
     # the same in a program the last-level cache keeps (`resident_bytes`), after another kernel
     # moved 32 MiB: the tiles' short runs wait for the cache more than for memory. Measured here
-    # 2.0-2.3 ns (2048 x 2048), where the arrays in memory took 4.2-6.4 ns from one hour to the next
+    # 0.6-2.5 ns (2048 x 2048), where the arrays in memory took 2.8-6.7 ns from one hour to the next
     # (other machines on the host share its memory). A program the cache keeps a share of pays the
     # two in proportion (0: not measured, strided_memory_ns)
     strided_resident_ns: float = 0.0
