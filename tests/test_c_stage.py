@@ -137,3 +137,14 @@ def test_bool_and_integer_tiles_are_staged_in_their_own_types():
     x = rng.standard_normal((70, 130)).astype(np.float32)
     k = rng.integers(-5, 5, (130, 70)).astype(np.int32)
     assert compare(np.asarray(program(m, x, k)), interpret(g, m, x, k)) is None
+
+
+def test_explain_says_which_loop_a_kernel_runs():
+    from fusec.fusion.explain import explain, format_report
+
+    g = fusec.parse(ERF_ADD.format(n=256, m=128))
+    report = explain(plan(g, "greedy", force_fuse=_one_kernel(g)))
+    assert [grp["loop"] for grp in report["groups"]] == ["staged"]
+    assert "transposed tiles staged, then a vector loop" in format_report(report)
+    plain = fusec.parse("graph t(x: f32[256, 128], w: f32[128, 256]) {\n  y = transpose(x, perm=[1, 0]) + w\n  return y\n}")
+    assert [grp["loop"] for grp in explain(plan(plain, "greedy"))["groups"]] == ["strided"]

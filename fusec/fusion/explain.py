@@ -45,6 +45,9 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
                 "flops": c.flops,
                 "predicted_ms": _ms(c.seconds),
                 "bound": c.bound,
+                # how its inner loop walks memory: "contiguous", "strided" (a read through a
+                # transpose, or down narrow columns), or "staged" (codegen/c_stage.py)
+                "loop": "staged" if c.staged else "strided" if c.strided else "contiguous",
             }
         )
     margins = edge_margins(plan, model)
@@ -84,6 +87,9 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+LOOP_NOTES = {"contiguous": "", "strided": "; strided loop", "staged": "; transposed tiles staged, then a vector loop"}
+
+
 def format_report(report: dict) -> str:
     chosen = report["policy"]
     if report["requested_policy"] == "auto":
@@ -101,7 +107,7 @@ def format_report(report: dict) -> str:
         axes = f" over axes {grp['reduce_axes']}" if grp["kind"] == "reduce" else ""
         lines.append(
             f"kernel {grp['id']} ({grp['kind']} {space}{axes}): {_mib(grp['bytes'])}, {grp['flops']:.3g} flops, "
-            f"{grp['predicted_ms']:.3f} ms ({grp['bound']}-bound)"
+            f"{grp['predicted_ms']:.3f} ms ({grp['bound']}-bound{LOOP_NOTES[grp['loop']]})"
         )
         lines.append("  ops:     " + ", ".join(f"{n}={k}" for n, k in zip(grp["ops"], grp["op_kinds"])))
         lines.append("  reads:   " + (", ".join(grp["inputs"]) or "-"))
