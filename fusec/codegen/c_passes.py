@@ -36,6 +36,7 @@ from fusec.loops.ir import (
     Ref,
     Stmt,
     Store,
+    calls_transcendental,
     expr_str,
     substitute,
     walk,
@@ -162,16 +163,12 @@ def reuse_row_values(nest: LoopNest) -> LoopNest:
 TABLE_ELEMENTS = 8192  # at most 32 KiB of f32 per table: computed before the loops, read from L1/L2
 
 
-def _expensive(e: Expr) -> bool:
-    return any(isinstance(s, Op) and OPS[s.op].transcendental for s in walk_expr(e))
-
-
 def _tabulable(e: Expr, nest: LoopNest, extents: dict[str, int]) -> tuple[str, ...] | None:
     """The iteration variables `e` depends on, if it can be tabulated over them, else None.
 
     Only values that depend on nothing but those variables qualify: constants, iota, loads of
     buffers the kernel does not write, and ops of them (no temporaries, no accumulators)."""
-    if not isinstance(e, Op) or not _expensive(e):
+    if not isinstance(e, Op) or not calls_transcendental(e):
         return None
     readonly = {b.name for b in nest.buffers if b.role == "in"}
     for s in walk_expr(e):

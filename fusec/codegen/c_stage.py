@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from fusec.ir.ops import OPS
 from fusec.loops.ir import (
     Expr,
     Index,
@@ -48,9 +47,9 @@ from fusec.loops.ir import (
     Loop,
     LoopNest,
     Min,
-    Op,
     Stmt,
     Store,
+    calls_transcendental,
     walk,
     walk_expr,
 )
@@ -106,9 +105,10 @@ def _stage(tile: Loop, readonly: set[str], taken: set[str]) -> Stmt | tuple[Stmt
     rows, columns = _tile_size(tile), _tile_size(inner)
     if inner.kind != "vector" or not rows or not columns:
         return tile
-    values = [e for s in walk(inner.body) if isinstance(s, (Let, Store)) for e in walk_expr(s.value)]
-    if not any(isinstance(e, Op) and OPS[e.op].transcendental for e in values):
+    computed = [s.value for s in walk(inner.body) if isinstance(s, (Let, Store))]
+    if not any(calls_transcendental(e) for e in computed):
         return tile
+    values = [e for top in computed for e in walk_expr(top)]
     loads = _strided_loads(tile, inner, values, readonly, rows * columns)
     if not loads:
         return tile

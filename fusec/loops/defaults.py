@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 
-from fusec.ir.ops import OPS
-from fusec.loops.expr import Load, Op, walk_expr
+from fusec.loops.expr import Load, calls_transcendental, walk_expr
 from fusec.loops.interchange import column_var, default_acc_row
 from fusec.loops.ir import AccInit, LoopNest, stmt_exprs, walk
 from fusec.loops.schedule import Schedule
@@ -66,8 +65,7 @@ def transposed_var(nest: LoopNest) -> str | None:
 
 def computes_transcendental(nest: LoopNest) -> bool:
     """Whether the nest computes a transcendental op (exp, erf, tanh, ...: its row in the op table)."""
-    return any(isinstance(e, Op) and OPS[e.op].transcendental
-               for st in walk(nest.body) for top in stmt_exprs(st) for e in walk_expr(top))
+    return any(calls_transcendental(top) for st in walk(nest.body) for top in stmt_exprs(st))
 
 
 def transposed_tiles(nest: LoopNest, var: str) -> tuple[int, ...]:

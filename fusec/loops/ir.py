@@ -80,6 +80,7 @@ from fusec.loops.expr import (
     Op,
     Piecewise,
     Ref,
+    calls_transcendental,
     expr_refs,
     expr_str,
     expr_variables,
@@ -289,6 +290,6 @@ def stmt_exprs(s: Stmt) -> list[Expr]:
 __all__ = [
     "AccInit", "AccUpdate", "Atom", "Buffer", "Const", "Dim", "Div", "Expr", "Index", "IndexValue", "LOOP_KINDS",
     "Let", "LetIndex", "Load", "LocalArray", "Loop", "LoopNest", "MatmulInfo", "Min", "Mod", "Op", "Piecewise", "REDUCE_OPS", "Ref",
-    "SplitInfo", "Stmt", "Store", "bounds", "evaluate_index", "expr_refs", "expr_str", "expr_variables", "find_loop",
+    "SplitInfo", "Stmt", "Store", "bounds", "calls_transcendental", "evaluate_index", "expr_refs", "expr_str", "expr_variables", "find_loop",
     "floordiv", "fold_digits", "identity", "infix", "loops", "mod", "stmt_exprs", "substitute", "walk", "walk_expr",
 ]  # fmt: skip
