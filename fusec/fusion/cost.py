@@ -130,6 +130,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     table_points: dict[str, int] = {}
     shrinks = per_point = False
     members = frozenset(mset)
+    space = _size(shape.space)
     for n in mset:
         node = graph.node(n)
         if node.op == "matmul":
@@ -139,21 +140,21 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
                 readers.setdefault(a, {})[n] = None
         f, t, s = _op_work(graph, n, shape, members)
         shrinks = shrinks or s
-        per_point = per_point or (t > 0 and t // node.opdef.flops == _size(shape.space))
         flops += f
         trans += t
         if node.op == "matmul":
             mm += f
-        elif t and shape.kind == "elementwise" and t // node.opdef.flops < _size(shape.space):
-            table_points[node.op] = table_points.get(node.op, 0) + t // node.opdef.flops
         elif t:
-            op_points[node.op] = op_points.get(node.op, 0) + t // node.opdef.flops
+            points = t // node.opdef.flops  # where the op is computed: every point, or a table's
+            per_point = per_point or points == space
+            into = table_points if shape.kind == "elementwise" and points < space else op_points
+            into[node.op] = into.get(node.op, 0) + points
     if _column_form(shape):  # no row array keeps a value between the passes: computed in each
         outputs = set(group_outputs(graph, mset))
         for n in mset:
             node = graph.node(n)
             if node.opdef.transcendental and node.opdef.flops and n not in shape.row:
-                again = (_column_passes(graph, n, mset, outputs) - 1) * _size(shape.space)  # points computed again
+                again = (_column_passes(graph, n, mset, outputs) - 1) * space  # points computed again
                 flops, trans = flops + again * node.opdef.flops, trans + again * node.opdef.flops
                 op_points[node.op] = op_points.get(node.op, 0) + again
     reads = {}
