@@ -7,7 +7,7 @@
 
 For each trap, fusion.brute enumerates every legal partition; each is built with the C backend and
 timed kernel by kernel (fusec.kernel_timing.time_plans: medians, every kernel of every plan once per
-round, so load bursts land on all the plans alike). The report gives, per trap, every plan with its
+round, the plans in a new order each round, so load bursts land on all the plans alike). The report gives, per trap, every plan with its
 predicted and measured time, the chosen plan (policy auto) against the best measured plan and
 against the unfused plan (and, when the two differ, the chosen and the best timed again alone),
 whether the model ranks the plans in the measured order; then, over all kernels, how many the model
@@ -37,7 +37,7 @@ from pathlib import Path
 import fusec
 from fusec.fusion import POLICIES, MachineModel, load_model, plan
 from fusec.fusion.brute import MAX_OPS, legal_partitions
-from fusec.fusion.cost import group_cost, plan_cost
+from fusec.fusion.cost import group_cost, in_plan, plan_cost
 from fusec.fusion.partition import Partition
 from fusec.kernel_timing import plan_for, time_plans
 
@@ -133,7 +133,8 @@ def bench_trap(path: Path, sizes: dict[str, int] | None, model: MachineModel, re
     timings = time_plans(built, repeats=repeats, stat=stat, warm=warm)  # alternately: a burst of load lands on every plan
     for (groups, predicted_s), p, timing in zip(plans, built, timings):
         own = part.plan_model([grp.nodes for grp in p.groups])  # the plan's kernels, for its own arrays
-        predicted = [group_cost(graph, grp.nodes, own, part.shape(grp.nodes)).seconds for grp in p.groups]
+        # p.groups run in this order: each kernel's cold call is judged from the one before it
+        predicted = [c.seconds for c in in_plan([group_cost(graph, grp.nodes, own, part.shape(grp.nodes)) for grp in p.groups], own)]
         kernels += [(pr, me, path.stem, " ".join(grp.nodes)) for pr, me, grp in zip(predicted, timing.kernels, p.groups)]
         rows.append({"groups": [tuple(grp.nodes) for grp in p.groups], "predicted": predicted_s,
                      "measured": timing.total, "chosen": {frozenset(grp) for grp in groups} == chosen_groups,

@@ -6,8 +6,9 @@
     ts = time_plans([p, q], repeats=7)                   # several plans of one graph, alternately
 
 Every kernel runs on its real inputs (the outputs of the kernels before it), `repeats` times, and
-the median is kept; kernels are timed alternately (round-robin, across plans too with `time_plans`)
-so a burst of load on a shared machine spreads over all of them instead of landing on one. `fusec calibrate` and
+the median is kept; kernels are timed alternately (round-robin, across plans too with `time_plans`,
+in a new order each round) so a burst of load on a shared machine spreads over all of them instead
+of landing on one, and so does what the plan run just before leaves behind. `fusec calibrate` and
 bench/bench_traps.py use it.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ import numpy as np
 from fusec.errors import FusecError
 from fusec.fusion.legality import analyze
 from fusec.fusion.plan import Plan, group_kind, make_group
+from fusec.fusion.program import run_order
 from fusec.inputs import random_inputs
 from fusec.ir.graph import Graph
 from fusec.pipeline import build, choose_backend, lower, pick_schedule
@@ -52,16 +55,10 @@ def plan_for(graph: Graph, partition: list[list[str]], policy: str = "given") ->
         analyze(graph, members, order)  # raises ContractViolation if it is not a kernel
     import networkx as nx
 
-    where = {n: i for i, members in enumerate(partition) for n in members}
-    dag = nx.DiGraph()
-    dag.add_nodes_from(range(len(partition)))
-    for n in ops:
-        for a in graph.producers(n):
-            if a in where and where[a] != where[n]:
-                dag.add_edge(where[a], where[n])
-    if not nx.is_directed_acyclic_graph(dag):
-        raise FusecError("the partition's kernels depend on each other in a cycle")
-    ordered = list(nx.lexicographical_topological_sort(dag, key=lambda i: min(order[n] for n in partition[i])))
+    try:
+        ordered = run_order(graph, partition, order)
+    except nx.NetworkXUnfeasible:
+        raise FusecError("the partition's kernels depend on each other in a cycle") from None
     groups = [make_group(graph, k, list(partition[i]), group_kind(graph, list(partition[i])), order)
               for k, i in enumerate(ordered)]
     return Plan(graph, groups, policy=policy)
@@ -123,8 +120,8 @@ def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str 
                read_load: bool = True, stat: str = "median", evict: int = 0, warm: bool = False,
                before: Callable[[], None] | None = None) -> list[PlanTiming]:
     """Time several plans of one graph alternately: each round runs every kernel of every plan once,
-    so a burst of load on a shared machine lands on all the plans instead of on the one measured
-    while it lasted. The plans share their arrays: every plan computes the same values, by name.
+    the plans in a new order each round (seeded by `seed`), so a burst of load on a shared machine
+    lands on all the plans instead of on the one measured while it lasted. The plans share their arrays: every plan computes the same values, by name.
     `stat="min"` keeps each kernel's fastest run instead of its median: on a machine others load,
     the time it takes when it gets the cores. `warm=True` runs each plan once more, untimed, just
     before its timed run, so it finds the caches as a program that runs it again and again does,
@@ -145,8 +142,14 @@ def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str 
     other = np.ones(evict // 4, np.float32) if evict else None  # freed when the timing ends
     load = os.getloadavg()[0] if read_load else None
     samples: list[list[list[float]]] = [[[] for _ in kernels] for kernels in built]
+    rng = random.Random(seed)
     for _ in range(repeats):
-        for kernels, plan_samples in zip(built, samples):
+        # each round in a new order (the same for the same seed): what the plan run just before
+        # leaves behind changes a kernel's time (row_value_broadcast's kernel that tabulates erf
+        # and tanh took 1.04 ms in a fixed order of its 32 plans, 0.67 ms when its plan ran first),
+        # so in a fixed order one plan would pay it in every round, and its median with it
+        for i in rng.sample(range(len(built)), len(built)):
+            kernels, plan_samples = built[i], samples[i]
             if warm:
                 for k in kernels:
                     k.run(*(values[v] for v in k.params))

@@ -22,7 +22,7 @@ from fusec.fusion.calibrate import (
     probes,
     time_probes,
 )
-from fusec.fusion.cost import group_cost, plan_cost, risk_seconds
+from fusec.fusion.cost import group_cost, in_plan, plan_cost, risk_seconds
 from fusec.fusion.machine import RESIDENT_FADE
 from fusec.fusion.partition import Partition
 from fusec.fusion.planner import prepare
@@ -98,6 +98,28 @@ def test_a_kernel_after_a_large_one_pays_the_cold_call():
     assert cold.seconds - warm.seconds == pytest.approx(MODEL.cold_call_us * 1e-6)
     assert group_cost(g, [add], MODEL).seconds - group_cost(g, [add], MODEL, cold=False).seconds == pytest.approx(
         MODEL.cold_call_us * 1e-6)
+
+
+def test_a_whole_plan_judges_each_cold_call_from_the_kernel_that_runs_before_it():
+    # rmsnorm's rsqrt of the rows' means, a kernel of its own: starts_cold guesses from its input
+    # (made from small values: warm); in a plan, it is cold after the kernel that reduced the rows,
+    # warm after the small kernel that added epsilon
+    from fusec.fusion.cost import plan_kernel_costs
+
+    g = prepare(fusec.load("examples/05_rmsnorm.fg"))  # ops: ms_mul ms y_add y_rsqrt y_mul y
+    after_reduce = [["ms_mul", "ms", "y_add"], ["y_rsqrt"], ["y_mul", "y"]]
+    after_add = [["ms_mul", "ms"], ["y_add"], ["y_rsqrt"], ["y_mul", "y"]]
+    cold = dict((tuple(m), c) for m, c in plan_kernel_costs(g, after_reduce, MODEL))[("y_rsqrt",)]
+    warm = dict((tuple(m), c) for m, c in plan_kernel_costs(g, after_add, MODEL))[("y_rsqrt",)]
+    assert cold.cold and not warm.cold
+    # (to a nanosecond: the second plan also keeps ms, 32 KiB more for the cache)
+    assert cold.seconds - warm.seconds == pytest.approx(MODEL.cold_call_us * 1e-6, abs=1e-9)
+    # the first kernel follows the last one of the run before (which reads x and writes y: cold)
+    (_, first), *_ = plan_kernel_costs(g, after_add, MODEL)
+    assert first.cold
+    # given out of order, the kernels are costed in the order the plan runs them
+    assert plan_kernel_costs(g, after_add[::-1], MODEL) == plan_kernel_costs(g, after_add, MODEL)
+    assert plan_cost(g, after_add, MODEL)[1] == pytest.approx(sum(c.seconds for _, c in plan_kernel_costs(g, after_add, MODEL)))
 
 
 def test_a_read_through_a_transpose_strides_on_the_transposed_input_only():
@@ -225,6 +247,19 @@ def test_time_plans_warm_runs_each_plan_once_more_before_its_timed_run(monkeypat
     # the warm-up before timing (3 kernels), then per round each plan twice: 3 + 2 * 2 * 3
     assert cold == 3 + 2 * 3 and len(runs) == 3 + 2 * 2 * 3
     assert all(k > 0 for t in timings for k in t.kernels)
+    # each round runs the plans in a new order, the same for the same seed: what the plan run
+    # before leaves behind must not land on one plan in every round
+    unfused = kt.plan_for(g, [[e], [s]])
+    plans = [unfused] + [kt.plan_for(g, [[e, s]]) for _ in range(5)]
+    runs.clear()
+    kt.time_plans(plans, repeats=6, seed=1)
+    per_run = 2 + 5  # kernels: the warm-up runs each once, and so does each round
+    rounds = [runs[per_run * (r + 1)] for r in range(6)]  # what each round ran first: e if the unfused plan
+    assert "e" in rounds and "s" in rounds  # the unfused plan ran first in some rounds, not in all
+    again = runs[:]
+    runs.clear()
+    kt.time_plans(plans, repeats=6, seed=1)
+    assert runs == again
 
 
 def test_a_whole_plan_is_costed_for_its_own_arrays():
@@ -245,6 +280,7 @@ def test_a_whole_plan_is_costed_for_its_own_arrays():
         sum(group_cost(graph, m, MODEL.for_program(plan_bytes(graph, fused))).seconds for m in fused))
     part = Partition(graph, MODEL)
     assert part.plan_seconds(fused) < sum(part.cost(m).seconds for m in fused)  # the searches' cost is higher
-    assert part.plan_seconds(unfused) == pytest.approx(sum(part.cost(m).seconds for m in unfused))
+    # the same share: the searches' costs, with each cold call judged from the kernel before (in_plan)
+    assert part.plan_seconds(unfused) == pytest.approx(sum(c.seconds for c in in_plan([part.cost(m) for m in unfused], MODEL)))
     report = explain(p)
     assert report["predicted_ms_fused"] == pytest.approx(plan_cost(graph, fused, MODEL)[1] * 1e3, rel=1e-6)

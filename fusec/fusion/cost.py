@@ -25,7 +25,8 @@ roughly.
   between runs. A column-form reduce kernel re-reads a large input on each pass, and moves its
   bytes `column_factor` times slower than a stream: each core walks its share of every row.
 * Call: a kernel right after one that moved more than `fit_bytes` finds the interpreter's data out
-  of the core's caches and pays `cold_call_us` more (`program.starts_cold` judges it from its inputs).
+  of the core's caches and pays `cold_call_us` more (`program.starts_cold` judges it from its inputs
+  for a kernel on its own; in a whole plan, `in_plan` looks at the kernel that runs before it).
 * Threads: the C backend's parallel loop hands out tiles of `parallel_grain` elements, so a kernel
   over fewer points runs on fewer cores (and a one-tile kernel pays no fork).
 * Flops: each op's count per element it computes, from its row in the op table (fusec/ir/ops.py),
@@ -57,11 +58,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fusec.fusion.legality import GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
-from fusec.fusion.program import plan_bytes, starts_cold
+from fusec.fusion.program import plan_bytes, run_order, starts_cold
 from fusec.fusion.tables import TABLE_ELEMENTS, table_size, tabulated
 from fusec.ir.graph import Graph
 from fusec.ir.ops import OPS
@@ -78,6 +79,7 @@ class KernelCost:
     strided: bool = False  # the inner loop walks memory with a stride
     compute_s: float = 0.0  # the arithmetic part of `seconds` (what recomputation adds to)
     staged: bool = False  # strided, but its transposed tiles are staged: its arithmetic runs in vector form
+    cold: bool = False  # its call pays cold_call_us: it runs after a kernel that moved more than fit_bytes
 
     @property
     def nbytes(self) -> int:
@@ -252,7 +254,7 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     else:
         seconds = model.overhead_seconds(threads, cold) + body
     bound = "memory" if mem >= comp and not strided else "compute"
-    return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp, work.staged)
+    return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp, work.staged, cold)
 
 
 def _strided_accesses(graph: Graph, work: Work, outputs: list[str], shape: GroupShape) -> int:
@@ -421,18 +423,38 @@ def _op_work(graph: Graph, name: str, shape: GroupShape, members: frozenset[str]
     return flops, flops if node.opdef.transcendental else 0, shrinks
 
 
-def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:
-    """Total bytes moved and predicted seconds of a list of groups (member lists): a whole plan,
-    costed for its own arrays (program.plan_bytes)."""
+def in_plan(costs: list[KernelCost], model: MachineModel) -> list[KernelCost]:
+    """The costs of a plan's kernels, given in the order the plan runs them, with each one's cold
+    call judged from the kernel that runs just before it (the first kernel's: the last one, of the
+    run before) instead of guessed from its inputs (program.starts_cold): a kernel that follows one
+    that moved more than `fit_bytes` pays `cold_call_us`, and no other does. rmsnorm's `rsqrt` of
+    the rows' means, a kernel of its own, took 12-13 us after the kernel that reduced the rows and
+    6-7 us after the small kernel that added epsilon to the means (quiet, 2026-12-01)."""
+    out = []
+    for i, c in enumerate(costs):
+        cold = costs[i - 1].nbytes > model.fit_bytes
+        if cold != c.cold:
+            c = replace(c, seconds=c.seconds + (cold - c.cold) * model.cold_call_us * 1e-6, cold=cold)
+        out.append(c)
+    return out
+
+
+def plan_kernel_costs(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> list[tuple[list[str], KernelCost]]:
+    """(members, cost) of each kernel of a whole plan (`groups`: member lists), in the order the plan
+    runs them, costed for the plan's own arrays (program.plan_bytes) and in sequence (in_plan)."""
     groups = [list(m) for m in groups]
     model = model.for_program(plan_bytes(graph, groups))
-    total_bytes, total_s = 0, 0.0
     order = {n: i for i, n in enumerate(graph.topo_order())}
-    for members in groups:
-        c = group_cost(graph, members, model, analyze(graph, members, order))
-        total_bytes += c.nbytes
-        total_s += c.seconds
-    return total_bytes, total_s
+    groups = [groups[i] for i in run_order(graph, groups, order)]
+    costs = [group_cost(graph, members, model, analyze(graph, members, order)) for members in groups]
+    return list(zip(groups, in_plan(costs, model)))
+
+
+def plan_cost(graph: Graph, groups: Iterable[Iterable[str]], model: MachineModel) -> tuple[int, float]:
+    """Total bytes moved and predicted seconds of a list of groups (member lists): a whole plan,
+    costed for its own arrays and in the order it runs its kernels (plan_kernel_costs)."""
+    costs = [c for _, c in plan_kernel_costs(graph, groups, model)]
+    return sum(c.nbytes for c in costs), math.fsum(c.seconds for c in costs)
 
 
 def risk_seconds(fused: KernelCost, apart: list[KernelCost], model: MachineModel) -> float:

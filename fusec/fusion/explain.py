@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from fusec.fusion.cost import group_cost
+from fusec.fusion.cost import group_cost, in_plan
 from fusec.fusion.legality import analyze
 from fusec.fusion.machine import MachineModel
 from fusec.fusion.margins import edge_margins, format_margin
@@ -26,9 +26,10 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
     groups = []
     fused_bytes, fused_s = 0, 0.0
     order = {n: i for i, n in enumerate(g.topo_order())}
-    for grp in plan.groups:
-        shape = analyze(g, grp.nodes, order)
-        c = group_cost(g, grp.nodes, model, shape)
+    shapes = [analyze(g, grp.nodes, order) for grp in plan.groups]
+    # plan.groups are in the order the kernels run, so each one's cold call is judged from the one before
+    costs = in_plan([group_cost(g, grp.nodes, model, shape) for grp, shape in zip(plan.groups, shapes)], model)
+    for grp, shape, c in zip(plan.groups, shapes, costs):
         fused_bytes += c.nbytes
         fused_s += c.seconds
         groups.append(
@@ -54,8 +55,8 @@ def explain(plan: Plan, model: MachineModel | None = None) -> dict:
     margin_of = {(e["producer"], e["consumer"]): e for e in margins}
     unfused_bytes, unfused_s = 0, 0.0
     unfused_model = base.for_program(program_bytes(g))  # the unfused program keeps every array
-    for grp in unfused_plan(g).groups:
-        c = group_cost(g, grp.nodes, unfused_model, analyze(g, grp.nodes, order))
+    unfused = unfused_plan(g).groups
+    for c in in_plan([group_cost(g, grp.nodes, unfused_model, analyze(g, grp.nodes, order)) for grp in unfused], unfused_model):
         unfused_bytes += c.nbytes
         unfused_s += c.seconds
     return {

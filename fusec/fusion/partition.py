@@ -23,11 +23,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work, risk_seconds, work_cost
+from fusec.fusion.cost import KernelCost, Work, combine, group_cost, group_work, in_plan, risk_seconds, work_cost
 from fusec.fusion.kinds import NEVER, edge_verdict
 from fusec.fusion.legality import MAX_GROUP_OPS, ContractViolation, GroupShape, analyze, group_outputs
 from fusec.fusion.machine import MachineModel
-from fusec.fusion.program import kept_bytes, program_bytes
+from fusec.fusion.program import kept_bytes, program_bytes, run_order
 from fusec.ir.graph import Graph
 
 
@@ -154,15 +154,23 @@ class Partition:
         return self.model.for_program(kept_bytes(self.graph, written))
 
     def plan_seconds(self, groups: Iterable[Iterable[str]]) -> float:
-        """A whole plan's predicted time, its kernels costed for the plan's own arrays (plan_model).
-        The kernels' costs in the searches use the graph's arrays, as cost() does; where the two
-        give the last-level cache the same share, so are the times."""
+        """A whole plan's predicted time: its kernels costed for the plan's own arrays (plan_model),
+        in the order the plan runs them (cost.in_plan). The kernels' costs in the searches use the
+        graph's arrays, as cost() does; where the two give the last-level cache the same share, so
+        are the times."""
+        return math.fsum(c.seconds for c in self.plan_costs(groups))
+
+    def plan_costs(self, groups: Iterable[Iterable[str]]) -> list[KernelCost]:
+        """The costs of a whole plan's kernels (`groups`: member lists), in the order it runs them."""
         groups = [frozenset(m) for m in groups]
+        groups = [groups[i] for i in run_order(self.graph, groups, self.order)]
         model = self.plan_model(groups)
         if model.resident_share() == self.model.resident_share():
-            return math.fsum(self.cost(m).seconds for m in groups)
-        return math.fsum(work_cost(self.graph, self.work(key), self._outputs_of(key), self.shape(key), model).seconds
-                         for key in groups)
+            costs = [self.cost(m) for m in groups]
+        else:
+            costs = [work_cost(self.graph, self.work(key), self._outputs_of(key), self.shape(key), model)
+                     for key in groups]
+        return in_plan(costs, model)
 
     def work(self, members: Iterable[str]) -> Work:
         key = frozenset(members)
@@ -340,14 +348,6 @@ class Partition:
         return v
 
     def member_lists(self) -> list[list[str]]:
-        """Groups as member lists, in an order that respects the dependences between groups."""
-        import networkx as nx
-
-        dag = nx.DiGraph()
-        for g in self.members:
-            dag.add_node(g)
-            for s in self.successors(g):
-                dag.add_edge(g, s)
-        first = {g: min(self.order[n] for n in self.members[g]) for g in self.members}
-        ordered = nx.lexicographical_topological_sort(dag, key=first.__getitem__)
-        return [sorted(self.members[g], key=self.order.__getitem__) for g in ordered]
+        """Groups as member lists, in the order the plan runs them (program.run_order)."""
+        lists = [sorted(members, key=self.order.__getitem__) for members in self.members.values()]
+        return [lists[i] for i in run_order(self.graph, lists, self.order)]

@@ -10,7 +10,9 @@ cold_call_us are the machine's side). A whole plan, once made, is costed with it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+
+import networkx as nx
 
 from fusec.fusion.legality import group_outputs
 from fusec.fusion.machine import MachineModel
@@ -40,9 +42,28 @@ def kept_bytes(graph: Graph, written: Iterable[str]) -> int:
     return sum(graph.type_of(v).nbytes for v in kept if graph.node(v).op != "const")
 
 
+def run_order(graph: Graph, groups: list[Collection[str]], order: dict[str, int] | None = None) -> list[int]:
+    """The order a plan runs its kernels in, as indices into `groups` (member collections covering
+    the graph's ops): each kernel after the kernels whose values it reads, and of the kernels that
+    may run next, the one whose first op comes first in the graph's topological order (`order`).
+    Partition.member_lists and kernel_timing.plan_for order a plan's kernels so."""
+    order = order or {n: i for i, n in enumerate(graph.topo_order())}
+    where = {n: i for i, members in enumerate(groups) for n in members}
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(groups)))
+    for i, members in enumerate(groups):
+        for n in members:
+            for a in graph.producers(n):
+                if a in where and where[a] != i:
+                    dag.add_edge(where[a], i)
+    first = [min(order[n] for n in members) for members in groups]
+    return list(nx.lexicographical_topological_sort(dag, key=first.__getitem__))
+
+
 def starts_cold(graph: Graph, inputs: Iterable[str], model: MachineModel) -> bool:
     """Whether a kernel reading `inputs` most likely runs right after a kernel that moved more than
-    `fit_bytes` (and so pays `cold_call_us`). The kernel before it is, most likely, the one that
+    `fit_bytes` (and so pays `cold_call_us`), judged without the rest of the plan (a whole plan's
+    costs look at the kernel that does run before it: cost.in_plan). The kernel before it is, most likely, the one that
     made one of its inputs: if every input is a small value made by an op whose arguments are small
     too, that kernel was small, whatever else it held. A graph input was last touched a program
     run ago, after the program's other kernels; a kernel with no input follows any kernel."""
