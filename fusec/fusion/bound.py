@@ -37,7 +37,6 @@ import math
 from fusec.fusion.legality import MAX_GROUP_OPS
 from fusec.fusion.partition import Partition
 from fusec.fusion.tables import table_size
-from fusec.ir.ops import OPS
 
 TOLERANCE = 1e-9  # relative: a plan within this of the bound meets it (sums in another order round differently)
 
@@ -65,7 +64,7 @@ def lower_bound(part: Partition) -> float | None:
             compute += model.compute_seconds(g.type_of(node.args[0]).size, threads)
         elif node.opdef.flops and node.opdef.transcendental:  # at least once per distinct value (a table)
             distinct = table_size(g, n, node.type.shape)
-            compute += model.op_seconds(node.op, distinct, OPS[node.op].flops, threads)
+            compute += model.op_seconds(node.opdef.cost_name(node.attrs), distinct, node.opdef.flops, threads)
         elif node.opdef.flops:
             compute += model.compute_seconds(node.opdef.flops * node.type.size, threads)
     loaded = _input_bytes(part)

@@ -55,7 +55,7 @@ import numpy as np
 from fusec.errors import FusecError
 from fusec.fusion.machine import INTEGER_FIELDS, MAY_BE_ZERO, MachineModel
 from fusec.ir.graph import Graph
-from fusec.ir.ops import OPS
+from fusec.ir.ops import OPS, op_of_cost_name
 
 
 @dataclass
@@ -226,15 +226,29 @@ def _stream(name: str, n: int, param: str) -> Probe:
     return Probe(name, f"graph {name}(x: f32[{n}]) {{\n  y = x * 2.0 + 1.0\n  return y\n}}\n", param)
 
 
+def _call(cost_name: str, *args: str) -> str:
+    """The .fg call of the op a cost name (OpDef.cost_name) names: gelu(x, approximate="tanh")."""
+    op, *attrs = cost_name.split()
+    named = [f'{key}="{value}"' for key, value in (a.split("=") for a in attrs)]
+    return f"{op}({', '.join([*args, *named])})"
+
+
+def _ident(cost_name: str) -> str:
+    """A probe's name for a cost name: op_gelu_tanh for "gelu approximate=tanh"."""
+    op, *attrs = cost_name.split()
+    return "_".join([op, *(a.split("=")[1] for a in attrs)])
+
+
 def _op(op: str, n: int, terms: int = 8) -> Probe:
-    """`terms` evaluations of `op` per element, on shifted inputs (so none is a copy of another),
-    over data that stays in cache: the op's cost, not the fork or the memory, sets the time."""
+    """`terms` evaluations of `op` (a cost name) per element, on shifted inputs (so none is a copy
+    of another), over data that stays in cache: the op's cost, not the fork or the memory, sets the time."""
     shifts = [f"x + {i / terms:g}" if i else "x" for i in range(terms)]
-    if OPS[op].arity == 2:
-        calls, args = [f"{op}({x}, w)" for x in shifts], f"x: f32[{n}] in [0.1, 4], w: f32[{n}] in [0.5, 2]"
+    if op_of_cost_name(op).arity == 2:
+        calls, args = [_call(op, x, "w") for x in shifts], f"x: f32[{n}] in [0.1, 4], w: f32[{n}] in [0.5, 2]"
     else:
-        calls, args = [f"{op}({x})" for x in shifts], f"x: f32[{n}] in [0.1, 4]"
-    return Probe(f"op_{op}", f"graph op_{op}({args}) {{\n  y = {' + '.join(calls)}\n  return y\n}}\n", f"op_ns:{op}")
+        calls, args = [_call(op, x) for x in shifts], f"x: f32[{n}] in [0.1, 4]"
+    name = f"op_{_ident(op)}"
+    return Probe(name, f"graph {name}({args}) {{\n  y = {' + '.join(calls)}\n  return y\n}}\n", f"op_ns:{op}")
 
 
 def _stream2d(name: str, n: int, param: str, rows: int = 0, cold: str = "memory", expr: str = "x * 2.0 + 1.0") -> Probe:
@@ -256,12 +270,13 @@ def _transposed(name: str, n: int, expr: str, param: str, repeats: int = 15) -> 
 
 
 def _strided_op(op: str, rows: int = 16384) -> Probe:
-    """`op` computed in a loop that walks memory with a stride: a sum down the columns of a
-    [rows, 4] array, narrower than a vector, so the loop runs down each column (a read through a
-    transpose no longer does: its tile is staged, codegen/c_stage.py)."""
-    call = f"{op}(x, 1.5)" if OPS[op].arity == 2 else f"{op}(x)"
-    return Probe(f"strided_{op}", f"graph strided_{op}(x: f32[{rows}, 4] in [0.1, 4]) {{\n  s = sum({call}, axis=0)\n"
-                                  f"  return s\n}}\n", f"strided_op_ns:{op}", 15)
+    """`op` (a cost name) computed in a loop that walks memory with a stride: a sum down the columns
+    of a [rows, 4] array, narrower than a vector, so the loop runs down each column (a read through
+    a transpose no longer does: its tile is staged, codegen/c_stage.py)."""
+    call = _call(op, "x", "1.5") if op_of_cost_name(op).arity == 2 else _call(op, "x")
+    name = f"strided_{_ident(op)}"
+    return Probe(name, f"graph {name}(x: f32[{rows}, 4] in [0.1, 4]) {{\n  s = sum({call}, axis=0)\n"
+                       f"  return s\n}}\n", f"strided_op_ns:{op}", 15)
 
 
 def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None, batch: int = 0) -> Probe:
@@ -284,7 +299,9 @@ RESIDENT_SIZE_PROBE_BYTES = 128 << 20
 
 def probes(quick: bool = False) -> list[Probe]:
     """The probe kernels, in the order the fit uses them (each fits one constant, given those before)."""
-    ops = QUICK_OPS if quick else sorted(n for n, op in OPS.items() if op.transcendental and not op.is_composite)
+    # each transcendental op under each name the cost model prices it by (gelu's tanh form apart)
+    ops = QUICK_OPS if quick else sorted(name for op in OPS.values() if op.transcendental and not op.is_composite
+                                         for name in op.cost_names())
     # memory probes: arrays too large for the last-level cache to keep between runs (this
     # machine's kept a 64 MiB array and doubled the bandwidth measured), run back to back, as a
     # plan's kernels run; `quick`: 64 MiB arrays, after reading 1 GiB of other data (rougher)
@@ -419,7 +436,7 @@ def fit(base: Calibration, measured: dict[str, float], quick: bool = False) -> C
             value = min(max(value, RANGES[pr.param][0]), RANGES[pr.param][1])
         model = _with(model, pr.param, int(value) if pr.param in INTEGER_FIELDS else value)
     model = _column_factor(model, measured, {pr.name: pr for pr in derived})
-    per_flop = [ns / OPS[op].flops for op, ns in model.op_ns.items()]
+    per_flop = [ns / op_of_cost_name(op).flops for op, ns in model.op_ns.items()]
     if per_flop:
         model = replace(model, transcendental_ns=round(statistics.median(per_flop), 4))
     notes = [f"probe {pr.name}: {measured[pr.name] * 1e6:.1f} us -> {pr.param} = {_value(model, pr.param):g}"
@@ -463,7 +480,7 @@ def _strided_factor(model: MachineModel) -> MachineModel:
 def _value(model: MachineModel, param: str) -> float:
     if param.startswith("op_ns:"):
         op = param[6:]
-        return model.op_ns.get(op, model.transcendental_ns * OPS[op].flops)
+        return model.op_ns.get(op, model.transcendental_ns * op_of_cost_name(op).flops)
     if param.startswith("strided_op_ns:"):
         op = param[14:]
         return model.strided_op_ns.get(op, _value(model, f"op_ns:{op}") * model.strided_compute_factor)

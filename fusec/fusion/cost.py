@@ -65,7 +65,7 @@ from fusec.fusion.machine import MachineModel
 from fusec.fusion.program import plan_bytes, run_order, starts_cold
 from fusec.fusion.tables import TABLE_ELEMENTS, table_size, tabulated
 from fusec.ir.graph import Graph
-from fusec.ir.ops import OPS
+from fusec.ir.ops import op_of_cost_name
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Work:
     flops: int
     transcendentals: int  # flops of transcendental ops (counted in flops too)
     matmul_flops: int  # flops of matmuls (counted in flops too), at the BLAS rate
-    op_points: dict[str, int]  # transcendental op -> the points it is computed at
+    op_points: dict[str, int]  # transcendental op (its OpDef.cost_name) -> the points it is computed at
     # input value -> (its bytes, every reader takes a slice of it, bytes of the distinct slicing readers)
     reads: dict[str, tuple[int, bool, int]]
     transposed: bool  # a member reads through a transpose of its last axis
@@ -150,7 +150,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
             points = t // node.opdef.flops  # where the op is computed: every point, or a table's
             per_point = per_point or points == space
             into = table_points if shape.kind == "elementwise" and points < space else op_points
-            into[node.op] = into.get(node.op, 0) + points
+            key = node.opdef.cost_name(node.attrs)  # gelu's tanh form is another function, measured apart
+            into[key] = into.get(key, 0) + points
     if _column_form(shape):  # no row array keeps a value between the passes: computed in each
         outputs = set(group_outputs(graph, mset))
         for n in mset:
@@ -158,7 +159,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
             if node.opdef.transcendental and node.opdef.flops and n not in shape.row:
                 again = (_column_passes(graph, n, mset, outputs) - 1) * space  # points computed again
                 flops, trans = flops + again * node.opdef.flops, trans + again * node.opdef.flops
-                op_points[node.op] = op_points.get(node.op, 0) + again
+                key = node.opdef.cost_name(node.attrs)
+                op_points[key] = op_points.get(key, 0) + again
     reads = {}
     for a, rs in readers.items():
         nodes = [graph.node(r) for r in rs]
@@ -230,9 +232,9 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     plain = work.flops - work.transcendentals - work.matmul_flops
     scalar = strided and not work.staged  # gcc leaves a strided loop scalar; a staged tile's loop is not strided
     comp = model.compute_seconds(plain, threads_ew) * (model.strided_compute_factor if scalar else 1.0) + sum(
-        model.op_seconds(op, pts, OPS[op].flops, threads_ew, scalar) for op, pts in sorted(work.op_points.items()))
+        model.op_seconds(op, pts, op_of_cost_name(op).flops, threads_ew, scalar) for op, pts in sorted(work.op_points.items()))
     # tables are computed before the parallel loop, on one thread, in a contiguous vector loop
-    comp += sum(model.op_seconds(op, pts, OPS[op].flops, 1) for op, pts in sorted(work.table_points.items()))
+    comp += sum(model.op_seconds(op, pts, op_of_cost_name(op).flops, 1) for op, pts in sorted(work.table_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
     if _column_form(shape):  # each core walks its share of every row: short runs, slower than a stream
         mem *= model.column_factor

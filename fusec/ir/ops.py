@@ -31,6 +31,7 @@ from fusec.ir.ops_registry import (
     default_attrs,
     literal_context_dtype,
     op_named,
+    op_of_cost_name,
     ops_in_family,
     ops_where,
     register_all,
@@ -45,7 +46,7 @@ register_all(ops_elementwise.ROWS + ops_math.ROWS + ops_activation.ROWS + ops_lo
 
 __all__ = [
     "BINARY_INFIX", "FAMILIES", "KINDS", "OPS", "REQUIRED", "AttrSpec", "OpDef", "Spelling", "check_arity",
-    "check_attrs", "default_attrs", "literal_context_dtype", "op_named", "ops_in_family", "ops_where",
+    "check_attrs", "default_attrs", "literal_context_dtype", "op_named", "op_of_cost_name", "ops_in_family", "ops_where",
     "reduce_axes", "register_op", "resolve_reshape", "select_spelling", "slice_bounds", "squeeze_axes",
     "transpose_perm", "unregister_op",
 ]  # fmt: skip

@@ -107,6 +107,23 @@ class OpDef:
     def in_family(self, family: str) -> bool:
         return family in self.families
 
+    def cost_name(self, attrs: dict | None = None) -> str:
+        """The name the cost model measures this op under: its own, and each attribute whose value
+        picks another C function ("gelu approximate=tanh": fusec_gelu_tanhf, not the erf form)."""
+        picked = [f"{a.name}={(attrs or {}).get(a.name, a.default)}" for a in self.attrs if a.choices]
+        selectors = " ".join(self.c_code) if isinstance(self.c_code, dict) else ""
+        return " ".join([self.name] + [p for p in picked if p in selectors.split()])
+
+    def cost_names(self) -> list[str]:
+        """Every name cost_name gives for this op, its default first (what `fusec calibrate` measures)."""
+        names = [self.cost_name()]
+        for a in self.attrs:
+            for choice in a.choices or ():
+                name = self.cost_name({a.name: choice})
+                if name not in names:
+                    names.append(name)
+        return names
+
 
 # --------------------------------------------------------------------------------------------
 # the registry
@@ -151,6 +168,11 @@ def op_named(name: str) -> OpDef:
         close = difflib.get_close_matches(name, OPS.keys(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise FusecTypeError(f"unknown op '{name}'{hint}") from None
+
+
+def op_of_cost_name(cost_name: str) -> OpDef:
+    """The row of the op a cost name (OpDef.cost_name: "gelu approximate=tanh") names."""
+    return OPS[cost_name.split()[0]]
 
 
 def ops_in_family(family: str) -> tuple[str, ...]:
