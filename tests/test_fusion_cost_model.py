@@ -23,7 +23,7 @@ TRUE = MachineModel(
     bandwidth_gbs=23.0, write_factor=1.6, cache_bandwidth_gbs=47.0, kernel_overhead_us=1.3, fork_us=2.5,
     op_ns={"exp": 0.55, "erf": 1.4, "tanh": 0.9}, strided_cache_ns=2.2, strided_memory_ns=31.0,
     strided_op_ns={"exp": 9.0, "erf": 12.0, "tanh": 7.0}, strided_compute_factor=12.0 / 1.4,  # the median ratio
-    column_factor=1.3, matmul_gflops=140.0, matmul_knee=40.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
+    column_factor=1.3, math_call_us=1.4, matmul_gflops=140.0, matmul_knee=40.0, matmul_call_us=12.0, matmul_epilogue_us=4.0,
 )
 
 

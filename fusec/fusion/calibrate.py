@@ -340,6 +340,10 @@ def probes(quick: bool = False) -> list[Probe]:
         *resident,
         *column,
         *(_op(op, 1 << 17) for op in ops),
+        # a small kernel of one transcendental function (tanh), after a small kernel: what its
+        # first call costs, over the call and the op's cost per element (math_call_us)
+        Probe("math_call", "graph math_call(x: f32[1024] in [0.1, 4]) {\n  y = tanh(x)\n  return y\n}\n",
+              "math_call_us", 15, "small kernel", jumpy_rounds=JUMPY_ROUNDS),
         _transposed("transposed_cached", 512, "t * 2.0", "strided_cache_ns"),  # 1 MiB in, 1 MiB out
         # its arrays in memory, as in a plan of large arrays: the tiles' loads and stores are short
         # runs, which the prefetchers do not run ahead of (5.2 ms so at 2048 x 2048; 2.9-3.8 with

@@ -2,7 +2,8 @@
 
 A kernel's time is a fixed cost plus its body:
 
-    time = call (+ cold_call after a large kernel) + (fork if it runs in parallel) + body
+    time = call (+ cold_call after a large kernel) + (fork if it runs in parallel)
+           + (math_call if it computes a transcendental function) + body
     body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
          = strided accesses * strided_ns / threads + strided compute                   (strided)
            (+ the memory of the loads and stores that stream, if it reads through a transpose)
@@ -255,6 +256,8 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
         seconds = model.overhead_seconds(1, cold) + body
     else:
         seconds = model.overhead_seconds(threads, cold) + body
+    if work.op_points or work.table_points:  # the vector math functions' first call in the kernel
+        seconds += model.math_call_us * 1e-6
     bound = "memory" if mem >= comp and not strided else "compute"
     return KernelCost(read, written, work.flops, seconds, bound, work.transcendentals, strided, comp, work.staged, cold)
 

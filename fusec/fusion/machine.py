@@ -52,6 +52,10 @@ class MachineModel:
     # (measured here, a call took 3.4-4.2 us after reading 1 MiB and 12.7 us after 32 MiB)
     cold_call_us: float = 0.0
     fork_us: float = 0.0  # the extra cost of a kernel whose loop runs in parallel (OpenMP fork and join)
+    # what a kernel that computes a transcendental function (fusec_math.h's vector functions)
+    # costs more, once: a small one's time shows it (tanh over 1024 elements after a small kernel
+    # took 3.6 us, x * 3 took 2.5; erf 4.9, exp 3.3), while its cost per element is the op's `op_ns`
+    math_call_us: float = 0.0
     matmul_call_us: float = 0.0  # the BLAS call of a matmul kernel (NumPy's matmul on its tiles)
     matmul_epilogue_us: float = 0.0  # a matmul kernel with an epilogue: its second call, after BLAS's
     cache_bytes: int = 512 * 1024  # per-core cache a row of a reduction must fit in to be read once
@@ -201,7 +205,7 @@ class MachineModel:
 
 RESIDENT_FADE = 4  # a program this many times `resident_bytes` finds none of its arrays in the cache
 
-MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee",
+MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "math_call_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee",
                "resident_bandwidth_gbs", "resident_bytes", "program_bytes", "strided_resident_ns")
 PER_OP_FIELDS = ("op_ns", "strided_op_ns")  # op name -> ns per element
 INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "resident_bytes", "program_bytes", "threads", "parallel_grain")
