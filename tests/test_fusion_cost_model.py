@@ -291,3 +291,17 @@ def test_a_table_is_computed_on_one_thread_before_the_parallel_loop():
     src = "graph t(x: f32[2048, 2048], v: f32[2048, 1]) {{ y = x * {f}(v)\n return y }}"
     tanh, exp = _cost(src.format(f="tanh")), _cost(src.format(f="exp"))
     assert tanh.compute_s - exp.compute_s == pytest.approx(2048 * (0.9 - 0.55) * 1e-9)  # not / TRUE.threads
+
+
+def test_a_head_split_reads_in_short_runs_and_moves_its_bytes_at_the_column_rate():
+    # [S, H, Dh] -> [H, S, Dh]: the loop reads runs of Dh = 64 floats, 256 bytes, one per step of S
+    split = "graph s(x: f32[512, 12, 64]) { y = transpose(x, perm=[1, 0, 2])\n return y }"
+    copy = "graph s(x: f32[512, 12, 64]) { y = x * 1.0\n return y }"
+    wide = "graph s(x: f32[8, 12, 1024]) { y = transpose(x, perm=[1, 0, 2])\n return y }"  # runs of a page
+    slow, fast = replace(TRUE, column_factor=1.5), replace(TRUE, column_factor=1.0)
+    body = _cost(copy, model=fast).seconds - fast.overhead_seconds(fast.threads, cold=True)  # the bytes, streamed
+    gap = _cost(split, model=slow).seconds - _cost(split, model=fast).seconds
+    assert gap == pytest.approx(0.5 * body, rel=0.05)  # the same bytes, half again as slow
+    assert _cost(copy, model=slow).seconds == _cost(copy, model=fast).seconds
+    assert _cost(wide, model=slow).seconds == _cost(wide, model=fast).seconds
+    assert not _cost(split).strided  # it streams, in runs: not a strided loop

@@ -123,6 +123,9 @@ class Work:
     # transcendental op -> the points an elementwise kernel computes it at in a table, before its
     # parallel loop, on the calling thread (codegen/c_passes.py tabulate_invariants); not in op_points
     table_points: dict[str, int] = field(default_factory=dict)
+    # a member moves axes but keeps the last one, which is short: the loop reads in runs of less
+    # than a page (attention's [S, H, Dh] -> [H, S, Dh] head split), as a column-form reduction does
+    short_runs: bool = False
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
@@ -169,6 +172,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         reads[a] = (graph.type_of(a).nbytes, slices, sum(r.type.nbytes for r in nodes) if slices else 0)
     # a matmul reads a transposed operand through BLAS's strides, not a strided loop
     transposed = shape.kind != "matmul" and _reads_transposed(graph, mset)
+    short_runs = shape.kind != "matmul" and not transposed and _reads_short_runs(graph, mset)
     strided = _transposed_inputs(graph, mset) if transposed else frozenset()
     column_reads = {}
     if _column_form(shape):  # each pass walks the tile again, and reads what it needs again
@@ -176,7 +180,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         column_reads = {a: _column_passes(graph, a, mset, outputs) for a in reads}
     staged = transposed and shape.kind == "elementwise" and per_point
     return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads, shrinks, staged,
-                table_points)
+                table_points, short_runs)
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
@@ -189,7 +193,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
     op_points: dict[str, int] = {}
     table_points: dict[str, int] = {}
     reads: dict[str, tuple[int, bool, int]] = {}
-    transposed = False
+    transposed = short_runs = False
     dims = []
     for w in parts:
         if w.transposed or w.table_shrinks:
@@ -202,6 +206,7 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
         for op, pts in w.table_points.items():
             table_points[op] = table_points.get(op, 0) + pts
         transposed = transposed or w.transposed
+        short_runs = short_runs or w.short_runs
         dims += [w.matmul_dim] if w.matmul_dim else []
         for a, (full, slices, sliced) in w.reads.items():
             if a in mset:
@@ -211,7 +216,8 @@ def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
                 reads[a] = (full, s0 and slices, b0 + sliced)
             else:
                 reads[a] = (full, slices, sliced)
-    return Work(flops, trans, mm, op_points, reads, transposed, min(dims, default=0), table_points=table_points)
+    return Work(flops, trans, mm, op_points, reads, transposed, min(dims, default=0), table_points=table_points,
+                short_runs=short_runs)
 
 
 def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShape, model: MachineModel,
@@ -237,8 +243,8 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     # tables are computed before the parallel loop, on one thread, in a contiguous vector loop
     comp += sum(model.op_seconds(op, pts, op_of_cost_name(op).flops, 1) for op, pts in sorted(work.table_points.items()))
     mem = model.memory_seconds(nbytes, threads, written)
-    if _column_form(shape):  # each core walks its share of every row: short runs, slower than a stream
-        mem *= model.column_factor
+    if _column_form(shape) or work.short_runs:  # short runs (each core's share of every row; a head
+        mem *= model.column_factor  # split's runs of the last axis): slower than a stream
     if work.transposed:  # the transposed inputs' loads stride; the other loads and the stores stream
         accesses = sum(graph.type_of(a).size for a in work.strided_reads)
         streamed = sum(full for a, (full, _, _) in work.reads.items() if a not in work.strided_reads) + written
@@ -362,6 +368,22 @@ def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
             perm = node.attrs.get("perm")
             if perm is None or list(perm)[-1] != len(perm) - 1:
                 return True
+    return False
+
+
+RUN_BYTES = 4096  # a loop that reads runs shorter than a page moves its bytes slower than a stream
+
+
+def _reads_short_runs(graph: Graph, members: Iterable[str]) -> bool:
+    """Whether a member is a transpose that keeps the last axis, shorter than RUN_BYTES, and moves
+    another: its loop reads the input in runs of the last axis, one run per step of the moved axis."""
+    for n in members:
+        node = graph.node(n)
+        if node.op == "transpose":
+            perm = list(node.attrs.get("perm") or [])
+            if perm and perm[-1] == len(perm) - 1 and perm != sorted(perm):
+                if node.type.shape[-1] * node.type.dtype.itemsize < RUN_BYTES:
+                    return True
     return False
 
 

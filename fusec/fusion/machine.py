@@ -94,7 +94,8 @@ class MachineModel:
     # its bytes this many times slower than a stream: each core walks its share of every row, a
     # run of a page or less, and the two cores' runs interleave. Measured here, a column sum of
     # f32[2048, 2048] took 1.16x the row sum back to back, 1.29x after another kernel moved 32 MiB,
-    # 1.25x in memory
+    # 1.25x in memory. A transpose that keeps a short last axis (a head split) reads in short runs
+    # too, and pays the same factor
     column_factor: float = 1.0
     # the share of the smaller of memory and compute time that the larger does not hide
     overlap_loss: float = 0.5
