@@ -279,13 +279,14 @@ def _strided_op(op: str, rows: int = 16384) -> Probe:
                        f"  return s\n}}\n", f"strided_op_ns:{op}", 15)
 
 
-def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None, batch: int = 0) -> Probe:
-    """[batch,] n x k @ k x n (k = n unless given), plus a bias if `epilogue`."""
-    k = k or n
+def _matmul(name: str, n: int, epilogue: bool, param: str, k: int | None = None, batch: int = 0,
+            n_out: int | None = None) -> Probe:
+    """[batch,] n x k @ k x n_out (k and n_out = n unless given), plus a bias if `epilogue`."""
+    k, n_out = k or n, n_out or n
     lead = f"{batch}, " if batch else ""
-    bias = f", b: f32[{n}]" if epilogue else ""
+    bias = f", b: f32[{n_out}]" if epilogue else ""
     expr = "a @ w + b" if epilogue else "a @ w"
-    return Probe(name, f"graph {name}(a: f32[{lead}{n}, {k}], w: f32[{lead}{k}, {n}]{bias}) {{\n  y = {expr}\n  return y\n}}\n",
+    return Probe(name, f"graph {name}(a: f32[{lead}{n}, {k}], w: f32[{lead}{k}, {n_out}]{bias}) {{\n  y = {expr}\n  return y\n}}\n",
                  param, 31)
 
 
@@ -361,7 +362,8 @@ def probes(quick: bool = False) -> list[Probe]:
         *(_strided_op(op) for op in ops),
         _matmul("matmul_call", 16, False, "matmul_call_us"),  # next to no arithmetic: the call
         _matmul("matmul", 256 if quick else 512, False, "matmul_gflops"),
-        _matmul("matmul_thin", 256 if quick else 512, False, "matmul_knee", k=64, batch=8),  # attention's K = 64
+        _matmul("matmul_thin", 256 if quick else 512, False, "matmul_knee", k=64, batch=8),  # attention's q @ k^T: K = 64
+        _matmul("matmul_thin_n", 256 if quick else 512, False, "matmul_knee_mn", batch=8, n_out=64),  # its p @ v: N = 64
         _matmul("matmul_bias", 16, True, "matmul_epilogue_us"),
     ]
 

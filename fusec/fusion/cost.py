@@ -109,7 +109,7 @@ class Work:
     # input value -> (its bytes, every reader takes a slice of it, bytes of the distinct slicing readers)
     reads: dict[str, tuple[int, bool, int]]
     transposed: bool  # a member reads through a transpose of its last axis
-    matmul_dim: int = 0  # the smallest of a matmul's M, N and K (BLAS is slower on a thin one); 0: none
+    matmul_dim: int = 0  # the smaller of a matmul's M and N (BLAS is slower on a thin one); 0: none
     # the inputs the kernel's loop reads in transposed order, with a stride (the others it streams)
     strided_reads: frozenset[str] = frozenset()
     # a column-form reduce kernel: input value -> the passes over its tile that read it
@@ -126,12 +126,13 @@ class Work:
     # a member moves axes but keeps the last one, which is short: the loop reads in runs of less
     # than a page (attention's [S, H, Dh] -> [H, S, Dh] head split), as a column-form reduction does
     short_runs: bool = False
+    matmul_k: int = 0  # a matmul's inner dimension K (BLAS is slower still on a thin one); 0: none
 
 
 def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     mset = set(members)
     readers: dict[str, dict[str, None]] = {}  # input value -> the members that read it (in order, once)
-    flops = trans = mm = dim = 0
+    flops = trans = mm = dim = inner = 0
     op_points: dict[str, int] = {}
     table_points: dict[str, int] = {}
     shrinks = per_point = False
@@ -140,7 +141,8 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     for n in mset:
         node = graph.node(n)
         if node.op == "matmul":
-            dim = min(graph.type_of(node.args[0]).shape[-2:] + graph.type_of(node.args[1]).shape[-1:])
+            (m, inner), n_out = graph.type_of(node.args[0]).shape[-2:], graph.type_of(node.args[1]).shape[-1]
+            dim = min(m, n_out)
         for a in node.args:
             if a not in mset and graph.node(a).op != "const":
                 readers.setdefault(a, {})[n] = None
@@ -180,7 +182,7 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
         column_reads = {a: _column_passes(graph, a, mset, outputs) for a in reads}
     staged = transposed and shape.kind == "elementwise" and per_point
     return Work(flops, trans, mm, op_points, reads, transposed, dim, strided, column_reads, shrinks, staged,
-                table_points, short_runs)
+                table_points, short_runs, inner)
 
 
 def combine(parts: Iterable[Work], members: Iterable[str]) -> Work | None:
@@ -255,7 +257,7 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     else:
         body = max(mem, comp) + model.overlap_loss * min(mem, comp)
     if shape.kind == "matmul":  # BLAS has its own threads: the kernel pays its call, not a fork
-        body = model.matmul_call_us * 1e-6 + max(model.matmul_seconds(work.matmul_flops, work.matmul_dim), mem)
+        body = model.matmul_call_us * 1e-6 + max(model.matmul_seconds(work.matmul_flops, work.matmul_dim, work.matmul_k), mem)
         if epilogue:  # a second call after BLAS's, over the result, forking if it runs in parallel
             fork = model.fork_us * 1e-6 if threads_ew > 1 else 0.0
             body += model.matmul_epilogue_us * 1e-6 + fork + max(comp, model.memory_seconds(written, threads_ew, written))

@@ -42,10 +42,13 @@ class MachineModel:
     program_bytes: int = 0
     peak_gflops: float = 64.0  # sustained arithmetic rate, GFLOP/s (f32, all cores)
     matmul_gflops: float = 64.0  # the BLAS call's rate on a matmul kernel's 2*M*N*K flops (all cores)
-    # BLAS packs its operands into tiles, a cost per element it amortises over the smallest of M, N
-    # and K (d): it reaches matmul_gflops * d / (d + matmul_knee), so a thin matmul (attention's
-    # K = 64 head dimension) runs slower than a square one
+    # BLAS packs its operands into tiles, a cost per element it amortises over the inner dimension
+    # K: it reaches matmul_gflops * K / (K + matmul_knee), so a matmul with a thin K (attention's
+    # q @ k^T over the head dimension, 64) runs slower than a square one; and the same over the
+    # smaller of M and N with `matmul_knee_mn`, a smaller cost (attention's p @ v, N = 64). Measured
+    # here: 512 x 64 @ 64 x 512 at 165 GFLOP/s, 512 x 512 @ 512 x 64 at 235, 512^3 at 290
     matmul_knee: float = 0.0
+    matmul_knee_mn: float = 0.0
     kernel_overhead_us: float = 20.0  # fixed cost of calling one kernel (from Python, through ctypes)
     # what a kernel's call costs more when the kernel before it moved more than `fit_bytes`: that
     # kernel's arrays pushed the interpreter's and the call's own data out of the core's caches
@@ -157,9 +160,11 @@ class MachineModel:
             ns = self.strided_op_ns.get(op, ns * self.strided_compute_factor)
         return points * ns * 1e-9 / (threads or self.threads)
 
-    def matmul_seconds(self, flops: float, dim: int = 0) -> float:
-        """A BLAS call's `flops` when the smallest of its M, N and K is `dim` (0: unknown, no penalty)."""
-        thin = (dim + self.matmul_knee) / dim if dim else 1.0
+    def matmul_seconds(self, flops: float, dim: int = 0, k: int = 0) -> float:
+        """A BLAS call's `flops` when the smaller of its M and N is `dim` and its inner dimension is
+        `k` (0: unknown, no penalty)."""
+        thin = (k + self.matmul_knee) / k if k else 1.0
+        thin *= (dim + self.matmul_knee_mn) / dim if dim else 1.0
         return flops * thin / (self.matmul_gflops * 1e9)
 
     def compute_seconds(self, flops: float, threads: int | None = None) -> float:
@@ -206,7 +211,7 @@ class MachineModel:
 
 RESIDENT_FADE = 4  # a program this many times `resident_bytes` finds none of its arrays in the cache
 
-MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "math_call_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee",
+MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "math_call_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee", "matmul_knee_mn",
                "resident_bandwidth_gbs", "resident_bytes", "program_bytes", "strided_resident_ns")
 PER_OP_FIELDS = ("op_ns", "strided_op_ns")  # op name -> ns per element
 INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "resident_bytes", "program_bytes", "threads", "parallel_grain")
