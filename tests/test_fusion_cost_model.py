@@ -236,6 +236,11 @@ def test_a_thin_matmul_runs_below_the_blas_rate():
     assert square.seconds == pytest.approx(fixed + square.flops * thin(512, 512) / rate, rel=1e-6)
     assert thin_k.seconds == pytest.approx(fixed + thin_k.flops * thin(64, 512) / rate, rel=1e-6)
     assert thin_n.seconds == pytest.approx(fixed + thin_n.flops * thin(64, 64) / rate, rel=1e-6)
+    # a vector operand: one row (M = 1) or one column (N = 1); found by the random graphs (x @ x)
+    dot = _cost("graph m(x: f32[4]) { y = x @ x\n return y }")
+    assert dot.seconds == pytest.approx(fixed + dot.flops * thin(4, 1) / rate, rel=1e-6)
+    mv = _cost("graph m(a: f32[6, 4], x: f32[4]) { y = a @ x\n return y }")
+    assert mv.seconds == pytest.approx(fixed + mv.flops * thin(4, 1) / rate, rel=1e-6)
     p_v = _cost("graph m(a: f32[8, 512, 512], w: f32[8, 512, 64]) { y = a @ w\n return y }")
     assert p_v.flops == thin_k.flops and p_v.seconds < thin_k.seconds  # N = 64 costs less than K = 64
 

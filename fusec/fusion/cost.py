@@ -141,8 +141,9 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     for n in mset:
         node = graph.node(n)
         if node.op == "matmul":
-            (m, inner), n_out = graph.type_of(node.args[0]).shape[-2:], graph.type_of(node.args[1]).shape[-1]
-            dim = min(m, n_out)
+            a, b = graph.type_of(node.args[0]).shape, graph.type_of(node.args[1]).shape
+            inner = a[-1]  # a vector operand is one row of a, or one column of b
+            dim = min(a[-2] if len(a) > 1 else 1, b[-1] if len(b) > 1 else 1)
         for a in node.args:
             if a not in mset and graph.node(a).op != "const":
                 readers.setdefault(a, {})[n] = None
