@@ -154,7 +154,8 @@ def confirmation(built: list, rows: list[dict], repeats: int, stat: str, warm: b
     chosen = next(i for i, r in enumerate(rows) if r["chosen"])
     if best == chosen:
         return None
-    again = time_plans([built[chosen], built[best]], repeats=repeats, stat=stat, warm=warm)
+    # three times the rounds: two plans take little time, and the ratio of two close plans needs them
+    again = time_plans([built[chosen], built[best]], repeats=3 * repeats, stat=stat, warm=warm)
     return {"chosen": again[0].total, "best": again[1].total}
 
 
