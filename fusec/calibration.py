@@ -24,17 +24,19 @@ from fusec.kernel_timing import (
 
 # a probe's `cold` -> bytes of other data read before each run
 EVICT = {"": 0, "large": 0, "kernel": AFTER_A_KERNEL, "small kernel": AFTER_A_SMALL_KERNEL,
-         "large kernel": AFTER_A_LARGE_KERNEL, "memory": MEMORY}
+         "large kernel": AFTER_A_LARGE_KERNEL, "memory": MEMORY, "producer": 0}
 
 
 def time_probe(probe: Probe, stat: str = "median") -> float:
-    """The median (or fastest) seconds of the probe's one kernel (C backend, its `repeats` runs; its
-    arrays evicted from the caches before each run as the probe's `cold` says)."""
+    """The median (or fastest) seconds of the probe's kernel (C backend, its `repeats` runs; its
+    arrays evicted from the caches before each run as the probe's `cold` says, or, for "producer",
+    right after the kernel of the graph's first op, which makes its input)."""
     graph = probe.graph()
-    p = plan_for(graph, [[n.name for n in graph.ops()]])
+    ops = [n.name for n in graph.ops()]
+    p = plan_for(graph, [ops[:1], ops[1:]] if probe.cold == "producer" else [ops])
     before = small_kernel_call() if probe.cold == "small kernel" else None  # after the read, a small kernel
     return time_plan(p, repeats=probe.repeats, read_load=False, stat=stat, evict=EVICT[probe.cold],
-                     before=before).kernels[0]
+                     before=before).kernels[-1]
 
 
 def calibrate(quick: bool = False, stat: str = "median") -> Calibration:

@@ -28,11 +28,11 @@ TRUE = MachineModel(
 
 
 def test_the_fit_recovers_every_constant_from_timings_the_model_predicts():
-    measured = {pr.name: predict(TRUE, pr.graph()) for pr in probes(quick=True)}
+    measured = {pr.name: predict(TRUE, pr.graph(), pr.cold) for pr in probes(quick=True)}
     cal = fit(Calibration(MachineModel(source="calibrated by a test"), "generated C probes"), measured, quick=True)
     for pr in probes(quick=True):
         assert _value(cal.model, pr.param) == pytest.approx(_value(TRUE, pr.param), rel=2e-3), pr.param
-        assert predict(cal.model, pr.graph()) == pytest.approx(measured[pr.name], rel=2e-3), pr.name
+        assert predict(cal.model, pr.graph(), pr.cold) == pytest.approx(measured[pr.name], rel=2e-3), pr.name
     assert any(pr.name in note for note in cal.notes for pr in probes(quick=True))
     # derived, not probed: the median of the ops' strided slowdowns
     assert cal.model.strided_compute_factor == pytest.approx(TRUE.strided_compute_factor, rel=2e-3)

@@ -199,7 +199,8 @@ class Probe:
     # cache, the other core's thread asleep but not for long); "large kernel" what a kernel of
     # large arrays left (32 MiB read); "small kernel" what a small kernel that ran after a large
     # one left (32 MiB read, then another small kernel called: kernel_timing.AFTER_A_SMALL_KERNEL,
-    # the state of a small kernel in a plan of large ones); "memory" nothing
+    # the state of a small kernel in a plan of large ones); "producer" right after the kernel of
+    # the graph's first op, which makes its input (the probe is the kernel of the other ops); "memory" nothing
     # (its arrays in memory, as in a plan of large arrays: 1 GiB read); "large" arrays too large
     # for the last-level cache to keep, run back to back; "" its own arrays, run back to back
     cold: str = "kernel"
@@ -336,9 +337,13 @@ def probes(quick: bool = False) -> list[Probe]:
         replace(_stream("call", 1024, "kernel_overhead_us"), cold="small kernel", jumpy_rounds=JUMPY_ROUNDS),  # one tile: no fork
         replace(_stream("call_cold", 1024, "cold_call_us"), cold="large kernel", jumpy_rounds=JUMPY_ROUNDS),
         replace(_stream("fork", 2 * 16384, "fork_us"), jumpy_rounds=JUMPY_ROUNDS),  # two tiles: the fork
-        # 4 MiB (fit_bytes): from the caches. Its time is half the fork's, which jumps: timed as
-        # the fork is (its cache bandwidth came out 52-78 GB/s in five calibrations with three rounds)
-        replace(_read("cached", 1024, 1024, "cache_bandwidth_gbs", "kernel"), jumpy_rounds=JUMPY_ROUNDS),
+        # 4 MiB (fit_bytes) that the kernel before it just wrote, as a plan's kernel reads an
+        # intermediate: from the caches. Timed after a read of other data, as before, the read took
+        # 120-150 us from one run to the next, and after its producer 143-151 us; the rate then
+        # came out 45-78 GB/s from one calibration to the next. Half its time is the fork, which
+        # jumps: timed as the fork is
+        replace(Probe("cached", "graph cached(x: f32[1024, 1024]) {\n  t = x * 1.5\n  s = sum(t, axis=1)\n"
+                                "  return s\n}\n", "cache_bandwidth_gbs", 9, "producer"), jumpy_rounds=JUMPY_ROUNDS),
         *memory,
         *resident,
         *column,
@@ -379,12 +384,15 @@ def predict(model: MachineModel, graph: Graph, cold: str = "kernel") -> float:
     """The model's time for all of `graph`'s ops as one kernel (what a probe builds), in the state
     the probe's `cold` describes: after a small kernel or a large one, and with its arrays in
     memory or (a program as small as the probe's graph) in the last-level cache."""
-    from fusec.fusion.cost import group_cost
+    from fusec.fusion.cost import group_cost, plan_kernel_costs
     from fusec.fusion.program import program_bytes
 
     model = model.for_program(0 if cold in IN_MEMORY else program_bytes(graph))
+    ops = [n.name for n in graph.ops()]
+    if cold == "producer":  # the kernel of all but the first op, right after the first op's kernel
+        return plan_kernel_costs(graph, [ops[:1], ops[1:]], model)[-1][1].seconds
     after = {"small kernel": False, "large kernel": True}.get(cold)  # else as the graph says
-    return group_cost(graph, [n.name for n in graph.ops()], model, cold=after).seconds
+    return group_cost(graph, ops, model, cold=after).seconds
 
 
 # the range each constant's fit searches, where it is not [1e-3, 1e5]
@@ -405,6 +413,8 @@ def solve(model: MachineModel, param: str, graph: Graph, measured: float, lo: fl
     space; clamped to [lo, hi] when no value in between reaches it)."""
     f_lo = predict(_with(model, param, lo), graph, cold) - measured
     f_hi = predict(_with(model, param, hi), graph, cold) - measured
+    if abs(f_lo) <= 1e-6 * measured:  # reached at the end already, to the fit's own tolerance (a cache
+        return lo  # the size probe finds none of: every size up to the end predicts the same time)
     if f_lo * f_hi > 0:  # out of reach: the end whose prediction is nearer
         return lo if abs(f_lo) < abs(f_hi) else hi
     a, b = math.log(lo), math.log(hi)
