@@ -284,3 +284,24 @@ def test_a_whole_plan_is_costed_for_its_own_arrays():
     assert part.plan_seconds(unfused) == pytest.approx(sum(c.seconds for c in in_plan([part.cost(m) for m in unfused], MODEL)))
     report = explain(p)
     assert report["predicted_ms_fused"] == pytest.approx(plan_cost(graph, fused, MODEL)[1] * 1e3, rel=1e-6)
+
+
+def test_the_cache_probe_reads_what_the_kernel_before_it_just_wrote():
+    # the probe's graph is its producer (a kernel of its own, run just before) and the read; the
+    # model predicts the read as the plan's second kernel, its cold call judged from the producer
+    from fusec.fusion.calibrate import predict, probes
+    from fusec.fusion.cost import plan_kernel_costs
+
+    pr = next(p for p in probes() if p.name == "cached")
+    assert pr.cold == "producer" and pr.jumpy_rounds > 0
+    g = pr.graph()
+    ops = [n.name for n in g.ops()]
+    assert [g.node(n).op for n in ops] == ["mul", "sum"]
+    model = MODEL.for_program(program_bytes(g))
+    (_, producer), (_, read) = plan_kernel_costs(g, [ops[:1], ops[1:]], model)
+    assert predict(MODEL, g, "producer") == pytest.approx(read.seconds)
+    assert read.cold == (producer.nbytes > MODEL.fit_bytes)
+    # all its 4 MiB load at the cache's rate: a slower cache predicts a slower read, by the bytes' time
+    slower = replace(MODEL, cache_bandwidth_gbs=MODEL.cache_bandwidth_gbs / 2)
+    assert predict(slower, g, "producer") - predict(MODEL, g, "producer") == pytest.approx(
+        read.bytes_read / (slower.cache_bandwidth_gbs * 1e9) - read.bytes_read / (MODEL.cache_bandwidth_gbs * 1e9), rel=0.05)
