@@ -459,7 +459,7 @@ def in_plan(costs: list[KernelCost], model: MachineModel) -> list[KernelCost]:
     run before) instead of guessed from its inputs (program.starts_cold): a kernel that follows one
     that moved more than `fit_bytes` pays `cold_call_us`, and no other does. rmsnorm's `rsqrt` of
     the rows' means, a kernel of its own, took 12-13 us after the kernel that reduced the rows and
-    6-7 us after the small kernel that added epsilon to the means (quiet, 2026-12-01)."""
+    5-7 us after the small kernel that added epsilon to the means (quiet, 2026-12-01)."""
     out = []
     for i, c in enumerate(costs):
         cold = costs[i - 1].nbytes > model.fit_bytes
