@@ -43,7 +43,7 @@ import re
 from fusec.codegen.c_prefetch import BlockPrefetch, plan_prefetches
 from fusec.codegen.c_reciprocal import invariant_divisors, is_reciprocal_candidate
 from fusec.codegen.c_spelling import C_KEYWORDS, PRELUDE, UNSIGNED, bare_expr, c_literal, c_spelling, fill_c_template
-from fusec.codegen.c_width import simd_width_clause
+from fusec.codegen.c_width import loop_width_clause, simd_width_clause
 from fusec.ir.dtypes import BOOL, DType
 from fusec.loops.ir import (
     AccInit,
@@ -320,7 +320,8 @@ class CEmitter:
         meta = self.nest.meta
         if lp.kind == "parallel":
             return f" num_threads({meta['threads']})" if meta.get("threads") else ""
-        text = f" {self.width_clause}" if self.width_clause else ""
+        clause = self.width_clause if meta.get("simdlen") else loop_width_clause(self.width_clause, lp)
+        text = f" {clause}" if clause else ""
         if meta.get("stream"):
             outputs = {b.name for b in self.nest.buffers if b.role in ("out", "inout")}
             stored = dict.fromkeys(self.cname(s.buffer) for s in walk(lp.body) if isinstance(s, Store) and s.buffer in outputs)
