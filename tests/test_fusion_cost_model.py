@@ -164,6 +164,17 @@ def test_a_staged_transposed_tile_computes_at_the_vector_rate():
     # a loop of plain arithmetic is not staged: it stays scalar, strided_compute_factor times slower
     plain = _cost("graph t(x: f32[512, 512], w: f32[512, 512]) { y = transpose(x, perm=[1, 0]) * 2.0 + w\n return y }")
     assert plain.compute_s == pytest.approx(TRUE.compute_seconds(2 * 512 * 512) * TRUE.strided_compute_factor)
+    # a staged kernel's copies and its vector arithmetic overlap as a contiguous kernel's do; a
+    # scalar strided loop adds them
+    def body(cost, model=TRUE):
+        return cost.seconds - model.overhead_seconds(model.threads, cold=True) - model.math_call_us * 1e-6 * (cost.transcendentals > 0)
+
+    apart = replace(TRUE, overlap_loss=1.0)  # overlap_loss 1: no overlap, the sum
+    erf_apart = _cost(src.format(f="erf"), model=apart)
+    moves = body(erf_apart, apart) - erf_apart.compute_s
+    assert body(erf) == pytest.approx(max(moves, erf.compute_s) + TRUE.overlap_loss * min(moves, erf.compute_s))
+    plain_src = "graph t(x: f32[512, 512], w: f32[512, 512]) { y = transpose(x, perm=[1, 0]) * 2.0 + w\n return y }"
+    assert plain.seconds == pytest.approx(_cost(plain_src, model=apart).seconds)  # unstaged: the sum either way
 
 
 def test_an_op_without_a_measured_cost_uses_the_cost_per_flop():

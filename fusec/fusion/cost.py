@@ -6,7 +6,8 @@ A kernel's time is a fixed cost plus its body:
            + (math_call if it computes a transcendental function) + body
     body = max(memory, compute) + overlap_loss * min(memory, compute)          (contiguous)
          = strided accesses * strided_ns / threads + strided compute                   (strided)
-           (+ the memory of the loads and stores that stream, if it reads through a transpose)
+           (+ the memory of the loads and stores that stream, if it reads through a transpose;
+            a staged kernel's moves and vector arithmetic overlap as a contiguous kernel's do)
     memory  = loads that fit in `fit_bytes` / cache bandwidth
               + (the other loads + write_factor * stores) / bandwidth
               (a program the last-level cache keeps: those at its rate, MachineModel.memory_seconds)
@@ -251,8 +252,11 @@ def work_cost(graph: Graph, work: Work, outputs: Iterable[str], shape: GroupShap
     if work.transposed:  # the transposed inputs' loads stride; the other loads and the stores stream
         accesses = sum(graph.type_of(a).size for a in work.strided_reads)
         streamed = sum(full for a, (full, _, _) in work.reads.items() if a not in work.strided_reads) + written
-        body = (model.strided_seconds(accesses, nbytes, threads_ew) + comp
-                + model.memory_seconds(streamed, threads_ew, written))
+        moves = model.strided_seconds(accesses, nbytes, threads_ew) + model.memory_seconds(streamed, threads_ew, written)
+        # a staged kernel copies a tile, then computes on it in vector form, and its memory and its
+        # arithmetic overlap as a contiguous kernel's do (transpose_erf's fused kernel took 3.9-5.0
+        # ms where their sum was 5.1-6.9); a scalar strided loop waits for each load
+        body = max(moves, comp) + model.overlap_loss * min(moves, comp) if work.staged else moves + comp
     elif strided:
         body = model.strided_seconds(_strided_accesses(graph, work, outputs, shape), nbytes, threads) + comp
     else:
