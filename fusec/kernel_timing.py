@@ -121,7 +121,8 @@ def time_plans(plans: list[Plan], repeats: int = 7, seed: int = 0, backend: str 
                before: Callable[[], None] | None = None) -> list[PlanTiming]:
     """Time several plans of one graph alternately: each round runs every kernel of every plan once,
     the plans in a new order each round (seeded by `seed`), so a burst of load on a shared machine
-    lands on all the plans instead of on the one measured while it lasted. The plans share their arrays: every plan computes the same values, by name.
+    lands on all the plans instead of on the one measured while it lasted. The plans share their
+    arrays: every plan computes the same values, by name.
     `stat="min"` keeps each kernel's fastest run instead of its median: on a machine others load,
     the time it takes when it gets the cores. `warm=True` runs each plan once more, untimed, just
     before its timed run, so it finds the caches as a program that runs it again and again does,
