@@ -200,6 +200,15 @@ def _table_loops(name: str, e: Expr, order: tuple[str, ...], extents: dict[str, 
     return body[0]
 
 
+TABLE_SUFFIX = "_table"  # a table's name: the op, this, its number (tanh_table0)
+
+
+def is_table(name: str) -> bool:
+    """Whether a local array is one tabulate_invariants made."""
+    head, _, number = name.rpartition(TABLE_SUFFIX)
+    return bool(head) and number.isdigit()
+
+
 def tabulate_invariants(nest: LoopNest) -> LoopNest:
     """Each expensive value that depends on a few iteration variables only (see TABLE_ELEMENTS) is
     computed once, before the loops, into a table indexed by those variables, and read from it."""
@@ -217,7 +226,7 @@ def tabulate_invariants(nest: LoopNest) -> LoopNest:
             if isinstance(e, Op):
                 return replace(e, args=tuple(visit(a) for a in e.args))
             return e
-        tables[e] = (f"{e.op}_table{len(tables)}", order)
+        tables[e] = (f"{e.op}{TABLE_SUFFIX}{len(tables)}", order)
         return visit(e)
 
     body = transform(nest.body, stmt=lambda st: replace(st, value=visit(st.value)) if isinstance(st, (Let, Store, AccUpdate)) else st)

@@ -26,6 +26,7 @@ chain 1.01x, layernorm 1.02x, rmsnorm 0.98x, Adam 1.29x).
 
 from __future__ import annotations
 
+from fusec.codegen.c_passes import is_table
 from fusec.ir.dtypes import F32
 from fusec.ir.ops import OPS
 from fusec.loops.ir import LocalArray, Loop, LoopNest, Op, Store, stmt_exprs, walk, walk_expr
@@ -46,8 +47,9 @@ def computes_transcendental_f32(body) -> bool:
 
 def table_loops(nest: LoopNest) -> list[Loop]:
     """The loops before the kernel's own that fill a table (codegen/c_passes.tabulate_invariants:
-    a top-level loop whose stores all go to a local array declared at the top)."""
-    local = {s.name for s in nest.body if isinstance(s, LocalArray)}
+    a top-level loop whose stores all go to a table declared at the top; a row array of
+    reuse_row_values is not one: its loop computes the kernel's points)."""
+    local = {s.name for s in nest.body if isinstance(s, LocalArray) and is_table(s.name)}
     found = []
     for s in nest.body:
         stores = [st.buffer for st in walk((s,)) if isinstance(st, Store)] if isinstance(s, Loop) else []
