@@ -53,12 +53,7 @@ def plan_for(graph: Graph, partition: list[list[str]], policy: str = "given") ->
         raise FusecError("a partition must hold every op of the graph exactly once")
     for members in partition:
         analyze(graph, members, order)  # raises ContractViolation if it is not a kernel
-    import networkx as nx
-
-    try:
-        ordered = run_order(graph, partition, order)
-    except nx.NetworkXUnfeasible:
-        raise FusecError("the partition's kernels depend on each other in a cycle") from None
+    ordered = run_order(graph, partition, order)  # FusecError if the kernels depend on each other in a cycle
     groups = [make_group(graph, k, list(partition[i]), group_kind(graph, list(partition[i])), order)
               for k, i in enumerate(ordered)]
     return Plan(graph, groups, policy=policy)

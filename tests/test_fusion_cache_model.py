@@ -308,3 +308,13 @@ def test_the_cache_probe_reads_what_the_kernel_before_it_just_wrote():
     slower = replace(MODEL, cache_bandwidth_gbs=MODEL.cache_bandwidth_gbs / 2)
     assert predict(slower, g, "producer") - predict(MODEL, g, "producer") == pytest.approx(
         read.bytes_read / (slower.cache_bandwidth_gbs * 1e9) - read.bytes_read / (MODEL.cache_bandwidth_gbs * 1e9), rel=0.05)
+
+
+def test_a_partition_whose_kernels_depend_on_each_other_in_a_cycle_is_refused():
+    # {a, c} and {b}: b reads a, and c reads b, so neither kernel can run first (program.run_order)
+    from fusec.errors import FusecError
+    from fusec.kernel_timing import plan_for
+
+    g = prepare(fusec.parse("graph t(x: f32[64]) { a = x * 2.0\n b = a + 1.0\n c = b * a\n return c }"))
+    with pytest.raises(FusecError, match="depend on each other in a cycle"):
+        plan_for(g, [["a", "c"], ["b"]])

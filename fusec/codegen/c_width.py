@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from fusec.codegen.c_passes import is_table
 from fusec.ir.dtypes import F32
-from fusec.ir.ops import OPS
-from fusec.loops.ir import LocalArray, Loop, LoopNest, Op, Store, stmt_exprs, walk, walk_expr
+from fusec.loops.ir import LocalArray, Loop, LoopNest, Store, calls_transcendental, stmt_exprs, walk
 
 WIDE_CLAUSE = "FUSEC_SIMD_WIDE"  # defined in fusec/codegen/c/fusec_math.h
 
@@ -37,12 +36,8 @@ WIDE_CLAUSE = "FUSEC_SIMD_WIDE"  # defined in fusec/codegen/c/fusec_math.h
 def computes_transcendental_f32(body) -> bool:
     """A float32 transcendental op (the op table's `transcendental` flag) anywhere in `body` (a
     nest's statements, or a nest)."""
-    for s in walk(body.body if isinstance(body, LoopNest) else body):
-        for top in stmt_exprs(s):
-            for e in walk_expr(top):
-                if isinstance(e, Op) and e.dtype == F32 and e.op in OPS and OPS[e.op].transcendental:
-                    return True
-    return False
+    stmts = walk(body.body if isinstance(body, LoopNest) else body)
+    return any(calls_transcendental(top, F32) for s in stmts for top in stmt_exprs(s))
 
 
 def table_loops(nest: LoopNest) -> list[Loop]:

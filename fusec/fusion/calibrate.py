@@ -55,7 +55,7 @@ import numpy as np
 from fusec.errors import FusecError
 from fusec.fusion.machine import INTEGER_FIELDS, MAY_BE_ZERO, MachineModel
 from fusec.ir.graph import Graph
-from fusec.ir.ops import OPS, op_of_cost_name
+from fusec.ir.ops import OPS, op_of_cost_name, split_cost_name
 
 
 @dataclass
@@ -229,15 +229,15 @@ def _stream(name: str, n: int, param: str) -> Probe:
 
 def _call(cost_name: str, *args: str) -> str:
     """The .fg call of the op a cost name (OpDef.cost_name) names: gelu(x, approximate="tanh")."""
-    op, *attrs = cost_name.split()
-    named = [f'{key}="{value}"' for key, value in (a.split("=") for a in attrs)]
-    return f"{op}({', '.join([*args, *named])})"
+    op, attrs = split_cost_name(cost_name)
+    named = [f'{key}="{value}"' for key, value in attrs.items()]
+    return f"{op.name}({', '.join([*args, *named])})"
 
 
 def _ident(cost_name: str) -> str:
     """A probe's name for a cost name: op_gelu_tanh for "gelu approximate=tanh"."""
-    op, *attrs = cost_name.split()
-    return "_".join([op, *(a.split("=")[1] for a in attrs)])
+    op, attrs = split_cost_name(cost_name)
+    return "_".join([op.name, *attrs.values()])
 
 
 def _op(op: str, n: int, terms: int = 8) -> Probe:

@@ -142,9 +142,9 @@ def group_work(graph: Graph, members: Iterable[str], shape: GroupShape) -> Work:
     for n in mset:
         node = graph.node(n)
         if node.op == "matmul":
-            a, b = graph.type_of(node.args[0]).shape, graph.type_of(node.args[1]).shape
-            inner = a[-1]  # a vector operand is one row of a, or one column of b
-            dim = min(a[-2] if len(a) > 1 else 1, b[-1] if len(b) > 1 else 1)
+            left, right = graph.type_of(node.args[0]).shape, graph.type_of(node.args[1]).shape
+            inner = left[-1]  # a vector operand is one row of the left, or one column of the right
+            dim = min(left[-2] if len(left) > 1 else 1, right[-1] if len(right) > 1 else 1)
         for a in node.args:
             if a not in mset and graph.node(a).op != "const":
                 readers.setdefault(a, {})[n] = None
@@ -353,8 +353,7 @@ def _transposed_inputs(graph: Graph, members: set[str]) -> frozenset[str]:
     found, stack, seen = set(), [], set()
     for n in members:
         node = graph.node(n)
-        perm = node.attrs.get("perm") if node.op == "transpose" else None
-        if node.op == "transpose" and (perm is None or list(perm)[-1] != len(perm) - 1):
+        if _moves_last_axis(node):
             stack += list(node.args)
     while stack:
         v = stack.pop()
@@ -368,14 +367,16 @@ def _transposed_inputs(graph: Graph, members: set[str]) -> frozenset[str]:
     return frozenset(found)
 
 
+def _moves_last_axis(node) -> bool:
+    """Whether `node` is a transpose that moves its last axis (with no perm it reverses them all)."""
+    if node.op != "transpose":
+        return False
+    perm = node.attrs.get("perm")
+    return perm is None or list(perm)[-1] != len(perm) - 1
+
+
 def _reads_transposed(graph: Graph, members: Iterable[str]) -> bool:
-    for n in members:
-        node = graph.node(n)
-        if node.op == "transpose":
-            perm = node.attrs.get("perm")
-            if perm is None or list(perm)[-1] != len(perm) - 1:
-                return True
-    return False
+    return any(_moves_last_axis(graph.node(n)) for n in members)
 
 
 RUN_BYTES = 4096  # a loop that reads runs shorter than a page moves its bytes slower than a stream
@@ -386,11 +387,11 @@ def _reads_short_runs(graph: Graph, members: Iterable[str]) -> bool:
     another: its loop reads the input in runs of the last axis, one run per step of the moved axis."""
     for n in members:
         node = graph.node(n)
-        if node.op == "transpose":
-            perm = list(node.attrs.get("perm") or [])
-            if perm and perm[-1] == len(perm) - 1 and perm != sorted(perm):
-                if node.type.shape[-1] * node.type.dtype.itemsize < RUN_BYTES:
-                    return True
+        if node.op != "transpose" or _moves_last_axis(node):
+            continue
+        perm = list(node.attrs["perm"])
+        if perm != sorted(perm) and node.type.shape[-1] * node.type.dtype.itemsize < RUN_BYTES:
+            return True
     return False
 
 

@@ -211,8 +211,9 @@ class MachineModel:
 
 RESIDENT_FADE = 4  # a program this many times `resident_bytes` finds none of its arrays in the cache
 
-MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "math_call_us", "matmul_call_us", "matmul_epilogue_us", "matmul_knee", "matmul_knee_mn",
-               "resident_bandwidth_gbs", "resident_bytes", "program_bytes", "strided_resident_ns")
+MAY_BE_ZERO = ("calibration_load", "cold_call_us", "fork_us", "math_call_us", "matmul_call_us", "matmul_epilogue_us",
+               "matmul_knee", "matmul_knee_mn", "resident_bandwidth_gbs", "resident_bytes", "program_bytes",
+               "strided_resident_ns")
 PER_OP_FIELDS = ("op_ns", "strided_op_ns")  # op name -> ns per element
 INTEGER_FIELDS = ("cache_bytes", "fit_bytes", "resident_bytes", "program_bytes", "threads", "parallel_grain")
 

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable
 
 import networkx as nx
 
+from fusec.errors import FusecError
 from fusec.fusion.legality import group_outputs
 from fusec.fusion.machine import MachineModel
 from fusec.ir.graph import Graph
@@ -46,7 +47,8 @@ def run_order(graph: Graph, groups: list[Collection[str]], order: dict[str, int]
     """The order a plan runs its kernels in, as indices into `groups` (member collections covering
     the graph's ops): each kernel after the kernels whose values it reads, and of the kernels that
     may run next, the one whose first op comes first in the graph's topological order (`order`).
-    Partition.member_lists and kernel_timing.plan_for order a plan's kernels so."""
+    Partition.member_lists and kernel_timing.plan_for order a plan's kernels so. FusecError if the
+    kernels depend on each other in a cycle."""
     order = order or {n: i for i, n in enumerate(graph.topo_order())}
     where = {n: i for i, members in enumerate(groups) for n in members}
     dag = nx.DiGraph()
@@ -57,15 +59,18 @@ def run_order(graph: Graph, groups: list[Collection[str]], order: dict[str, int]
                 if a in where and where[a] != i:
                     dag.add_edge(where[a], i)
     first = [min(order[n] for n in members) for members in groups]
-    return list(nx.lexicographical_topological_sort(dag, key=first.__getitem__))
+    try:
+        return list(nx.lexicographical_topological_sort(dag, key=first.__getitem__))
+    except nx.NetworkXUnfeasible:
+        raise FusecError("the partition's kernels depend on each other in a cycle") from None
 
 
 def starts_cold(graph: Graph, inputs: Iterable[str], model: MachineModel) -> bool:
     """Whether a kernel reading `inputs` most likely runs right after a kernel that moved more than
     `fit_bytes` (and so pays `cold_call_us`), judged without the rest of the plan (a whole plan's
-    costs look at the kernel that does run before it: cost.in_plan). The kernel before it is, most likely, the one that
-    made one of its inputs: if every input is a small value made by an op whose arguments are small
-    too, that kernel was small, whatever else it held. A graph input was last touched a program
+    costs look at the kernel that does run before it: cost.in_plan). The kernel before it is, most
+    likely, the one that made one of its inputs: if every input is a small value made by an op whose
+    arguments are small too, that kernel was small, whatever else it held. A graph input was last touched a program
     run ago, after the program's other kernels; a kernel with no input follows any kernel."""
     inputs = list(inputs)
     if not inputs:

@@ -37,6 +37,7 @@ from fusec.ir.ops_registry import (
     register_all,
     register_op,
     select_spelling,
+    split_cost_name,
     unregister_op,
 )
 from fusec.ir.ops_rules import reduce_axes, resolve_reshape, slice_bounds, squeeze_axes, transpose_perm
@@ -47,6 +48,6 @@ register_all(ops_elementwise.ROWS + ops_math.ROWS + ops_activation.ROWS + ops_lo
 __all__ = [
     "BINARY_INFIX", "FAMILIES", "KINDS", "OPS", "REQUIRED", "AttrSpec", "OpDef", "Spelling", "check_arity",
     "check_attrs", "default_attrs", "literal_context_dtype", "op_named", "op_of_cost_name", "ops_in_family", "ops_where",
-    "reduce_axes", "register_op", "resolve_reshape", "select_spelling", "slice_bounds", "squeeze_axes",
+    "reduce_axes", "register_op", "resolve_reshape", "select_spelling", "slice_bounds", "split_cost_name", "squeeze_axes",
     "transpose_perm", "unregister_op",
 ]  # fmt: skip

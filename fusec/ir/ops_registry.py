@@ -170,9 +170,15 @@ def op_named(name: str) -> OpDef:
         raise FusecTypeError(f"unknown op '{name}'{hint}") from None
 
 
+def split_cost_name(cost_name: str) -> tuple[OpDef, dict[str, str]]:
+    """The row and the attributes a cost name (OpDef.cost_name: "gelu approximate=tanh") names."""
+    op, *picked = cost_name.split()
+    return OPS[op], dict(p.split("=", 1) for p in picked)
+
+
 def op_of_cost_name(cost_name: str) -> OpDef:
     """The row of the op a cost name (OpDef.cost_name: "gelu approximate=tanh") names."""
-    return OPS[cost_name.split()[0]]
+    return split_cost_name(cost_name)[0]
 
 
 def ops_in_family(family: str) -> tuple[str, ...]:

@@ -139,9 +139,10 @@ def expr_variables(e: Expr) -> set[str]:
     return out
 
 
-def calls_transcendental(e: Expr) -> bool:
-    """Whether `e` computes a transcendental op (exp, erf, tanh, ...: its row in the op table says so)."""
-    return any(isinstance(s, Op) and OPS[s.op].transcendental for s in walk_expr(e))
+def calls_transcendental(e: Expr, dtype: DType | None = None) -> bool:
+    """Whether `e` computes a transcendental op (exp, erf, tanh, ...: its row in the op table says
+    so), of `dtype` if given."""
+    return any(isinstance(s, Op) and OPS[s.op].transcendental and dtype in (None, s.dtype) for s in walk_expr(e))
 
 
 def expr_refs(e: Expr) -> set[str]:
